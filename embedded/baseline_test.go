@@ -1,0 +1,97 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkRawFileBaseline is the ceiling the store is measured against: a
+// raw append-only file with the same group commit (one writer goroutine
+// takes every pending append, writes them as CRC-framed records, one
+// fdatasync, then answers them all). No index, no reads: what the disk and
+// the scheduler allow.
+func BenchmarkRawFileBaseline(b *testing.B) {
+	for _, writers := range []int{1, 8, 64, 256} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			f, err := os.Create(filepath.Join(b.TempDir(), "log"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			type req struct {
+				payload []byte
+				done    chan struct{}
+			}
+			reqs := make(chan *req, 4096)
+			stop := make(chan struct{})
+			var writerWG sync.WaitGroup
+			writerWG.Add(1)
+			go func() {
+				defer writerWG.Done()
+				var buf []byte
+				for {
+					var group []*req
+					select {
+					case r := <-reqs:
+						group = append(group, r)
+					case <-stop:
+						return
+					}
+				drain:
+					for len(group) < 2048 {
+						select {
+						case r := <-reqs:
+							group = append(group, r)
+						default:
+							break drain
+						}
+					}
+					buf = buf[:0]
+					for _, r := range group {
+						buf = binary.LittleEndian.AppendUint32(buf, uint32(len(r.payload)))
+						buf = binary.LittleEndian.AppendUint32(buf, crc32.ChecksumIEEE(r.payload))
+						buf = append(buf, r.payload...)
+					}
+					if _, err := f.Write(buf); err != nil {
+						panic(err)
+					}
+					if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+						panic(err)
+					}
+					for _, r := range group {
+						close(r.done)
+					}
+				}
+			}()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			payload := make([]byte, 200)
+			b.ResetTimer()
+			start := time.Now()
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						r := &req{payload: payload, done: make(chan struct{})}
+						reqs <- r
+						<-r.done
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			b.StopTimer()
+			close(stop)
+			writerWG.Wait()
+		})
+	}
+}

@@ -1,0 +1,173 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+)
+
+// Benchmarks of the durable store. Every append is durable (fsynced) before
+// it returns. Results and the commands are in docs/benchmarks.md.
+
+func openBench(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(b.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// runWriters splits b.N appends over writers goroutines, each on its own
+// stream, and reports events/s.
+func runWriters(b *testing.B, s *Store, writers, eventsPerAppend int) {
+	payload := make([]byte, 200)
+	events := make([]annals.EventData, eventsPerAppend)
+	for i := range events {
+		events[i] = annals.EventData{Type: "BenchEvent", Data: payload}
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := fmt.Sprintf("bench-%d", w)
+			for next.Add(1) <= int64(b.N) {
+				if _, err := s.Append(context.Background(), stream, annals.Any, events...); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*eventsPerAppend)/elapsed.Seconds(), "events/s")
+}
+
+// BenchmarkAppend: single 200-byte events, durable before each append returns.
+func BenchmarkAppend(b *testing.B) {
+	for _, writers := range []int{1, 8, 64, 256} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			runWriters(b, openBench(b), writers, 1)
+		})
+	}
+}
+
+// BenchmarkAppendBatch: 100 events of 200 bytes per append.
+func BenchmarkAppendBatch(b *testing.B) {
+	for _, writers := range []int{1, 8} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			runWriters(b, openBench(b), writers, 100)
+		})
+	}
+}
+
+// BenchmarkReadAll reads a log of 1,000,000 events of 200 bytes (in 10,000
+// streams) from start to end, per iteration.
+func BenchmarkReadAll(b *testing.B) {
+	const total = 1_000_000
+	s := openBench(b)
+	payload := make([]byte, 200)
+	batch := make([]annals.EventData, 1000)
+	for i := range batch {
+		batch[i] = annals.EventData{Type: "BenchEvent", Data: payload}
+	}
+	for i := 0; i < total/len(batch); i++ {
+		if _, err := s.Append(context.Background(), fmt.Sprintf("read-%d", i%10_000), annals.Any, batch...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		n := 0
+		for _, err := range s.ReadAll(context.Background(), annals.ReadAllOptions{}) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != total {
+			b.Fatalf("read %d events, want %d", n, total)
+		}
+	}
+	b.ReportMetric(float64(b.N*total)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkSubscribeLag appends b.N single events at 10,000 appends/s and
+// reports the 99th percentile of the time from an append's acknowledgement
+// to its delivery to a live $all subscriber (p99-ns). Delivery may precede
+// the acknowledgement (the watermark moves before the answers go out); such
+// lags count as 0.
+func BenchmarkSubscribeLag(b *testing.B) {
+	const rate = 10_000 // appends per second
+	s := openBench(b)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	acked := make([]atomic.Int64, b.N+1) // position -> ack time (unix ns)
+	lags := make([]int64, 0, b.N)
+	delivered := make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for m, err := range s.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: annals.Start}) {
+			if err != nil {
+				return
+			}
+			if m.Kind == annals.MessageCaughtUp {
+				close(ready)
+				continue
+			}
+			if m.Kind != annals.MessageEvent {
+				continue
+			}
+			now := time.Now().UnixNano()
+			pos := m.Event.Position
+			for acked[pos].Load() == 0 {
+				// Delivered before the writer recorded its ack: lag 0.
+				acked[pos].CompareAndSwap(0, now)
+			}
+			lags = append(lags, max(0, now-acked[pos].Load()))
+			if int(pos) == b.N {
+				return
+			}
+		}
+	}()
+	<-ready
+	payload := make([]byte, 200)
+	interval := time.Second / rate
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		r, err := s.Append(ctx, "lag", annals.Any, annals.EventData{Type: "Lag", Data: payload})
+		if err != nil {
+			b.Fatal(err)
+		}
+		acked[r.LastPosition].CompareAndSwap(0, time.Now().UnixNano())
+	}
+	<-delivered
+	b.StopTimer()
+	if len(lags) != b.N {
+		b.Fatalf("delivered %d of %d events", len(lags), b.N)
+	}
+	slices.Sort(lags)
+	b.ReportMetric(float64(lags[len(lags)*99/100]), "p99-ns")
+	b.ReportMetric(float64(lags[len(lags)/2]), "p50-ns")
+}

@@ -1,0 +1,198 @@
+package embedded
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/internal/core"
+	"github.com/google/uuid"
+)
+
+// Storage layout. Every key starts with a one-byte table prefix; integers
+// are big-endian so keys sort numerically.
+//
+//	'E' position(8)                 -> event record ($all, the log itself)
+//	'S' stream 0x00 revision(8)     -> position(8)  (stream index)
+//	'H' stream                      -> head record  (lifecycle flags)
+//	'I' event id(16)                -> position(8)  (idempotency index)
+//
+// Stream names never contain 0x00 (control characters are rejected), so the
+// 'S' prefix of one stream is never a prefix of another's.
+const (
+	tableEvent  = 'E'
+	tableStream = 'S'
+	tableHead   = 'H'
+	tableID     = 'I'
+)
+
+const eventRecordVersion = 1
+
+func eventKey(pos uint64) []byte {
+	k := make([]byte, 9)
+	k[0] = tableEvent
+	binary.BigEndian.PutUint64(k[1:], pos)
+	return k
+}
+
+func streamPrefix(stream string) []byte {
+	k := make([]byte, 0, len(stream)+2+8)
+	k = append(k, tableStream)
+	k = append(k, stream...)
+	return append(k, 0)
+}
+
+func streamKey(stream string, rev uint64) []byte {
+	return binary.BigEndian.AppendUint64(streamPrefix(stream), rev)
+}
+
+func headKey(stream string) []byte {
+	k := make([]byte, 0, len(stream)+1)
+	k = append(k, tableHead)
+	return append(k, stream...)
+}
+
+func idKey(id uuid.UUID) []byte {
+	k := make([]byte, 17)
+	k[0] = tableID
+	copy(k[1:], id[:])
+	return k
+}
+
+func encodePosition(pos uint64) []byte { return binary.BigEndian.AppendUint64(nil, pos) }
+
+func decodePosition(v []byte) (uint64, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("embedded: corrupt position value (%d bytes)", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// Head record: flags(1) lastRevision(uvarint) lastPosition(uvarint).
+//
+// A stream's last revision and position come from the last key of its
+// 'S' range; the head record is only written when a stream is deleted,
+// tombstoned or brought back, so a plain append writes no head (one fewer
+// random insert per append). Its LastPosition is the position of that
+// lifecycle change.
+const (
+	headExists byte = 1 << iota
+	headSoftDeleted
+	headTombstoned
+)
+
+func encodeHead(s core.StreamState) []byte {
+	var f byte
+	if s.Exists {
+		f |= headExists
+	}
+	if s.SoftDeleted {
+		f |= headSoftDeleted
+	}
+	if s.Tombstoned {
+		f |= headTombstoned
+	}
+	b := make([]byte, 1, 1+2*binary.MaxVarintLen64)
+	b[0] = f
+	b = binary.AppendUvarint(b, s.LastRevision)
+	return binary.AppendUvarint(b, s.LastPosition)
+}
+
+func decodeHead(b []byte) (core.StreamState, error) {
+	if len(b) < 3 {
+		return core.StreamState{}, errCorrupt("head record")
+	}
+	s := core.StreamState{Exists: b[0]&headExists != 0, SoftDeleted: b[0]&headSoftDeleted != 0, Tombstoned: b[0]&headTombstoned != 0}
+	var n int
+	if s.LastRevision, n = binary.Uvarint(b[1:]); n <= 0 {
+		return core.StreamState{}, errCorrupt("head record")
+	}
+	if s.LastPosition, n = binary.Uvarint(b[1+n:]); n <= 0 {
+		return core.StreamState{}, errCorrupt("head record")
+	}
+	return s, nil
+}
+
+// Event record:
+//
+//	version(1) id(16) recorded-unix-nanos(8) revision(uvarint)
+//	len+stream len+type len+contentType len+metadata data(rest)
+func appendEvent(b []byte, e *annals.Event) []byte {
+	b = append(b, eventRecordVersion)
+	b = append(b, e.ID[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Recorded.UnixNano()))
+	b = binary.AppendUvarint(b, e.Revision)
+	for _, s := range [...]string{e.Stream, e.Type, e.ContentType} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendUvarint(b, uint64(len(e.Metadata)))
+	b = append(b, e.Metadata...)
+	return append(b, e.Data...)
+}
+
+func eventRecordSize(e *annals.Event) int {
+	return 1 + 16 + 8 + 5*binary.MaxVarintLen64 + len(e.Stream) + len(e.Type) + len(e.ContentType) + len(e.Metadata) + len(e.Data)
+}
+
+// decodeEvent decodes a record it owns: the event's strings and byte slices
+// point into rec, which must never be modified afterwards. One allocation
+// (the caller's copy of the value) serves the whole event.
+func decodeEvent(pos uint64, rec []byte) (annals.Event, error) {
+	e := annals.Event{Position: pos}
+	if len(rec) < 1+16+8 || rec[0] != eventRecordVersion {
+		return e, errCorrupt("event record")
+	}
+	copy(e.ID[:], rec[1:17])
+	e.Recorded = time.Unix(0, int64(binary.BigEndian.Uint64(rec[17:25]))).UTC()
+	r := rec[25:]
+	var n int
+	if e.Revision, n = binary.Uvarint(r); n <= 0 {
+		return e, errCorrupt("event record")
+	}
+	r = r[n:]
+	var fields [4][]byte
+	for i := range fields {
+		l, n := binary.Uvarint(r)
+		if n <= 0 || uint64(len(r)-n) < l {
+			return e, errCorrupt("event record")
+		}
+		fields[i] = r[n : n+int(l) : n+int(l)]
+		r = r[n+int(l):]
+	}
+	e.Stream = bytesToString(fields[0])
+	e.Type = bytesToString(fields[1])
+	e.ContentType = internContentType(fields[2])
+	if len(fields[3]) > 0 {
+		e.Metadata = fields[3]
+	}
+	if len(r) > 0 {
+		e.Data = r
+	}
+	return e, nil
+}
+
+// bytesToString shares b's memory; b is an immutable copy owned by the event.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+func internContentType(b []byte) string {
+	switch string(b) {
+	case annals.ContentTypeJSON:
+		return annals.ContentTypeJSON
+	case annals.ContentTypeBinary:
+		return annals.ContentTypeBinary
+	}
+	return string(b)
+}
+
+var errCorruption = errors.New("embedded: corrupt record")
+
+func errCorrupt(what string) error { return fmt.Errorf("%w: %s", errCorruption, what) }

@@ -1,0 +1,247 @@
+package embedded
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/google/uuid"
+)
+
+// The crash test runs a writer in a child process (this test binary, re-run
+// with crashChildEnv set), kills it with SIGKILL at a random moment, reopens
+// the store and checks it. Repeated on the same directory, so each run also
+// recovers from the previous crashes.
+const (
+	crashChildEnv = "ANNALS_CRASH_CHILD_DIR"
+	crashRuns     = 24
+	crashWriters  = 16
+)
+
+// crashMeta is written into every event's metadata, so the checker can tell
+// which append it belongs to.
+type crashMeta struct {
+	Append string `json:"append"` // the append's id
+	Index  int    `json:"i"`
+	Count  int    `json:"n"`
+}
+
+// crashAck is what the child prints once an append is acknowledged.
+type crashAck struct {
+	Append string      `json:"append"`
+	Stream string      `json:"stream"`
+	First  uint64      `json:"first"`
+	Last   uint64      `json:"last"`
+	IDs    []uuid.UUID `json:"ids"`
+}
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		crashChild(dir)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild appends until it is killed, printing one JSON line per
+// acknowledged append.
+func crashChild(dir string) {
+	s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "open:", err)
+		os.Exit(3)
+	}
+	var mu sync.Mutex
+	out := bufio.NewWriter(os.Stdout)
+	run := uuid.NewString()[:8]
+	var wg sync.WaitGroup
+	for g := range crashWriters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := fmt.Sprintf("crash-%s-%d", run, g)
+			expected := annals.NoStream
+			for {
+				n := 1 + rand.IntN(8)
+				appendID := uuid.NewString()
+				events := make([]annals.EventData, n)
+				for i := range events {
+					md, _ := json.Marshal(crashMeta{Append: appendID, Index: i, Count: n})
+					events[i] = annals.EventData{ID: uuid.New(), Type: "Crashed", Data: make([]byte, rand.IntN(400)), Metadata: md}
+				}
+				target, exp := stream, expected
+				if rand.IntN(4) == 0 {
+					target, exp = "crash-shared", annals.Any
+				}
+				r, err := s.Append(context.Background(), target, exp, events...)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "append:", err)
+					os.Exit(4)
+				}
+				if target == stream {
+					expected = r.NextExpected
+				}
+				ack := crashAck{Append: appendID, Stream: target, First: r.FirstPosition, Last: r.LastPosition}
+				for _, e := range events {
+					ack.IDs = append(ack.IDs, e.ID)
+				}
+				line, _ := json.Marshal(ack)
+				mu.Lock()
+				out.Write(append(line, '\n'))
+				out.Flush()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: skipped with -short")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var acks []crashAck
+	for run := range crashRuns {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan []crashAck)
+		go func() {
+			var runAcks []crashAck
+			sc := bufio.NewScanner(stdout)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				var a crashAck
+				if err := json.Unmarshal(sc.Bytes(), &a); err == nil {
+					runAcks = append(runAcks, a)
+				}
+			}
+			got <- runAcks
+		}()
+		time.Sleep(time.Duration(20+rand.IntN(400)) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		runAcks := <-got
+		werr := cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("run %d: child ended on its own (%v): %s", run, werr, stderr.String())
+		}
+		acks = append(acks, runAcks...)
+		n := checkCrashedStore(t, dir, acks)
+		t.Logf("run %d: killed after %d acknowledged appends; store holds %d events", run, len(runAcks), n)
+	}
+	if len(acks) == 0 {
+		t.Fatal("no append was ever acknowledged: the test proved nothing")
+	}
+}
+
+// checkCrashedStore reopens the store and checks every invariant a crash
+// must keep. It returns the number of events.
+func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
+	t.Helper()
+	s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("reopen after SIGKILL: %v", err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+
+	type placed struct {
+		pos    uint64
+		stream string
+	}
+	byID := map[uuid.UUID]placed{}
+	appends := map[string][]annals.Event{}
+	var want uint64 = 1
+	for e, err := range s.ReadAll(ctx, annals.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Position != want {
+			t.Fatalf("gap in the global log: want position %d, got %d", want, e.Position)
+		}
+		want++
+		if _, dup := byID[e.ID]; dup {
+			t.Fatalf("event %s recorded twice", e.ID)
+		}
+		byID[e.ID] = placed{e.Position, e.Stream}
+		var m crashMeta
+		if err := json.Unmarshal(e.Metadata, &m); err != nil {
+			t.Fatalf("position %d: metadata: %v", e.Position, err)
+		}
+		appends[m.Append] = append(appends[m.Append], e)
+	}
+	// No partial append: every append's events are all there, contiguous.
+	for id, evs := range appends {
+		var m crashMeta
+		json.Unmarshal(evs[0].Metadata, &m)
+		if len(evs) != m.Count {
+			t.Fatalf("append %s is partial: %d of %d events visible", id, len(evs), m.Count)
+		}
+		for i, e := range evs {
+			if e.Position != evs[0].Position+uint64(i) || e.Revision != evs[0].Revision+uint64(i) {
+				t.Fatalf("append %s is not contiguous", id)
+			}
+		}
+	}
+	// Every acknowledged append is there, where the acknowledgement said.
+	for _, a := range acks {
+		for i, id := range a.IDs {
+			p, ok := byID[id]
+			if !ok {
+				t.Fatalf("acknowledged event %s (append %s) is lost", id, a.Append)
+			}
+			if p.pos != a.First+uint64(i) || p.stream != a.Stream {
+				t.Fatalf("acknowledged event %s is at %d in %q, acknowledged at %d in %q", id, p.pos, p.stream, a.First+uint64(i), a.Stream)
+			}
+		}
+	}
+	// Streams replay densely from revision 0.
+	streams := map[string]bool{}
+	for _, p := range byID {
+		streams[p.stream] = true
+	}
+	for stream := range streams {
+		var rev uint64
+		for e, err := range s.ReadStream(ctx, stream, annals.ReadStreamOptions{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Revision != rev {
+				t.Fatalf("stream %s: want revision %d, got %d", stream, rev, e.Revision)
+			}
+			rev++
+		}
+	}
+	// The store still writes after recovery.
+	if _, err := s.Append(ctx, "crash-check", annals.Any); err != nil {
+		t.Fatal(err)
+	}
+	return int(want - 1)
+}

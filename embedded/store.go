@@ -1,0 +1,200 @@
+// Package embedded is the default Annals store: durable, in-process, on the
+// pebble storage engine. Nothing to install; one directory holds it all.
+//
+// Writes go through one writer goroutine that groups concurrent appends into
+// one pebble batch and one WAL fsync (group commit). An append returns only
+// after its fsync; readers and subscriptions never see an event before it is
+// durable. See docs/design.md for the layout and the invariants.
+package embedded
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/internal/core"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// Defaults of Options.
+const (
+	DefaultStreamCacheEntries = 1_000_000
+	DefaultBlockCacheBytes    = 128 << 20
+	DefaultMemTableBytes      = 64 << 20
+	// DefaultQueueLength bounds the appends waiting for the writer; more
+	// callers block (honouring their context).
+	DefaultQueueLength = 4096
+	// DefaultGroupOps and DefaultGroupBytes bound one group commit.
+	DefaultGroupOps   = 2048
+	DefaultGroupBytes = 16 << 20
+	// DefaultReadPageBytes bounds the events a read holds in memory at once
+	// (besides the page's event count, annals.DefaultReadBatchEvents).
+	DefaultReadPageBytes = 4 << 20
+)
+
+// Options configure a Store. Zero fields take the defaults.
+type Options struct {
+	Limits             annals.Limits
+	StreamCacheEntries int
+	BlockCacheBytes    int64
+	MemTableBytes      uint64
+	QueueLength        int
+	GroupOps           int
+	GroupBytes         int
+	ReadPageBytes      int
+	// Logger receives the store's notable events (slog.Default if nil).
+	Logger *slog.Logger
+	// Now is the clock (time.Now by default).
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	o.Limits = o.Limits.WithDefaults()
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.StreamCacheEntries, DefaultStreamCacheEntries)
+	def(&o.QueueLength, DefaultQueueLength)
+	def(&o.GroupOps, DefaultGroupOps)
+	def(&o.GroupBytes, DefaultGroupBytes)
+	def(&o.ReadPageBytes, DefaultReadPageBytes)
+	if o.BlockCacheBytes <= 0 {
+		o.BlockCacheBytes = DefaultBlockCacheBytes
+	}
+	if o.MemTableBytes == 0 {
+		o.MemTableBytes = DefaultMemTableBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Store is the embedded store. Open one per directory; pebble locks it.
+type Store struct {
+	opts Options
+	db   *pebble.DB
+	wm   *core.Watermark
+
+	requests   chan *request
+	quit       chan struct{} // closed by Close: the writer stops taking requests
+	writerDone chan struct{} // closed when every accepted request has its answer
+
+	// closeMu: readers hold it shared while they touch db; Close takes it
+	// exclusively before closing db.
+	closeMu sync.RWMutex
+	closed  bool
+	once    sync.Once
+}
+
+var _ annals.Store = (*Store)(nil)
+
+// Open opens (or creates) the store in dir.
+func Open(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	cache := pebble.NewCache(opts.BlockCacheBytes)
+	defer cache.Unref()
+	po := &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       opts.MemTableBytes,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             quietLogger{opts.Logger},
+	}
+	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	for i := 1; i < len(po.Levels); i++ {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	last, lastTime, err := lastEvent(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{
+		opts:       opts,
+		db:         db,
+		wm:         core.NewWatermark(last),
+		requests:   make(chan *request, opts.QueueLength),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	w := newWriter(s, last, lastTime)
+	go w.run()
+	opts.Logger.Info("embedded store open", "dir", dir, "position", last)
+	return s, nil
+}
+
+// lastEvent finds the end of the log. Everything pebble recovers is whole
+// batches (its WAL is checksummed and torn tails are dropped), so the log is
+// gapless up to here.
+func lastEvent(db *pebble.DB) (uint64, time.Time, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{tableEvent}, UpperBound: []byte{tableEvent + 1}})
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		return 0, time.Time{}, it.Error()
+	}
+	pos, err := decodePosition(it.Key()[1:])
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	e, err := decodeEvent(pos, append([]byte(nil), it.Value()...))
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return pos, e.Recorded, nil
+}
+
+// Close stops the writer (appends not yet taken fail with ErrClosed; those
+// taken finish and are durable), ends subscriptions, and closes the engine.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.quit)
+		<-s.writerDone
+		s.wm.Close()
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
+		err = s.db.Close()
+		s.opts.Logger.Info("embedded store closed", "position", s.wm.Load())
+	})
+	return err
+}
+
+// Position returns the last durable global position.
+func (s *Store) Position() uint64 { return s.wm.Load() }
+
+// read runs fn with the engine open, or fails with ErrClosed.
+func (s *Store) read(fn func() error) error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return annals.ErrClosed
+	}
+	return fn()
+}
+
+type quietLogger struct{ l *slog.Logger }
+
+func (q quietLogger) Infof(format string, args ...any) {}
+func (q quietLogger) Errorf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (q quietLogger) Fatalf(format string, args ...any) {
+	q.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	panic(fmt.Sprintf(format, args...))
+}

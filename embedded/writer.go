@@ -1,0 +1,402 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/internal/core"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/uuid"
+)
+
+// The write path. Invariants:
+//
+//  1. Only the writer goroutine assigns positions and changes stream heads,
+//     so positions are gapless and expectations are checked against every
+//     write before them.
+//  2. Groups are applied to pebble in position order, and pebble syncs its
+//     WAL in apply order, so once a group's fsync returns, every earlier
+//     group is durable too. The writer finishes groups in that same order:
+//     it advances the durable watermark to the group's last position, then
+//     answers the group's requests. While one group's fsync runs, the
+//     writer plans and applies the next (a two-stage pipeline).
+//  3. No answer (success, conflict or retry) leaves before the state it
+//     was decided on is durable: a caller never learns of a write that a
+//     crash could undo.
+//  4. A failed fsync crashes the process. After a failed fsync the kernel
+//     may have dropped the dirty pages; retrying would acknowledge writes
+//     that are not on disk.
+
+type request struct {
+	op     *core.Op
+	bytes  int
+	result annals.AppendResult
+	err    error
+	done   chan struct{}
+}
+
+func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return annals.AppendResult{}, err
+	}
+	if err := core.Validate(s.opts.Limits, op); err != nil {
+		return annals.AppendResult{}, err
+	}
+	req := &request{op: op, done: make(chan struct{})}
+	for i := range op.Events {
+		req.bytes += annals.EventSizeBytes(&op.Events[i])
+	}
+	select {
+	case s.requests <- req:
+	case <-s.quit:
+		return annals.AppendResult{}, annals.ErrClosed
+	case <-ctx.Done():
+		return annals.AppendResult{}, ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return req.result, req.err
+	case <-s.writerDone:
+		select {
+		case <-req.done:
+			return req.result, req.err
+		default:
+			return annals.AppendResult{}, annals.ErrClosed
+		}
+	case <-ctx.Done():
+		// The append may still be written: a retry with the same event
+		// ids is safe.
+		return annals.AppendResult{}, ctx.Err()
+	}
+}
+
+// Append implements annals.Store.
+func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	return s.write(ctx, &core.Op{Kind: core.OpAppend, Stream: stream, Expected: expected, Events: events})
+}
+
+// SetStreamMetadata implements annals.Store.
+func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
+	op, err := core.MetadataOp(stream, expected, md)
+	if err != nil {
+		return annals.AppendResult{}, err
+	}
+	return s.write(ctx, op)
+}
+
+// Delete implements annals.Store.
+func (s *Store) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	r, err := s.write(ctx, &core.Op{Kind: core.OpDelete, Stream: stream, Expected: expected})
+	return annals.DeleteResult{Position: r.LastPosition}, err
+}
+
+// Tombstone implements annals.Store.
+func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	r, err := s.write(ctx, &core.Op{Kind: core.OpTombstone, Stream: stream, Expected: expected})
+	return annals.DeleteResult{Position: r.LastPosition}, err
+}
+
+type writer struct {
+	s        *Store
+	next     uint64    // position of the next event
+	lastTime time.Time // recorded times never go backwards
+	heads    *headCache
+	scratch  []byte // reused encoding buffers
+	arena    []byte
+}
+
+// group is one group commit: its batch (nil if it writes nothing) and the
+// requests to answer once it is durable.
+type group struct {
+	batch   *pebble.Batch
+	reqs    []*request
+	lastPos uint64
+}
+
+func newWriter(s *Store, last uint64, lastTime time.Time) *writer {
+	return &writer{
+		s: s, next: last + 1, lastTime: lastTime,
+		heads: newHeadCache(s.opts.StreamCacheEntries),
+	}
+}
+
+func (w *writer) run() {
+	defer close(w.s.writerDone)
+	// pending is the group applied last, whose fsync may still be running:
+	// the writer prepares and applies the next group meanwhile, then waits
+	// for pending's fsync and answers it.
+	var pending *group
+	for {
+		var first *request
+		if pending == nil {
+			select {
+			case first = <-w.s.requests:
+			case <-w.s.quit:
+				w.refuseQueued()
+				return
+			}
+		} else {
+			select {
+			case first = <-w.s.requests:
+			default:
+				w.finish(pending)
+				pending = nil
+				continue
+			}
+		}
+		g := w.commit(w.collect(first))
+		if pending != nil {
+			w.finish(pending)
+		}
+		pending = g
+	}
+}
+
+// collect takes first and whatever else is already queued, within the
+// group bounds.
+func (w *writer) collect(first *request) []*request {
+	reqs := []*request{first}
+	bytes := first.bytes
+	for len(reqs) < w.s.opts.GroupOps && bytes < w.s.opts.GroupBytes {
+		select {
+		case r := <-w.s.requests:
+			reqs = append(reqs, r)
+			bytes += r.bytes
+		default:
+			return reqs
+		}
+	}
+	return reqs
+}
+
+func (w *writer) refuseQueued() {
+	for {
+		select {
+		case r := <-w.s.requests:
+			r.err = annals.ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+func (w *writer) commit(reqs []*request) *group {
+	now := w.s.opts.Now().UTC()
+	if now.Before(w.lastTime) {
+		now = w.lastTime
+	}
+	ov := &overlay{w: w, states: map[string]core.StreamState{}}
+	for _, r := range reqs {
+		p := core.PlanOp(ov, r.op, w.next, now)
+		r.result, r.err = p.Result, p.Err
+		if p.Err != nil || p.Duplicate || len(p.Events) == 0 {
+			continue
+		}
+		for i := range p.Events {
+			ov.add(&p.Events[i])
+		}
+		for _, u := range p.Updates {
+			if prev, err := ov.State(u.Stream); err != nil || hasLifecycle(prev) || hasLifecycle(u.State) {
+				ov.dirtyHeads = append(ov.dirtyHeads, u.Stream)
+			}
+			ov.states[u.Stream] = u.State
+		}
+		w.next += uint64(len(p.Events))
+		w.lastTime = now
+	}
+	batch := w.s.db.NewBatch()
+	heads := make(map[string]core.StreamState, len(ov.dirtyHeads))
+	for _, stream := range ov.dirtyHeads {
+		heads[stream] = ov.states[stream]
+	}
+	w.writeSorted(batch, ov.events, heads)
+	g := &group{reqs: reqs, lastPos: w.next - 1}
+	if batch.Empty() {
+		batch.Close()
+	} else {
+		if err := w.s.db.ApplyNoSyncWait(batch, pebble.Sync); err != nil {
+			panic(fmt.Sprintf("embedded: applying a group commit failed, stopping so nothing unsynced is acknowledged: %v", err))
+		}
+		g.batch = batch
+		for stream, st := range ov.states {
+			w.heads.put(stream, st)
+		}
+	}
+	return g
+}
+
+// writeSorted writes a group's keys table by table, each in key order. The
+// memtable then inserts each key next to the previous one instead of
+// searching its skiplist from the top: log keys are consecutive, generated
+// ids (version 7) are time-ordered, and a stream's index keys are adjacent.
+func (w *writer) writeSorted(b *pebble.Batch, events []*annals.Event, heads map[string]core.StreamState) {
+	rec := w.scratch[:0]
+	for _, e := range events {
+		rec = appendEvent(rec[:0], e)
+		mustSet(b, eventKey(e.Position), rec)
+	}
+	w.scratch = rec
+	// Index keys share one arena: keys[i] is arena[offs[i]:offs[i+1]].
+	arena := w.arena[:0]
+	var offs []int
+	add := func(k []byte) {
+		offs = append(offs, len(arena))
+		arena = append(arena, k...)
+	}
+	for _, e := range events {
+		if e.Revision != annals.RevisionTombstone {
+			arena = append(arena, tableStream)
+			offs = append(offs, len(arena)-1)
+			arena = append(arena, e.Stream...)
+			arena = append(arena, 0)
+			arena = binary.BigEndian.AppendUint64(arena, e.Revision)
+			arena = binary.BigEndian.AppendUint64(arena, e.Position) // value
+		}
+	}
+	nIndex := len(offs)
+	for _, e := range events {
+		add(idKey(e.ID))
+		arena = binary.BigEndian.AppendUint64(arena, e.Position) // value
+	}
+	offs = append(offs, len(arena))
+	entry := func(i int) (k, v []byte) {
+		kv := arena[offs[i]:offs[i+1]]
+		return kv[:len(kv)-8], kv[len(kv)-8:]
+	}
+	order := make([]int, len(offs)-1)
+	for i := range order {
+		order[i] = i
+	}
+	byKey := func(x, y int) int {
+		kx, _ := entry(x)
+		ky, _ := entry(y)
+		return bytes.Compare(kx, ky)
+	}
+	slices.SortFunc(order[:nIndex], byKey)
+	slices.SortFunc(order[nIndex:], byKey)
+	for _, i := range order {
+		k, v := entry(i)
+		mustSet(b, k, v)
+	}
+	w.arena = arena
+	hs := make([]string, 0, len(heads))
+	for stream := range heads {
+		hs = append(hs, stream)
+	}
+	slices.Sort(hs)
+	for _, stream := range hs {
+		mustSet(b, headKey(stream), encodeHead(heads[stream]))
+	}
+}
+
+// hasLifecycle reports a state only a head record can tell.
+func hasLifecycle(s core.StreamState) bool { return s.SoftDeleted || s.Tombstoned }
+
+func mustSet(b *pebble.Batch, k, v []byte) {
+	if err := b.Set(k, v, nil); err != nil {
+		panic(fmt.Sprintf("embedded: batch set: %v", err))
+	}
+}
+
+// finish waits for g's fsync, publishes it and answers its requests.
+// Groups are finished in order.
+func (w *writer) finish(g *group) {
+	if g.batch != nil {
+		if err := g.batch.SyncWait(); err != nil {
+			w.s.opts.Logger.Error("fsync failed; crashing so nothing unsynced is acknowledged", "err", err)
+			panic(fmt.Sprintf("embedded: WAL fsync failed: %v", err))
+		}
+		g.batch.Close()
+		w.s.wm.Advance(g.lastPos)
+	}
+	for _, r := range g.reqs {
+		close(r.done)
+	}
+}
+
+// overlay is the planner's view during a group: the writes planned earlier
+// in the group, over the head cache, over pebble (which already shows every
+// applied group, synced or not — the writer's own past).
+type overlay struct {
+	w          *writer
+	states     map[string]core.StreamState
+	dirtyHeads []string          // streams whose head record must be written
+	events     []*annals.Event   // planned so far, in position order
+	ids        map[uuid.UUID]int // index into events; built on first Lookup
+}
+
+func (o *overlay) add(e *annals.Event) {
+	o.events = append(o.events, e)
+	if o.ids != nil {
+		o.ids[e.ID] = len(o.events) - 1
+	}
+}
+
+// pending returns the planned event at pos, if any.
+func (o *overlay) pending(pos uint64) *annals.Event {
+	if len(o.events) == 0 || pos < o.events[0].Position {
+		return nil
+	}
+	if i := pos - o.events[0].Position; i < uint64(len(o.events)) {
+		return o.events[i]
+	}
+	return nil
+}
+
+func (o *overlay) State(stream string) (core.StreamState, error) {
+	if st, ok := o.states[stream]; ok {
+		return st, nil
+	}
+	if st, ok := o.w.heads.get(stream); ok {
+		return st, nil
+	}
+	st, err := getHead(o.w.s.db, stream)
+	if err != nil {
+		return st, err
+	}
+	o.w.heads.put(stream, st)
+	return st, nil
+}
+
+func (o *overlay) Lookup(id uuid.UUID) (core.Recorded, error) {
+	if o.ids == nil {
+		o.ids = make(map[uuid.UUID]int, len(o.events))
+		for i, e := range o.events {
+			o.ids[e.ID] = i
+		}
+	}
+	if i, ok := o.ids[id]; ok {
+		e := o.events[i]
+		return core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}, nil
+	}
+	pos, ok, err := getPosition(o.w.s.db, idKey(id))
+	if err != nil || !ok {
+		return core.Recorded{}, err
+	}
+	e, err := getEvent(o.w.s.db, pos)
+	if err != nil {
+		return core.Recorded{}, err
+	}
+	return core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: pos}, nil
+}
+
+func (o *overlay) Metadata(stream string) (annals.StreamMetadata, error) {
+	ms, err := o.State(annals.MetastreamOf(stream))
+	if err != nil || !ms.Exists {
+		return annals.StreamMetadata{}, err
+	}
+	if e := o.pending(ms.LastPosition); e != nil {
+		return annals.ParseStreamMetadata(e.Data)
+	}
+	e, err := getEvent(o.w.s.db, ms.LastPosition)
+	if err != nil {
+		return annals.StreamMetadata{}, err
+	}
+	return annals.ParseStreamMetadata(e.Data)
+}

@@ -1,0 +1,93 @@
+package annals
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// Sentinel errors. Stores wrap them with detail; test with errors.Is.
+var (
+	// ErrStreamNotFound: the stream has no events, or was soft-deleted.
+	ErrStreamNotFound = errors.New("annals: stream not found")
+	// ErrStreamDeleted: the stream was tombstoned and can never be written
+	// or read again.
+	ErrStreamDeleted = errors.New("annals: stream is tombstoned")
+	// ErrWrongExpectedRevision matches every *WrongExpectedRevisionError.
+	ErrWrongExpectedRevision = errors.New("annals: wrong expected revision")
+	// ErrDuplicateEventID matches every *DuplicateEventError.
+	ErrDuplicateEventID = errors.New("annals: event id already recorded elsewhere")
+	// ErrInvalidInput matches every rejection of bad input (names, sizes,
+	// counts, options). Nothing was written.
+	ErrInvalidInput = errors.New("annals: invalid input")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("annals: store is closed")
+)
+
+// WrongExpectedRevisionError is returned when a stream is not in the state
+// an append, delete or tombstone expected. Nothing was written.
+type WrongExpectedRevisionError struct {
+	Stream   string
+	Expected ExpectedRevision
+	// Actual is Exact(last revision), or NoStream if the stream has no
+	// events or was soft-deleted.
+	Actual ExpectedRevision
+}
+
+func (e *WrongExpectedRevisionError) Error() string {
+	return fmt.Sprintf("annals: wrong expected revision on stream %q: expected %s, actual %s",
+		e.Stream, e.Expected, e.Actual)
+}
+
+func (e *WrongExpectedRevisionError) Is(target error) bool {
+	return target == ErrWrongExpectedRevision
+}
+
+// DuplicateEventError is returned when an append carries an event id that is
+// already recorded at another place (another stream, another revision, or
+// not as the same run of events). Nothing was written. Re-appending the same
+// ids at the same place is not an error: it is an idempotent retry.
+type DuplicateEventError struct {
+	ID       uuid.UUID
+	Stream   string // where ID is recorded
+	Revision uint64
+}
+
+func (e *DuplicateEventError) Error() string {
+	return fmt.Sprintf("annals: event id %s is already recorded in stream %q at revision %d",
+		e.ID, e.Stream, e.Revision)
+}
+
+func (e *DuplicateEventError) Is(target error) bool { return target == ErrDuplicateEventID }
+
+// InvalidInputError describes bad input. It matches ErrInvalidInput.
+type InvalidInputError struct {
+	Field  string // what was wrong: "stream", "event[3].type", "events", ...
+	Reason string
+}
+
+func (e *InvalidInputError) Error() string {
+	return fmt.Sprintf("annals: invalid %s: %s", e.Field, e.Reason)
+}
+
+func (e *InvalidInputError) Is(target error) bool { return target == ErrInvalidInput }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidInputError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// streamError wraps a sentinel with the stream name.
+type streamError struct {
+	stream string
+	err    error
+}
+
+func (e *streamError) Error() string { return fmt.Sprintf("%v: %q", e.err, e.stream) }
+func (e *streamError) Unwrap() error { return e.err }
+
+// StreamNotFound returns ErrStreamNotFound naming stream.
+func StreamNotFound(stream string) error { return &streamError{stream, ErrStreamNotFound} }
+
+// StreamDeleted returns ErrStreamDeleted naming stream.
+func StreamDeleted(stream string) error { return &streamError{stream, ErrStreamDeleted} }

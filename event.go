@@ -1,0 +1,107 @@
+// Package annals is the book of record for event-sourced systems: the event
+// model and the contract every Annals store fulfils.
+//
+// An append is a compare-and-swap on a stream's tail: the writer states the
+// revision it expects ([ExpectedRevision]) and the store rejects the write
+// with a [*WrongExpectedRevisionError] if the stream moved. Every event gets
+// a place in one global order ($all) that starts at 1, has no gaps and
+// follows commit order, so any reader can replay from any point.
+//
+// Stores: package memory (reference, tests, examples) and package embedded
+// (durable, on pebble; the default). Every store passes the conformance suite
+// in package storetest.
+package annals
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Content types recorded with an event. JSON is the convention; any other
+// payload is opaque bytes.
+const (
+	ContentTypeJSON   = "application/json"
+	ContentTypeBinary = "application/octet-stream"
+)
+
+// System event types written by the stores themselves.
+const (
+	// EventTypeMetadata is the type of the events in a metastream ($$stream).
+	EventTypeMetadata = "$metadata"
+	// EventTypeStreamDeleted marks a tombstone in the global log. Its
+	// revision is [RevisionTombstone].
+	EventTypeStreamDeleted = "$streamDeleted"
+)
+
+// RevisionTombstone is the revision of the $streamDeleted event a tombstone
+// writes to the global log, as in KurrentDB.
+const RevisionTombstone = uint64(1<<63 - 1)
+
+// EventData is an event proposed for appending.
+type EventData struct {
+	// ID identifies the event for idempotent retries. The zero UUID asks the
+	// store to generate a random one.
+	ID uuid.UUID
+	// Type names what happened ("SeatBooked"). Required.
+	Type string
+	// ContentType of Data; empty means ContentTypeJSON.
+	ContentType string
+	// Data is the payload; Metadata is user metadata (correlation ids and
+	// the like). Both are stored as given.
+	Data     []byte
+	Metadata []byte
+}
+
+// Event is a recorded event.
+type Event struct {
+	ID          uuid.UUID
+	Stream      string
+	Type        string
+	ContentType string
+	Data        []byte
+	Metadata    []byte
+	// Recorded is when the store accepted the event (UTC). It never
+	// decreases along the global order.
+	Recorded time.Time
+	// Revision is the event's 0-based place in its stream.
+	Revision uint64
+	// Position is the event's place in the global order: starts at 1,
+	// strictly increasing, gapless, in commit order.
+	Position uint64
+}
+
+// Start and End name the two ends of a stream or of the global log in read
+// and subscription options. Revisions start at 0 and positions at 1, so Start
+// is before everything; End is after everything.
+const (
+	Start = uint64(0)
+	End   = ^uint64(0)
+)
+
+// AllStream is the name KurrentDB gives the global log.
+const AllStream = "$all"
+
+// MetastreamOf returns the name of the stream that holds stream's metadata.
+func MetastreamOf(stream string) string { return "$$" + stream }
+
+// IsMetastream reports whether stream holds another stream's metadata, and
+// whose.
+func IsMetastream(stream string) (of string, ok bool) {
+	if len(stream) > 2 && stream[0] == '$' && stream[1] == '$' {
+		return stream[2:], true
+	}
+	return "", false
+}
+
+// Category returns the category of a stream: its name up to the first '-'
+// ("order-42" is in category "order"). A name without '-' is its own
+// category.
+func Category(stream string) string {
+	for i := 0; i < len(stream); i++ {
+		if stream[i] == '-' {
+			return stream[:i]
+		}
+	}
+	return stream
+}

@@ -1,0 +1,149 @@
+package annals
+
+import (
+	"fmt"
+
+	"github.com/google/uuid"
+	"unicode/utf8"
+)
+
+// Default limits. Each store takes Limits in its options; zero fields take
+// these defaults.
+const (
+	DefaultMaxStreamNameBytes = 1024
+	DefaultMaxEventTypeBytes  = 256
+	DefaultMaxEventSizeBytes  = 1 << 20 // data + metadata + type of one event
+	DefaultMaxAppendSizeBytes = 8 << 20 // all events of one append
+	DefaultMaxAppendEvents    = 10_000
+	DefaultReadBatchEvents    = 256 // events a read or subscription fetches at once
+	maxContentTypeBytes       = 128
+)
+
+// Limits bound what one call may ask of a store.
+type Limits struct {
+	MaxStreamNameBytes int
+	MaxEventTypeBytes  int
+	MaxEventSizeBytes  int
+	MaxAppendSizeBytes int
+	MaxAppendEvents    int
+	// AllowSystemStreams lets appends write $-prefixed streams and event
+	// types (the server does, for clients with rights). Metadata is always
+	// writable through SetStreamMetadata.
+	AllowSystemStreams bool
+}
+
+// WithDefaults returns l with zero fields set to the defaults.
+func (l Limits) WithDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxStreamNameBytes, DefaultMaxStreamNameBytes)
+	def(&l.MaxEventTypeBytes, DefaultMaxEventTypeBytes)
+	def(&l.MaxEventSizeBytes, DefaultMaxEventSizeBytes)
+	def(&l.MaxAppendSizeBytes, DefaultMaxAppendSizeBytes)
+	def(&l.MaxAppendEvents, DefaultMaxAppendEvents)
+	return l
+}
+
+// CheckStreamName validates a stream name for reading: non-empty, within
+// the length limit, valid UTF-8 without control characters.
+func (l Limits) CheckStreamName(stream string) error {
+	if stream == "" {
+		return invalid("stream", "name is empty")
+	}
+	if len(stream) > l.MaxStreamNameBytes {
+		return invalid("stream", "name is %d bytes, at most %d", len(stream), l.MaxStreamNameBytes)
+	}
+	return checkText("stream", stream)
+}
+
+// CheckWritableStream validates a stream name for writing user events:
+// CheckStreamName, and not $-prefixed unless AllowSystemStreams.
+func (l Limits) CheckWritableStream(stream string) error {
+	if err := l.CheckStreamName(stream); err != nil {
+		return err
+	}
+	if stream == AllStream {
+		return invalid("stream", "%s is the global log and cannot be written", AllStream)
+	}
+	if stream[0] == '$' && !l.AllowSystemStreams {
+		return invalid("stream", "%q: names starting with '$' are reserved for the system", stream)
+	}
+	return nil
+}
+
+// CheckEvents validates the events of one append.
+func (l Limits) CheckEvents(events []EventData) error {
+	if len(events) > l.MaxAppendEvents {
+		return invalid("events", "%d events in one append, at most %d", len(events), l.MaxAppendEvents)
+	}
+	total := 0
+	for i := range events {
+		e := &events[i]
+		field := func(f string) string { return fmt.Sprintf("event[%d].%s", i, f) }
+		if e.Type == "" {
+			return invalid(field("type"), "is empty")
+		}
+		if len(e.Type) > l.MaxEventTypeBytes {
+			return invalid(field("type"), "is %d bytes, at most %d", len(e.Type), l.MaxEventTypeBytes)
+		}
+		if err := checkText(field("type"), e.Type); err != nil {
+			return err
+		}
+		if e.Type[0] == '$' && !l.AllowSystemStreams {
+			return invalid(field("type"), "%q: types starting with '$' are reserved for the system", e.Type)
+		}
+		if len(e.ContentType) > maxContentTypeBytes {
+			return invalid(field("contentType"), "is %d bytes, at most %d", len(e.ContentType), maxContentTypeBytes)
+		}
+		if err := checkText(field("contentType"), e.ContentType); err != nil {
+			return err
+		}
+		size := EventSizeBytes(e)
+		if size > l.MaxEventSizeBytes {
+			return invalid(field("size"), "event is %d bytes, at most %d", size, l.MaxEventSizeBytes)
+		}
+		total += size
+	}
+	if err := checkDistinctIDs(events); err != nil {
+		return err
+	}
+	if total > l.MaxAppendSizeBytes {
+		return invalid("events", "append is %d bytes, at most %d", total, l.MaxAppendSizeBytes)
+	}
+	return nil
+}
+
+// EventSizeBytes is the size an event counts against MaxEventSizeBytes.
+func EventSizeBytes(e *EventData) int {
+	return len(e.Type) + len(e.Data) + len(e.Metadata)
+}
+
+func checkDistinctIDs(events []EventData) error {
+	seen := make(map[uuid.UUID]struct{}, len(events))
+	for i := range events {
+		id := events[i].ID
+		if id == (uuid.UUID{}) {
+			continue
+		}
+		if _, dup := seen[id]; dup {
+			return invalid(fmt.Sprintf("event[%d].id", i), "%s appears twice in one append", id)
+		}
+		seen[id] = struct{}{}
+	}
+	return nil
+}
+
+func checkText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, "is not valid UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return invalid(field, "contains control character %U", r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,341 @@
+// Package memory is the reference store: everything in memory, nothing
+// durable. Use it in tests and examples; it passes the same conformance
+// suite as the durable stores.
+package memory
+
+import (
+	"context"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/internal/core"
+	"github.com/google/uuid"
+)
+
+// Options configure a Store.
+type Options struct {
+	Limits annals.Limits
+	// Now is the clock (time.Now by default).
+	Now func() time.Time
+}
+
+// Store keeps the book of record in memory. One mutex serialises writes;
+// reads share it.
+type Store struct {
+	limits annals.Limits
+	now    func() time.Time
+	wm     *core.Watermark
+
+	mu      sync.RWMutex
+	log     []annals.Event // position p at index p-1
+	streams map[string]*stream
+	ids     map[uuid.UUID]uint64 // event id -> position
+	last    time.Time            // recorded time never goes backwards
+	closed  bool
+}
+
+type stream struct {
+	state     core.StreamState
+	positions []uint64 // revision r at index r
+}
+
+var _ annals.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{
+		limits:  opts.Limits.WithDefaults(),
+		now:     opts.Now,
+		wm:      core.NewWatermark(0),
+		streams: make(map[string]*stream),
+		ids:     make(map[uuid.UUID]uint64),
+	}
+}
+
+// Close implements annals.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.wm.Close()
+	return nil
+}
+
+// Append implements annals.Store.
+func (s *Store) Append(ctx context.Context, streamName string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	return s.write(ctx, &core.Op{Kind: core.OpAppend, Stream: streamName, Expected: expected, Events: events})
+}
+
+// SetStreamMetadata implements annals.Store.
+func (s *Store) SetStreamMetadata(ctx context.Context, streamName string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
+	op, err := core.MetadataOp(streamName, expected, md)
+	if err != nil {
+		return annals.AppendResult{}, err
+	}
+	return s.write(ctx, op)
+}
+
+// Delete implements annals.Store.
+func (s *Store) Delete(ctx context.Context, streamName string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	r, err := s.write(ctx, &core.Op{Kind: core.OpDelete, Stream: streamName, Expected: expected})
+	return annals.DeleteResult{Position: r.LastPosition}, err
+}
+
+// Tombstone implements annals.Store.
+func (s *Store) Tombstone(ctx context.Context, streamName string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	r, err := s.write(ctx, &core.Op{Kind: core.OpTombstone, Stream: streamName, Expected: expected})
+	return annals.DeleteResult{Position: r.LastPosition}, err
+}
+
+func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return annals.AppendResult{}, err
+	}
+	if err := core.Validate(s.limits, op); err != nil {
+		return annals.AppendResult{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return annals.AppendResult{}, annals.ErrClosed
+	}
+	now := s.now().UTC()
+	if now.Before(s.last) {
+		now = s.last
+	}
+	p := core.PlanOp(view{s}, op, uint64(len(s.log))+1, now)
+	if p.Err != nil || p.Duplicate || len(p.Events) == 0 {
+		return p.Result, p.Err
+	}
+	s.last = now
+	for _, e := range p.Events {
+		s.log = append(s.log, e)
+		s.ids[e.ID] = e.Position
+		if e.Revision == annals.RevisionTombstone {
+			continue
+		}
+		st := s.stream(e.Stream)
+		if uint64(len(st.positions)) != e.Revision {
+			panic("memory: stream revisions must be dense")
+		}
+		st.positions = append(st.positions, e.Position)
+	}
+	for _, u := range p.Updates {
+		s.stream(u.Stream).state = u.State
+	}
+	s.wm.Advance(uint64(len(s.log)))
+	return p.Result, nil
+}
+
+func (s *Store) stream(name string) *stream {
+	st := s.streams[name]
+	if st == nil {
+		st = &stream{}
+		s.streams[name] = st
+	}
+	return st
+}
+
+// view reads the store for the planner; the caller holds s.mu.
+type view struct{ s *Store }
+
+func (v view) State(name string) (core.StreamState, error) {
+	if st := v.s.streams[name]; st != nil {
+		return st.state, nil
+	}
+	return core.StreamState{}, nil
+}
+
+func (v view) Metadata(name string) (annals.StreamMetadata, error) {
+	return v.s.metadataLocked(name)
+}
+
+func (v view) Lookup(id uuid.UUID) (core.Recorded, error) {
+	pos, ok := v.s.ids[id]
+	if !ok {
+		return core.Recorded{}, nil
+	}
+	e := &v.s.log[pos-1]
+	return core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}, nil
+}
+
+func (s *Store) metadataLocked(name string) (annals.StreamMetadata, error) {
+	ms := s.streams[annals.MetastreamOf(name)]
+	if ms == nil || len(ms.positions) == 0 {
+		return annals.StreamMetadata{}, nil
+	}
+	e := &s.log[ms.positions[len(ms.positions)-1]-1]
+	return annals.ParseStreamMetadata(e.Data)
+}
+
+// StreamMetadata implements annals.Store.
+func (s *Store) StreamMetadata(ctx context.Context, name string) (annals.StreamMetadata, annals.ExpectedRevision, error) {
+	if err := s.limits.CheckStreamName(name); err != nil {
+		return annals.StreamMetadata{}, annals.NoStream, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return annals.StreamMetadata{}, annals.NoStream, annals.ErrClosed
+	}
+	ms := s.streams[annals.MetastreamOf(name)]
+	if ms == nil {
+		return annals.StreamMetadata{}, annals.NoStream, nil
+	}
+	md, err := s.metadataLocked(name)
+	return md, ms.state.Actual(), err
+}
+
+// DurableState returns a stream's state (every write here is "durable").
+func (s *Store) DurableState(ctx context.Context, name string) (core.StreamState, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return core.StreamState{}, annals.ErrClosed
+	}
+	st, _ := view{s}.State(name)
+	return st, nil
+}
+
+// ReadStream implements annals.Store. It reads in pages so that a slow
+// consumer never holds the lock.
+func (s *Store) ReadStream(ctx context.Context, name string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error] {
+	return func(yield func(annals.Event, error) bool) {
+		if err := s.limits.CheckStreamName(name); err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		s.mu.RLock()
+		if s.closed {
+			s.mu.RUnlock()
+			yield(annals.Event{}, annals.ErrClosed)
+			return
+		}
+		st, _ := view{s}.State(name)
+		md, err := s.metadataLocked(name)
+		var positions []uint64
+		if ss := s.streams[name]; ss != nil {
+			positions = ss.positions // append-only: this prefix never changes
+		}
+		s.mu.RUnlock()
+		if err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		r, err := core.PlanStreamRead(name, st, md, opts, s.now())
+		if err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		if r.Empty {
+			return
+		}
+		var yielded uint64
+		next, step := r.Lo, uint64(1)
+		if r.Direction == annals.Backwards {
+			next, step = r.Hi, ^uint64(0) // -1
+		}
+		for n := r.Hi - r.Lo + 1; n > 0; n-- {
+			if err := ctx.Err(); err != nil {
+				yield(annals.Event{}, err)
+				return
+			}
+			e, err := s.at(positions[next])
+			if err != nil {
+				yield(annals.Event{}, err)
+				return
+			}
+			keep, more := r.Take(&e, yielded)
+			if keep {
+				yielded++
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if !more {
+				return
+			}
+			next += step
+		}
+	}
+}
+
+func (s *Store) at(pos uint64) (annals.Event, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return annals.Event{}, annals.ErrClosed
+	}
+	return s.log[pos-1], nil
+}
+
+// ReadAll implements annals.Store.
+func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
+	return func(yield func(annals.Event, error) bool) {
+		if err := opts.Filter.Validate(); err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		s.mu.RLock()
+		closed := s.closed
+		s.mu.RUnlock()
+		if closed {
+			// Even when there is nothing to read: a closed store must not
+			// look like an idle one.
+			yield(annals.Event{}, annals.ErrClosed)
+			return
+		}
+		lo, hi, ok := core.AllRead(opts, s.wm.Load())
+		if !ok {
+			return
+		}
+		var yielded uint64
+		pos, step := lo, uint64(1)
+		if opts.Direction == annals.Backwards {
+			pos, step = hi, ^uint64(0)
+		}
+		for n := hi - lo + 1; n > 0; n-- {
+			if err := ctx.Err(); err != nil {
+				yield(annals.Event{}, err)
+				return
+			}
+			e, err := s.at(pos)
+			if err != nil {
+				yield(annals.Event{}, err)
+				return
+			}
+			pos += step
+			if !opts.Filter.Match(&e) {
+				continue
+			}
+			if !yield(e, nil) {
+				return
+			}
+			yielded++
+			if opts.Limit > 0 && yielded >= opts.Limit {
+				return
+			}
+		}
+	}
+}
+
+// SubscribeToStream implements annals.Store.
+func (s *Store) SubscribeToStream(ctx context.Context, name string, opts annals.SubscribeStreamOptions) iter.Seq2[annals.Message, error] {
+	if err := s.limits.CheckStreamName(name); err != nil {
+		return func(yield func(annals.Message, error) bool) { yield(annals.Message{}, err) }
+	}
+	return core.SubscribeStream(ctx, s, s.wm, name, opts, annals.DefaultReadBatchEvents)
+}
+
+// SubscribeToAll implements annals.Store.
+func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOptions) iter.Seq2[annals.Message, error] {
+	return core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents)
+}
