@@ -15,10 +15,17 @@ import (
 // Storage layout. Every key starts with a one-byte table prefix; integers
 // are big-endian so keys sort numerically.
 //
-//	'E' position(8)                 -> event record ($all, the log itself)
-//	'S' stream 0x00 revision(8)     -> position(8)  (stream index)
+//	'E' first position(8)           -> chunk: consecutive events of the log
+//	'S' stream 0x00 revision(8)     -> position(8) chunk(8)  (stream index)
 //	'H' stream                      -> head record  (lifecycle flags)
-//	'I' event id(16)                -> position(8)  (idempotency index)
+//	'I' event id(16)                -> position(8) chunk(8)  (idempotency index)
+//
+// The log ($all) is stored in chunks: one key holds up to chunkEventsMax
+// consecutive events (one group commit is cut into chunks). Scanning the
+// log then costs one engine step per chunk, not per event, and a group
+// commit inserts a few log keys instead of one per event. Index values
+// carry the key of the chunk that holds the event, so a point read is one
+// Get.
 //
 // Stream names never contain 0x00 (control characters are rejected), so the
 // 'S' prefix of one stream is never a prefix of another's.
@@ -29,7 +36,15 @@ const (
 	tableID     = 'I'
 )
 
-const eventRecordVersion = 1
+const (
+	eventRecordVersion = 1
+	chunkVersion       = 1
+	// chunkEventsMax and chunkBytesMax bound one chunk: a point read
+	// decodes one chunk's offset table and one record, but copies the
+	// whole value out of the engine.
+	chunkEventsMax = 64
+	chunkBytesMax  = 64 << 10
+)
 
 func eventKey(pos uint64) []byte {
 	k := make([]byte, 9)
@@ -62,13 +77,89 @@ func idKey(id uuid.UUID) []byte {
 	return k
 }
 
-func encodePosition(pos uint64) []byte { return binary.BigEndian.AppendUint64(nil, pos) }
-
 func decodePosition(v []byte) (uint64, error) {
 	if len(v) != 8 {
 		return 0, fmt.Errorf("embedded: corrupt position value (%d bytes)", len(v))
 	}
 	return binary.BigEndian.Uint64(v), nil
+}
+
+// An index value locates an event: its position and its chunk's key.
+func appendLocation(b []byte, pos, chunk uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(b, pos), chunk)
+}
+
+func decodeLocation(v []byte) (pos, chunk uint64, err error) {
+	if len(v) != 16 || binary.BigEndian.Uint64(v[8:]) > binary.BigEndian.Uint64(v) {
+		return 0, 0, errCorrupt("index value")
+	}
+	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+// Chunk value: version(1) count(uvarint) offsets(count x uint32, relative
+// to the records) records. Event i of the chunk has position first+i.
+func appendChunk(b []byte, events []*annals.Event) []byte {
+	b = append(b, chunkVersion)
+	b = binary.AppendUvarint(b, uint64(len(events)))
+	table := len(b)
+	b = append(b, make([]byte, 4*len(events))...)
+	base := len(b)
+	for i, e := range events {
+		binary.BigEndian.PutUint32(b[table+4*i:], uint32(len(b)-base))
+		b = appendEvent(b, e)
+	}
+	return b
+}
+
+// chunk is a parsed chunk value; it shares the value's memory.
+type chunk struct {
+	first   uint64
+	n       int
+	table   []byte
+	records []byte
+}
+
+func parseChunk(first uint64, v []byte) (chunk, error) {
+	if len(v) < 2 || v[0] != chunkVersion {
+		return chunk{}, errCorrupt("chunk header")
+	}
+	n, k := binary.Uvarint(v[1:])
+	if k <= 0 || n == 0 || n > uint64(len(v)) {
+		return chunk{}, errCorrupt("chunk count")
+	}
+	start := 1 + k
+	if len(v) < start+4*int(n) {
+		return chunk{}, errCorrupt("chunk offsets")
+	}
+	return chunk{first: first, n: int(n), table: v[start : start+4*int(n)], records: v[start+4*int(n):]}, nil
+}
+
+func (c chunk) last() uint64 { return c.first + uint64(c.n) - 1 }
+
+func (c chunk) contains(pos uint64) bool { return pos >= c.first && pos <= c.last() }
+
+// record returns the encoded event at pos, which the chunk must contain.
+func (c chunk) record(pos uint64) ([]byte, error) {
+	i := int(pos - c.first)
+	from := int(binary.BigEndian.Uint32(c.table[4*i:]))
+	to := len(c.records)
+	if i+1 < c.n {
+		to = int(binary.BigEndian.Uint32(c.table[4*i+4:]))
+	}
+	if from > to || to > len(c.records) {
+		return nil, errCorrupt("chunk offsets")
+	}
+	return c.records[from:to:to], nil
+}
+
+// event decodes the event at pos; it shares the chunk's memory, which the
+// caller must own.
+func (c chunk) event(pos uint64) (annals.Event, error) {
+	rec, err := c.record(pos)
+	if err != nil {
+		return annals.Event{}, err
+	}
+	return decodeEvent(pos, rec)
 }
 
 // Head record: flags(1) lastRevision(uvarint) lastPosition(uvarint).
@@ -136,6 +227,26 @@ func appendEvent(b []byte, e *annals.Event) []byte {
 
 func eventRecordSize(e *annals.Event) int {
 	return 1 + 16 + 8 + 5*binary.MaxVarintLen64 + len(e.Stream) + len(e.Type) + len(e.ContentType) + len(e.Metadata) + len(e.Data)
+}
+
+// chunkSplits cuts events (in position order) into chunks within the
+// bounds; it returns the end index of each chunk.
+func chunkSplits(events []*annals.Event) []int {
+	var ends []int
+	n, bytes := 0, 0
+	for i, e := range events {
+		size := eventRecordSize(e)
+		if n > 0 && (n == chunkEventsMax || bytes+size > chunkBytesMax) {
+			ends = append(ends, i)
+			n, bytes = 0, 0
+		}
+		n++
+		bytes += size
+	}
+	if n > 0 {
+		ends = append(ends, len(events))
+	}
+	return ends
 }
 
 // decodeEvent decodes a record it owns: the event's strings and byte slices

@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"iter"
 
@@ -52,7 +53,7 @@ func getHead(db *pebble.DB, stream string) (core.StreamState, error) {
 		if err != nil {
 			return st, err
 		}
-		pos, err := decodePosition(it.Value())
+		pos, _, err := decodeLocation(it.Value())
 		if err != nil {
 			return st, err
 		}
@@ -61,24 +62,50 @@ func getHead(db *pebble.DB, stream string) (core.StreamState, error) {
 	return st, it.Error()
 }
 
-func getPosition(db *pebble.DB, key []byte) (uint64, bool, error) {
-	v, ok, err := getValue(db, key)
-	if err != nil || !ok {
-		return 0, false, err
-	}
-	pos, err := decodePosition(v)
-	return pos, err == nil, err
-}
-
-func getEvent(db *pebble.DB, pos uint64) (annals.Event, error) {
-	v, ok, err := getValue(db, eventKey(pos))
+// getEvent reads the event at pos from the chunk whose key is chunkKey.
+func getEvent(db *pebble.DB, pos, chunkKey uint64) (annals.Event, error) {
+	v, ok, err := getValue(db, eventKey(chunkKey))
 	if err != nil {
 		return annals.Event{}, err
 	}
 	if !ok {
-		return annals.Event{}, errCorrupt("missing event record")
+		return annals.Event{}, errCorrupt("missing chunk")
 	}
-	return decodeEvent(pos, v)
+	c, err := parseChunk(chunkKey, v)
+	if err != nil {
+		return annals.Event{}, err
+	}
+	if !c.contains(pos) {
+		return annals.Event{}, errCorrupt("index points outside its chunk")
+	}
+	return c.event(pos)
+}
+
+// findEvent reads the event at pos, seeking its chunk.
+func findEvent(db *pebble.DB, pos uint64) (annals.Event, error) {
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{tableEvent}, UpperBound: eventKey(pos + 1)})
+	if err != nil {
+		return annals.Event{}, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		if err := it.Error(); err != nil {
+			return annals.Event{}, err
+		}
+		return annals.Event{}, errCorrupt("missing chunk")
+	}
+	first, err := decodePosition(it.Key()[1:])
+	if err != nil {
+		return annals.Event{}, err
+	}
+	c, err := parseChunk(first, append([]byte(nil), it.Value()...))
+	if err != nil {
+		return annals.Event{}, err
+	}
+	if !c.contains(pos) {
+		return annals.Event{}, errCorrupt("missing event")
+	}
+	return c.event(pos)
 }
 
 // DurableState returns the state of stream as of a durable position.
@@ -107,7 +134,7 @@ func (s *Store) durableMetadata(ctx context.Context, stream string) (annals.Stre
 		return annals.StreamMetadata{}, ms, err
 	}
 	var e annals.Event
-	if err := s.read(func() (err error) { e, err = getEvent(s.db, ms.LastPosition); return err }); err != nil {
+	if err := s.read(func() (err error) { e, err = findEvent(s.db, ms.LastPosition); return err }); err != nil {
 		return annals.StreamMetadata{}, ms, err
 	}
 	md, err := annals.ParseStreamMetadata(e.Data)
@@ -149,6 +176,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			return
 		}
 		prefix := streamPrefix(stream)
+		chunks := chunkCache{db: s.db}
 		lo, hi := r.Lo, r.Hi // revisions still to scan
 		var yielded uint64
 		for {
@@ -161,11 +189,11 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			err := s.read(func() error {
 				bounds := &pebble.IterOptions{LowerBound: streamKey(stream, lo), UpperBound: upperStreamKey(prefix, hi)}
 				return s.scan(bounds, r.Direction == annals.Backwards, func(k, v []byte) (bool, error) {
-					pos, err := decodePosition(v)
+					pos, chunkKey, err := decodeLocation(v)
 					if err != nil {
 						return false, err
 					}
-					e, err := getEvent(s.db, pos)
+					e, err := chunks.event(pos, chunkKey)
 					if err != nil {
 						return false, err
 					}
@@ -207,12 +235,40 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 	}
 }
 
+// chunkCache keeps the last chunk a stream read loaded: a stream's events
+// often sit together in the log.
+type chunkCache struct {
+	db *pebble.DB
+	c  chunk
+	ok bool
+}
+
+func (cc *chunkCache) event(pos, chunkKey uint64) (annals.Event, error) {
+	if !cc.ok || cc.c.first != chunkKey {
+		v, ok, err := getValue(cc.db, eventKey(chunkKey))
+		if err != nil {
+			return annals.Event{}, err
+		}
+		if !ok {
+			return annals.Event{}, errCorrupt("missing chunk")
+		}
+		if cc.c, err = parseChunk(chunkKey, v); err != nil {
+			cc.ok = false
+			return annals.Event{}, err
+		}
+		cc.ok = true
+	}
+	if !cc.c.contains(pos) {
+		return annals.Event{}, errCorrupt("index points outside its chunk")
+	}
+	return cc.c.event(pos)
+}
+
 func upperStreamKey(prefix []byte, hi uint64) []byte {
 	if hi == ^uint64(0) {
 		return append(append([]byte(nil), prefix[:len(prefix)-1]...), 1)
 	}
-	k := append([]byte(nil), prefix...)
-	return append(k, encodePosition(hi+1)...)
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), hi+1)
 }
 
 // scan iterates bounds in key order (or reverse) and calls fn with each key
@@ -261,6 +317,7 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 			return
 		}
 		reverse := opts.Direction == annals.Backwards
+		var arena copyArena
 		var yielded uint64
 		page := make([]annals.Event, 0, annals.DefaultReadBatchEvents)
 		for {
@@ -270,41 +327,81 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 			}
 			page = page[:0]
 			pageBytes, scanned := 0, 0
-			done := true // the range is exhausted or the limit reached
+			full := false // the page ended before the range did
 			err := s.read(func() error {
-				bounds := &pebble.IterOptions{LowerBound: eventKey(lo), UpperBound: eventKey(hi + 1)}
-				return s.scan(bounds, reverse, func(k, v []byte) (bool, error) {
-					pos, err := decodePosition(k[1:])
+				from := lo
+				if reverse {
+					from = hi
+				}
+				it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tableEvent}, UpperBound: eventKey(hi + 1)})
+				if err != nil {
+					return err
+				}
+				defer it.Close()
+				valid := seekChunk(it, from, reverse)
+				for ; valid && lo <= hi && !full; valid = stepChunk(it, reverse) {
+					first, err := decodePosition(it.Key()[1:])
 					if err != nil {
-						return false, err
+						return err
 					}
-					if reverse {
-						hi = pos - 1
-					} else {
-						lo = pos + 1
+					v := it.Value()
+					c, err := parseChunk(first, v)
+					if err != nil {
+						return err
 					}
-					if opts.Filter != nil && !matchRecord(opts.Filter, v) {
-						if scanned++; scanned < maxScanPerPage {
-							return lo <= hi, nil
+					owned := false
+					for lo <= hi {
+						pos := lo
+						if reverse {
+							pos = hi
 						}
-						done = lo > hi // come back for the rest after checking ctx
-						return false, nil
+						if !c.contains(pos) {
+							break
+						}
+						if reverse {
+							hi = pos - 1
+						} else {
+							lo = pos + 1
+						}
+						rec, err := c.record(pos)
+						if err != nil {
+							return err
+						}
+						if opts.Filter != nil && !matchRecord(opts.Filter, rec) {
+							scanned++
+							continue
+						}
+						if opts.Filter != nil {
+							// Sparse matches: copy just the record.
+							rec = arena.copy(rec)
+						} else if !owned {
+							// Copy the chunk once; its events share the copy.
+							if c, err = parseChunk(first, arena.copy(v)); err != nil {
+								return err
+							}
+							if rec, err = c.record(pos); err != nil {
+								return err
+							}
+							owned = true
+						}
+						e, err := decodeEvent(pos, rec)
+						if err != nil {
+							return err
+						}
+						page = append(page, e)
+						pageBytes += len(rec)
+						if opts.Limit > 0 && yielded+uint64(len(page)) >= opts.Limit {
+							full = true
+							break
+						}
 					}
-					e, err := decodeEvent(pos, append([]byte(nil), v...))
-					if err != nil {
-						return false, err
+					// Pages end on chunk boundaries, so the next page's seek
+					// lands on a chunk's own key.
+					if len(page) >= annals.DefaultReadBatchEvents || pageBytes >= s.opts.ReadPageBytes || scanned >= maxScanPerPage {
+						full = true
 					}
-					page = append(page, e)
-					pageBytes += len(v)
-					if opts.Limit > 0 && yielded+uint64(len(page)) >= opts.Limit {
-						return false, nil
-					}
-					if len(page) < annals.DefaultReadBatchEvents && pageBytes < s.opts.ReadPageBytes {
-						return lo <= hi, nil
-					}
-					done = lo > hi
-					return false, nil
-				})
+				}
+				return it.Error()
 			})
 			if err != nil {
 				yield(annals.Event{}, err)
@@ -316,11 +413,50 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 				}
 				yielded++
 			}
-			if done || lo > hi {
+			if opts.Limit > 0 && yielded >= opts.Limit || !full || lo > hi {
 				return
 			}
 		}
 	}
+}
+
+// seekChunk positions it on the chunk holding pos.
+func seekChunk(it *pebble.Iterator, pos uint64, reverse bool) bool {
+	if !reverse && it.SeekGE(eventKey(pos)) {
+		if first, err := decodePosition(it.Key()[1:]); err == nil && first == pos {
+			return true
+		}
+	}
+	return it.SeekLT(eventKey(pos + 1))
+}
+
+func stepChunk(it *pebble.Iterator, reverse bool) bool {
+	if reverse {
+		return it.Prev()
+	}
+	return it.Next()
+}
+
+// copyArena copies records out of the engine (whose buffers are only valid
+// until the iterator moves) into shared chunks: one allocation serves many
+// events. A chunk is never written where it was already handed out, so an
+// event stays valid as long as the caller keeps it.
+type copyArena struct{ buf []byte }
+
+const copyArenaChunkBytes = 64 << 10
+
+func (a *copyArena) copy(v []byte) []byte {
+	if len(v) >= copyArenaChunkBytes/8 {
+		// Big values (whole chunks) get their own copy, which append
+		// does not zero first.
+		return append([]byte(nil), v...)
+	}
+	if len(a.buf)+len(v) > cap(a.buf) {
+		a.buf = make([]byte, 0, max(copyArenaChunkBytes, len(v)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, v...)
+	return a.buf[start:len(a.buf):len(a.buf)]
 }
 
 // maxScanPerPage bounds how many filtered-out events one page passes over,

@@ -236,38 +236,45 @@ func (w *writer) commit(reqs []*request) *group {
 // searching its skiplist from the top: log keys are consecutive, generated
 // ids (version 7) are time-ordered, and a stream's index keys are adjacent.
 func (w *writer) writeSorted(b *pebble.Batch, events []*annals.Event, heads map[string]core.StreamState) {
+	// The log, in chunks; chunkOf[i] is the key of event i's chunk.
+	chunkOf := make([]uint64, len(events))
 	rec := w.scratch[:0]
-	for _, e := range events {
-		rec = appendEvent(rec[:0], e)
-		mustSet(b, eventKey(e.Position), rec)
+	from := 0
+	for _, to := range chunkSplits(events) {
+		first := events[from].Position
+		rec = appendChunk(rec[:0], events[from:to])
+		mustSet(b, eventKey(first), rec)
+		for i := from; i < to; i++ {
+			chunkOf[i] = first
+		}
+		from = to
 	}
 	w.scratch = rec
-	// Index keys share one arena: keys[i] is arena[offs[i]:offs[i+1]].
+	// Index entries share one arena: entry i is arena[offs[i]:offs[i+1]],
+	// its last 16 bytes the value.
 	arena := w.arena[:0]
 	var offs []int
-	add := func(k []byte) {
-		offs = append(offs, len(arena))
-		arena = append(arena, k...)
-	}
-	for _, e := range events {
+	for i, e := range events {
 		if e.Revision != annals.RevisionTombstone {
+			offs = append(offs, len(arena))
 			arena = append(arena, tableStream)
-			offs = append(offs, len(arena)-1)
 			arena = append(arena, e.Stream...)
 			arena = append(arena, 0)
 			arena = binary.BigEndian.AppendUint64(arena, e.Revision)
-			arena = binary.BigEndian.AppendUint64(arena, e.Position) // value
+			arena = appendLocation(arena, e.Position, chunkOf[i])
 		}
 	}
 	nIndex := len(offs)
-	for _, e := range events {
-		add(idKey(e.ID))
-		arena = binary.BigEndian.AppendUint64(arena, e.Position) // value
+	for i, e := range events {
+		offs = append(offs, len(arena))
+		arena = append(arena, tableID)
+		arena = append(arena, e.ID[:]...)
+		arena = appendLocation(arena, e.Position, chunkOf[i])
 	}
 	offs = append(offs, len(arena))
 	entry := func(i int) (k, v []byte) {
 		kv := arena[offs[i]:offs[i+1]]
-		return kv[:len(kv)-8], kv[len(kv)-8:]
+		return kv[:len(kv)-16], kv[len(kv)-16:]
 	}
 	order := make([]int, len(offs)-1)
 	for i := range order {
@@ -375,11 +382,15 @@ func (o *overlay) Lookup(id uuid.UUID) (core.Recorded, error) {
 		e := o.events[i]
 		return core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}, nil
 	}
-	pos, ok, err := getPosition(o.w.s.db, idKey(id))
+	v, ok, err := getValue(o.w.s.db, idKey(id))
 	if err != nil || !ok {
 		return core.Recorded{}, err
 	}
-	e, err := getEvent(o.w.s.db, pos)
+	pos, chunk, err := decodeLocation(v)
+	if err != nil {
+		return core.Recorded{}, err
+	}
+	e, err := getEvent(o.w.s.db, pos, chunk)
 	if err != nil {
 		return core.Recorded{}, err
 	}
@@ -394,7 +405,7 @@ func (o *overlay) Metadata(stream string) (annals.StreamMetadata, error) {
 	if e := o.pending(ms.LastPosition); e != nil {
 		return annals.ParseStreamMetadata(e.Data)
 	}
-	e, err := getEvent(o.w.s.db, ms.LastPosition)
+	e, err := findEvent(o.w.s.db, ms.LastPosition)
 	if err != nil {
 		return annals.StreamMetadata{}, err
 	}

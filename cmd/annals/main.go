@@ -1,0 +1,418 @@
+// Command annals is the Annals event store on the command line: append
+// events to streams, read a stream or the global log ($all), and follow them
+// with a catch-up subscription, against the durable embedded store kept in
+// one directory (--db, default ./annals-data).
+//
+// Every command prints JSON lines on stdout; logs and errors go to stderr.
+// Run `annals help` for the commands, their flags and the output format.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/embedded"
+)
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1 // the store refused the request or failed
+	exitUsage   = 2 // the command line is wrong, or the command is not built
+)
+
+const defaultDB = "./annals-data"
+
+const serveMessage = "annals serve: the gRPC server is not built yet; see `annals help`"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // from now on a second signal kills the process the usual way
+	}()
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env is what a command runs with once its flags are parsed.
+type env struct {
+	db     string
+	stdin  io.Reader
+	stderr io.Writer
+	out    *output
+}
+
+// runFunc runs a command.
+type runFunc func(ctx context.Context, e *env) error
+
+// command is one subcommand: setup defines its flags on fs and returns what
+// runs after they are parsed.
+type command struct {
+	name     string
+	synopsis string // its flags, for the usage line
+	summary  string
+	setup    func(fs *flag.FlagSet) runFunc
+}
+
+func commands() []command {
+	return []command{
+		{"append", "--stream S [--expected any|no-stream|exists|N] --type T\n" +
+			"                [--id UUID] [--data JSON] [--metadata JSON]\n" +
+			"  annals append --stream S [--expected ...] --stdin < events.jsonl",
+			"append one event, or several from stdin in one atomic append", setupAppend},
+		{"read", "--stream S [--from start|end|N] [--backwards] [--limit N]",
+			"read the events of one stream", setupRead},
+		{"read-all", "[--from start|end|P] [--backwards] [--limit N] [filter]",
+			"read the global log ($all), every event of every stream", setupReadAll},
+		{"subscribe", "[--stream S] [--from start|end|N] [filter]",
+			"catch-up subscription: history, then follow, until Ctrl-C", setupSubscribe},
+		{"serve", "", "the gRPC server: not built yet (says so and exits 2)", nil},
+		{"help", "[command]", "show this help, or one command's", nil},
+	}
+}
+
+func lookup(name string) *command {
+	for _, c := range commands() {
+		if c.name == name {
+			return &c
+		}
+	}
+	return nil
+}
+
+// run runs the command line args (without the program name) and returns the
+// exit status. ctx ends the command early (main cancels it on SIGINT and
+// SIGTERM).
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stderr)
+		return exitUsage
+	}
+	name, rest := args[0], args[1:]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		return help(rest, stdout, stderr)
+	case "serve":
+		fmt.Fprintln(stderr, serveMessage)
+		return exitUsage
+	}
+	cmd := lookup(name)
+	if cmd == nil || cmd.setup == nil {
+		if strings.HasPrefix(name, "-") {
+			fmt.Fprintf(stderr, "annals: flags go after the command: annals <command> [flags]\nRun `annals help` for the commands.\n")
+		} else {
+			fmt.Fprintf(stderr, "annals: unknown command %q\nRun `annals help` for the commands.\n", name)
+		}
+		return exitUsage
+	}
+
+	fs, exec, db := newFlagSet(cmd)
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printCommand(stdout, cmd)
+			return exitOK
+		}
+		return report(stderr, name, usagef("%v", err))
+	}
+	if fs.NArg() > 0 {
+		return report(stderr, name, usagef("unexpected argument %q (every value goes with a flag)", fs.Arg(0)))
+	}
+	if *db == "" {
+		return report(stderr, name, usagef("--db needs a directory"))
+	}
+	e := &env{db: *db, stdin: stdin, stderr: stderr, out: newOutput(stdout)}
+	err := exec(ctx, e)
+	if ferr := e.out.flush(); err == nil && ferr != nil {
+		err = fmt.Errorf("writing the output: %w", ferr)
+	}
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			err = interrupted(name)
+		}
+		return report(stderr, name, err)
+	}
+	return exitOK
+}
+
+// newFlagSet builds cmd's flags, --db included.
+func newFlagSet(cmd *command) (*flag.FlagSet, runFunc, *string) {
+	fs := flag.NewFlagSet("annals "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run reports parse errors; -h prints printCommand
+	db := fs.String("db", defaultDB, "the `directory` of the store")
+	exec := cmd.setup(fs)
+	return fs, exec, db
+}
+
+func interrupted(name string) error {
+	if name == "append" {
+		return errors.New("interrupted: the append may or may not have been recorded; read the stream to see " +
+			"(a retry with the same event ids, --id or \"id\" on stdin, at the same place writes nothing twice)")
+	}
+	return errors.New("interrupted")
+}
+
+func help(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		printUsage(stdout)
+		return exitOK
+	}
+	cmd := lookup(args[0])
+	if cmd == nil {
+		fmt.Fprintf(stderr, "annals help: unknown command %q\nRun `annals help` for the commands.\n", args[0])
+		return exitUsage
+	}
+	printCommand(stdout, cmd)
+	return exitOK
+}
+
+func printUsage(w io.Writer) {
+	io.WriteString(w, `annals: the Annals event store on the command line.
+
+Usage:
+  annals <command> [flags]
+
+Every command opens the store in --db DIR (default ./annals-data) itself and
+closes it when done. A store is open in one process at a time: while one
+annals command runs on a directory (a subscribe, say), the others fail with
+"in use". append creates the store; the other commands need one to exist.
+
+Commands:
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-10s  %s\n", c.name, c.summary)
+	}
+	for _, c := range commands() {
+		if c.setup == nil {
+			continue
+		}
+		fmt.Fprintln(w)
+		printCommand(w, &c)
+	}
+	io.WriteString(w, `
+Output: one JSON object per line on stdout.
+  append prints its result:
+    {"stream":S,"nextExpectedRevision":N,"firstPosition":P,"lastPosition":P}
+    (nextExpectedRevision is what to pass as --expected next; null when the
+    stream has no events.)
+  read, read-all and subscribe print one line per event:
+    {"position":P,"stream":S,"revision":R,"id":"UUID","type":T,
+     "contentType":CT,"recorded":"2006-01-02T15:04:05.999999999Z",
+     "data":DATA,"metadata":META}
+    position is the event's place in the global log (from 1), revision its
+    place in its stream (from 0). data is the payload as JSON (compacted)
+    when the content type is application/json and the payload is valid
+    JSON; otherwise it is "dataBase64":"<standard base64>". metadata is JSON
+    when valid JSON, else "metadataBase64". Empty data or metadata is left
+    out.
+  subscribe also prints, when it has delivered the history and is live:
+    {"caughtUp":true,"position":P}
+  and, with a filter, positions you may save to resume from P+1:
+    {"checkpoint":P}
+
+Exit status:
+  0  done (subscribe: stopped by Ctrl-C or SIGTERM)
+  1  the store refused or failed: a wrong expected revision, a missing
+     stream, a store in use, ... (message on stderr)
+  2  the command line is wrong (nothing was written), or serve
+
+Examples:
+  annals append --stream order-1 --expected no-stream --type Created --data '{"seats":5}'
+  annals append --stream order-1 --expected 0 --type Paid --data '{"amount":30}'
+  printf '%s\n' '{"type":"Booked","data":{"seat":1}}' '{"type":"Booked","data":{"seat":2}}' |
+    annals append --stream order-2 --stdin
+  annals read --stream order-1
+  annals read --stream order-1 --backwards --limit 1
+  annals read-all --category order --exclude-system
+  annals subscribe --stream-prefix order-
+`)
+}
+
+// printCommand prints one command's usage and flags.
+func printCommand(w io.Writer, cmd *command) {
+	fmt.Fprintf(w, "annals %s: %s\n  annals %s %s\n", cmd.name, cmd.summary, cmd.name, cmd.synopsis)
+	if extra := commandNotes[cmd.name]; extra != "" {
+		io.WriteString(w, extra)
+	}
+	fs, _, _ := newFlagSet(cmd)
+	type row struct{ left, usage string }
+	var rows []row
+	width := 0
+	fs.VisitAll(func(f *flag.Flag) {
+		arg, usage := flag.UnquoteUsage(f)
+		if a, ok := argNames[f.Name]; ok {
+			arg = a
+		} else {
+			arg = strings.ToUpper(arg)
+		}
+		left := "--" + f.Name
+		if arg != "" {
+			left += " " + arg
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			usage += fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		if len(left) <= maxFlagWidth {
+			width = max(width, len(left))
+		}
+		rows = append(rows, row{left, usage})
+	})
+	sort.Slice(rows, func(i, j int) bool { return rows[i].left < rows[j].left })
+	const indent = "    "
+	for _, r := range rows {
+		if len(r.left) > width {
+			// Too wide for the column: the description goes below.
+			fmt.Fprintf(w, "%s%s\n", indent, r.left)
+			fmt.Fprintf(w, "%s%s\n", indent+strings.Repeat(" ", width+2), wrap(r.usage, width+2+len(indent)))
+			continue
+		}
+		fmt.Fprintf(w, "%s%-*s  %s\n", indent, width, r.left, wrap(r.usage, width+2+len(indent)))
+	}
+}
+
+// argNames name the values of the flags that take one of a few words or a
+// number; the others name theirs in `backquotes` in their usage.
+var argNames = map[string]string{
+	"expected": "any|no-stream|exists|N",
+	"from":     "start|end|N",
+}
+
+const (
+	maxFlagWidth = 24 // wider flag columns put the description below
+	lineWidth    = 80
+)
+
+// wrap breaks text into lines that fit lineWidth when they start at column
+// col; the lines after the first are indented to col.
+func wrap(text string, col int) string {
+	var b strings.Builder
+	n := col
+	for i, word := range strings.Fields(text) {
+		if i > 0 {
+			if n+1+len(word) > lineWidth {
+				b.WriteString("\n" + strings.Repeat(" ", col))
+				n = col
+			} else {
+				b.WriteByte(' ')
+				n++
+			}
+		}
+		b.WriteString(word)
+		n += len(word)
+	}
+	return b.String()
+}
+
+var commandNotes = map[string]string{
+	"append": `  --stdin reads one event per line, each a JSON object
+    {"type":T,"data":JSON,"metadata":JSON,"id":"UUID"}
+  (type required; data defaults to {}, metadata to none, id to a random
+  one; data and metadata are kept byte for byte). All the lines go in ONE
+  atomic append: every event is written, or none.
+`,
+	"read": `  Forwards from --from (default start), or with --backwards from --from
+  (default end) down. A missing or deleted stream is an error (exit 1).
+`,
+	"read-all": `  Forwards from position --from (default start), or with --backwards from
+  --from (default end) down. At most one filter; a prefix flag may be
+  repeated to match any of several prefixes.
+`,
+	"subscribe": `  Without --stream, subscribes to the global log, optionally filtered
+  (the filters of read-all); with --stream, to that stream (no filter).
+  Prints the history from --from (default start), then {"caughtUp":...},
+  then follows until Ctrl-C or SIGTERM, and exits 0. Until annals serve
+  exists, the subscribing process holds the store, so nothing else can
+  append to it meanwhile: you see the history and the caught-up line.
+`,
+}
+
+// withStore opens the store in e.db, runs fn and closes the store. Only
+// append may create a store; the other commands want an existing one, so a
+// mistyped --db is an error rather than a new empty store.
+func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
+	if !create {
+		if err := checkStoreExists(e.db); err != nil {
+			return err
+		}
+	}
+	// Info (open, close) would only be noise; warnings and errors go to
+	// stderr, so stdout stays pure JSON lines.
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := embedded.Open(e.db, embedded.Options{Logger: logger})
+	if err != nil {
+		if inUse(err) {
+			return fmt.Errorf("the store in %s is in use: a store is open in one process at a time; "+
+				"is another annals command (a subscribe?) running on it? (%v)", e.db, err)
+		}
+		return err
+	}
+	defer func() {
+		if cerr := s.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the store: %w", cerr)
+		}
+	}()
+	return fn(s)
+}
+
+func checkStoreExists(dir string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no store in %s: it does not exist (annals append creates one; --db names another directory)", dir)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) || (err == nil && len(names) == 0) {
+		return fmt.Errorf("no store in %s: the directory is empty (annals append creates one; --db names another directory)", dir)
+	}
+	if err != nil {
+		return fmt.Errorf("no store in %s: %w", dir, err)
+	}
+	return nil
+}
+
+// inUse reports whether opening failed on the directory's lock: held by
+// another process (fcntl says EAGAIN or EACCES) or by this one (pebble
+// says so in words).
+func inUse(err error) bool {
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
+		strings.Contains(err.Error(), "lock held by current process")
+}
+
+// report prints err for command name on stderr and returns the exit status.
+func report(stderr io.Writer, name string, err error) int {
+	var usage *usageError
+	if errors.As(err, &usage) {
+		fmt.Fprintf(stderr, "annals %s: %s\nRun `annals help %s` for its flags.\n", name, usage.msg, name)
+		return exitUsage
+	}
+	var wrong *annals.WrongExpectedRevisionError
+	if errors.As(err, &wrong) {
+		fmt.Fprintf(stderr, "annals %s: wrong expected revision on stream %q: expected %s, actual %s\n",
+			name, wrong.Stream, expectedName(wrong.Expected), actualName(wrong.Actual))
+		return exitFailure
+	}
+	fmt.Fprintf(stderr, "annals %s: %s\n", name, strings.TrimPrefix(err.Error(), "annals: "))
+	return exitFailure
+}
+
+// actualName describes the state a wrong expected revision found.
+func actualName(actual annals.ExpectedRevision) string {
+	if r, ok := actual.Revision(); ok {
+		return fmt.Sprintf("%d (the revision of its last event; --expected %d appends after it)", r, r)
+	}
+	return "no-stream (it has no events)"
+}
