@@ -64,21 +64,8 @@ func getHead(db *pebble.DB, stream string) (core.StreamState, error) {
 
 // getEvent reads the event at pos from the chunk whose key is chunkKey.
 func getEvent(db *pebble.DB, pos, chunkKey uint64) (annals.Event, error) {
-	v, ok, err := getValue(db, eventKey(chunkKey))
-	if err != nil {
-		return annals.Event{}, err
-	}
-	if !ok {
-		return annals.Event{}, errCorrupt("missing chunk")
-	}
-	c, err := parseChunk(chunkKey, v)
-	if err != nil {
-		return annals.Event{}, err
-	}
-	if !c.contains(pos) {
-		return annals.Event{}, errCorrupt("index points outside its chunk")
-	}
-	return c.event(pos)
+	cc := chunkCache{db: db}
+	return cc.event(pos, chunkKey)
 }
 
 // findEvent reads the event at pos, seeking its chunk.
@@ -218,17 +205,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 					return false, nil
 				})
 			})
-			if err != nil {
-				yield(annals.Event{}, err)
-				return
-			}
-			for _, e := range page {
-				if !yield(e, nil) {
-					return
-				}
-				yielded++
-			}
-			if done || lo > hi {
+			n, ok := emit(page, err, yield)
+			if yielded += uint64(n); !ok || done || lo > hi {
 				return
 			}
 		}
@@ -403,21 +381,27 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 				}
 				return it.Error()
 			})
-			if err != nil {
-				yield(annals.Event{}, err)
-				return
-			}
-			for _, e := range page {
-				if !yield(e, nil) {
-					return
-				}
-				yielded++
-			}
-			if opts.Limit > 0 && yielded >= opts.Limit || !full || lo > hi {
+			n, ok := emit(page, err, yield)
+			if yielded += uint64(n); !ok || opts.Limit > 0 && yielded >= opts.Limit || !full || lo > hi {
 				return
 			}
 		}
 	}
+}
+
+// emit yields a page read under the engine lock, or the error that ended
+// it. It returns how many events it yielded and whether to go on.
+func emit(page []annals.Event, err error, yield func(annals.Event, error) bool) (int, bool) {
+	if err != nil {
+		yield(annals.Event{}, err)
+		return 0, false
+	}
+	for i, e := range page {
+		if !yield(e, nil) {
+			return i + 1, false
+		}
+	}
+	return len(page), true
 }
 
 // seekChunk positions it on the chunk holding pos.

@@ -80,9 +80,10 @@ func (o Options) withDefaults() Options {
 
 // Store is the embedded store. Open one per directory; pebble locks it.
 type Store struct {
-	opts Options
-	db   *pebble.DB
-	wm   *core.Watermark
+	core.Writes // Append, SetStreamMetadata, Delete, Tombstone: through the writer
+	opts        Options
+	db          *pebble.DB
+	wm          *core.Watermark
 
 	requests   chan *request
 	quit       chan struct{} // closed by Close: the writer stops taking requests
@@ -132,6 +133,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	s.Writes = core.Writes{Write: s.write}
 	w := newWriter(s, last, lastTime)
 	go w.run()
 	opts.Logger.Info("embedded store open", "dir", dir, "position", last)

@@ -75,32 +75,6 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 	}
 }
 
-// Append implements annals.Store.
-func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
-	return s.write(ctx, &core.Op{Kind: core.OpAppend, Stream: stream, Expected: expected, Events: events})
-}
-
-// SetStreamMetadata implements annals.Store.
-func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
-	op, err := core.MetadataOp(stream, expected, md)
-	if err != nil {
-		return annals.AppendResult{}, err
-	}
-	return s.write(ctx, op)
-}
-
-// Delete implements annals.Store.
-func (s *Store) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
-	r, err := s.write(ctx, &core.Op{Kind: core.OpDelete, Stream: stream, Expected: expected})
-	return annals.DeleteResult{Position: r.LastPosition}, err
-}
-
-// Tombstone implements annals.Store.
-func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
-	r, err := s.write(ctx, &core.Op{Kind: core.OpTombstone, Stream: stream, Expected: expected})
-	return annals.DeleteResult{Position: r.LastPosition}, err
-}
-
 type writer struct {
 	s        *Store
 	next     uint64    // position of the next event

@@ -24,9 +24,10 @@ type Options struct {
 // Store keeps the book of record in memory. One mutex serialises writes;
 // reads share it.
 type Store struct {
-	limits annals.Limits
-	now    func() time.Time
-	wm     *core.Watermark
+	core.Writes // Append, SetStreamMetadata, Delete, Tombstone
+	limits      annals.Limits
+	now         func() time.Time
+	wm          *core.Watermark
 
 	mu      sync.RWMutex
 	log     []annals.Event // position p at index p-1
@@ -48,13 +49,15 @@ func New(opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{
+	s := &Store{
 		limits:  opts.Limits.WithDefaults(),
 		now:     opts.Now,
 		wm:      core.NewWatermark(0),
 		streams: make(map[string]*stream),
 		ids:     make(map[uuid.UUID]uint64),
 	}
+	s.Writes = core.Writes{Write: s.write}
+	return s
 }
 
 // Close implements annals.Store.
@@ -67,32 +70,6 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.wm.Close()
 	return nil
-}
-
-// Append implements annals.Store.
-func (s *Store) Append(ctx context.Context, streamName string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
-	return s.write(ctx, &core.Op{Kind: core.OpAppend, Stream: streamName, Expected: expected, Events: events})
-}
-
-// SetStreamMetadata implements annals.Store.
-func (s *Store) SetStreamMetadata(ctx context.Context, streamName string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
-	op, err := core.MetadataOp(streamName, expected, md)
-	if err != nil {
-		return annals.AppendResult{}, err
-	}
-	return s.write(ctx, op)
-}
-
-// Delete implements annals.Store.
-func (s *Store) Delete(ctx context.Context, streamName string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
-	r, err := s.write(ctx, &core.Op{Kind: core.OpDelete, Stream: streamName, Expected: expected})
-	return annals.DeleteResult{Position: r.LastPosition}, err
-}
-
-// Tombstone implements annals.Store.
-func (s *Store) Tombstone(ctx context.Context, streamName string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
-	r, err := s.write(ctx, &core.Op{Kind: core.OpTombstone, Stream: streamName, Expected: expected})
-	return annals.DeleteResult{Position: r.LastPosition}, err
 }
 
 func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, error) {

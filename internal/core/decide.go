@@ -91,9 +91,9 @@ type Decision struct {
 // each is already recorded (same length as ids).
 //
 // A retry is recognised when every id is recorded, in this stream, as one
-// consecutive run in the same order, and the expectation names the place
-// just before the run (or is Any / StreamExists). Any other recorded id is a
-// DuplicateEventError.
+// consecutive run in the same order, and an Exact expectation names the
+// place just before the run (Any, StreamExists and NoStream name no place).
+// Any other recorded id is a DuplicateEventError.
 func Decide(stream string, expected annals.ExpectedRevision, s StreamState, ids []uuid.UUID, found []Recorded) Decision {
 	nFound := 0
 	for i := range found {
@@ -132,12 +132,11 @@ func retry(stream string, expected annals.ExpectedRevision, found []Recorded) (D
 			return Decision{}, false
 		}
 	}
-	if r, exact := expected.Revision(); exact && r+1 != first.Revision {
+	if r, exact := expected.Revision(); exact && (first.Revision == 0 || r != first.Revision-1) {
 		return Decision{}, false
 	}
-	if expected.IsNoStream() && first.Revision != 0 {
-		return Decision{}, false
-	}
+	// NoStream names no revision: after a soft delete the run it wrote
+	// starts past 0, so any run of these ids in this stream is the retry.
 	last := found[len(found)-1]
 	return Decision{Duplicate: true, Result: annals.AppendResult{
 		NextExpected:  annals.Exact(last.Revision),

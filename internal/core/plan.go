@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -38,6 +39,13 @@ func Validate(l annals.Limits, op *Op) error {
 			}
 			if op.Kind == OpDelete || op.Kind == OpTombstone {
 				return &annals.InvalidInputError{Field: "stream", Reason: "a metastream cannot be deleted; delete its stream"}
+			}
+			// The size, count and id rules hold here too; only the type
+			// is a system one ($metadata).
+			system := l
+			system.AllowSystemStreams = true
+			if err := system.CheckEvents(op.Events); err != nil {
+				return err
 			}
 			return checkMetadataEvents(op.Events)
 		}
@@ -247,4 +255,36 @@ func MetadataOp(stream string, expected annals.ExpectedRevision, md annals.Strea
 	}
 	return &Op{Kind: OpSetMetadata, Stream: annals.MetastreamOf(stream), Expected: expected,
 		Events: []annals.EventData{{Type: annals.EventTypeMetadata, Data: data}}}, nil
+}
+
+// Writes gives a store the write methods of annals.Store on top of one
+// function that runs an op; both backends embed it.
+type Writes struct {
+	Write func(ctx context.Context, op *Op) (annals.AppendResult, error)
+}
+
+// Append implements annals.Store.
+func (w Writes) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	return w.Write(ctx, &Op{Kind: OpAppend, Stream: stream, Expected: expected, Events: events})
+}
+
+// SetStreamMetadata implements annals.Store.
+func (w Writes) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
+	op, err := MetadataOp(stream, expected, md)
+	if err != nil {
+		return annals.AppendResult{}, err
+	}
+	return w.Write(ctx, op)
+}
+
+// Delete implements annals.Store.
+func (w Writes) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	r, err := w.Write(ctx, &Op{Kind: OpDelete, Stream: stream, Expected: expected})
+	return annals.DeleteResult{Position: r.LastPosition}, err
+}
+
+// Tombstone implements annals.Store.
+func (w Writes) Tombstone(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	r, err := w.Write(ctx, &Op{Kind: OpTombstone, Stream: stream, Expected: expected})
+	return annals.DeleteResult{Position: r.LastPosition}, err
 }
