@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,11 +19,9 @@ import (
 // Benchmarks of the durable store. Every append is durable (fsynced) before
 // it returns. Results and the commands are in docs/benchmarks.md.
 
-var benchCacheBytes int64 = 0
-
 func openBench(b *testing.B) *Store {
 	b.Helper()
-	s, err := Open(b.TempDir(), Options{BlockCacheBytes: benchCacheBytes, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := Open(b.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -79,10 +79,25 @@ func BenchmarkAppendBatch(b *testing.B) {
 }
 
 // BenchmarkReadAll reads a log of 1,000,000 events of 200 bytes (in 10,000
-// streams) from start to end, per iteration.
+// streams) from start to end, per iteration, once with the default block
+// cache (128 MiB: smaller than the log, so each pass decompresses blocks
+// again) and once with a cache that holds it all.
 func BenchmarkReadAll(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		bytes int64
+	}{{"cache=128MiB", 0}, {"cache=1GiB", 1 << 30}} {
+		b.Run(c.name, func(b *testing.B) { benchReadAll(b, c.bytes) })
+	}
+}
+
+func benchReadAll(b *testing.B, cacheBytes int64) {
 	const total = 1_000_000
-	s := openBench(b)
+	s, err := Open(b.TempDir(), Options{BlockCacheBytes: cacheBytes, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
 	payload := make([]byte, 200)
 	batch := make([]annals.EventData, 1000)
 	for i := range batch {
@@ -196,4 +211,52 @@ func BenchmarkSubscribeLag(b *testing.B) {
 	b.ReportMetric(float64(lags[len(lags)*99/100]), "p99-ns")
 	b.ReportMetric(float64(lags[len(lags)/2]), "p50-ns")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+}
+
+// BenchmarkManyStreams appends one 200-byte event to each of b.N new
+// streams (64 writers, expected NoStream), with a stream-head cache of
+// 1,000,000: past that every append misses the cache and reads the head
+// from storage. Run with -benchtime 10000000x for ten million streams.
+func BenchmarkManyStreams(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	payload := make([]byte, 200)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := next.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				stream := "many-" + strconv.FormatInt(n, 10)
+				if _, err := s.Append(context.Background(), stream, annals.NoStream, annals.EventData{Type: "Created", Data: payload}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	b.StopTimer()
+	// Every stream is there and its head is right, in or out of the cache.
+	for _, n := range []int{1, max(1, b.N/2), b.N} {
+		stream := "many-" + strconv.Itoa(n)
+		if _, err := s.Append(context.Background(), stream, annals.Exact(0)); err != nil {
+			b.Fatalf("%s: %v", stream, err)
+		}
+	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 }

@@ -165,10 +165,11 @@ func (c chunk) event(pos uint64) (annals.Event, error) {
 // Head record: flags(1) lastRevision(uvarint) lastPosition(uvarint).
 //
 // A stream's last revision and position come from the last key of its
-// 'S' range; the head record is only written when a stream is deleted,
-// tombstoned or brought back, so a plain append writes no head (one fewer
-// random insert per append). Its LastPosition is the position of that
-// lifecycle change.
+// 'S' range; the head record is only written when a stream is created,
+// deleted, tombstoned or brought back, so a plain append writes no head
+// (one fewer random insert per append). Its LastPosition is the position
+// of that change. Every stream has one, so a point lookup (bloom-filtered)
+// tells a new stream without seeking the index.
 const (
 	headExists byte = 1 << iota
 	headSoftDeleted

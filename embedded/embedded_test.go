@@ -20,3 +20,22 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestConformanceTinyCaches runs the suite with a stream-head cache of two
+// entries and small read pages, so every path that misses the cache (head
+// derived from the index) and every page boundary is exercised.
+func TestConformanceTinyCaches(t *testing.T) {
+	storetest.Exercise(t, func(t *testing.T) annals.Store {
+		s, err := embedded.Open(t.TempDir(), embedded.Options{
+			StreamCacheEntries: 2,
+			ReadPageBytes:      512,
+			GroupOps:           3,
+			Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

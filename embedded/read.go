@@ -28,18 +28,18 @@ func getValue(db *pebble.DB, key []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
-// getHead derives a stream's state: the last entry of its index, and its
-// head record, if any.
+// getHead derives a stream's state from its head record and the last entry
+// of its index.
 func getHead(db *pebble.DB, stream string) (core.StreamState, error) {
 	var st core.StreamState
 	v, ok, err := getValue(db, headKey(stream))
-	if err != nil {
+	if err != nil || !ok {
+		// Every stream ever written or deleted has a head record: a miss,
+		// answered by the bloom filters, means a new stream.
 		return st, err
 	}
-	if ok {
-		if st, err = decodeHead(v); err != nil {
-			return st, err
-		}
+	if st, err = decodeHead(v); err != nil {
+		return st, err
 	}
 	prefix := streamPrefix(stream)
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperStreamKey(prefix, ^uint64(0))})

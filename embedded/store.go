@@ -35,6 +35,10 @@ const (
 	DefaultReadPageBytes = 4 << 20
 )
 
+// memTablesMax is how many memtables may exist at once (one being written,
+// the others waiting for their flush).
+const memTablesMax = 2
+
 // Options configure a Store. Zero fields take the defaults.
 type Options struct {
 	Limits             annals.Limits
@@ -101,13 +105,18 @@ var _ annals.Store = (*Store)(nil)
 // Open opens (or creates) the store in dir.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	cache := pebble.NewCache(opts.BlockCacheBytes)
+	// Pebble reserves its memtables' memory from the block cache: size the
+	// cache so that BlockCacheBytes stay for blocks (with the default
+	// sizes, two 64 MiB memtables would otherwise take all of it).
+	cache := pebble.NewCache(opts.BlockCacheBytes + memTablesMax*int64(opts.MemTableBytes))
 	defer cache.Unref()
 	po := &pebble.Options{
 		Cache:              cache,
 		MemTableSize:       opts.MemTableBytes,
 		FormatMajorVersion: pebble.FormatNewest,
-		Logger:             quietLogger{opts.Logger},
+		// Writes stall once this many memtables wait to be flushed.
+		MemTableStopWritesThreshold: memTablesMax,
+		Logger:                      quietLogger{opts.Logger},
 	}
 	// MinLZ (pebble's "fastest") decompresses faster than snappy: a
 	// catch-up read of cold history is mostly block decompression.

@@ -176,7 +176,7 @@ func (w *writer) commit(reqs []*request) *group {
 			ov.add(&p.Events[i])
 		}
 		for _, u := range p.Updates {
-			if prev, err := ov.State(u.Stream); err != nil || hasLifecycle(prev) || hasLifecycle(u.State) {
+			if prev, err := ov.State(u.Stream); err != nil || !prev.Exists || hasLifecycle(prev) || hasLifecycle(u.State) {
 				ov.dirtyHeads = append(ov.dirtyHeads, u.Stream)
 			}
 			ov.states[u.Stream] = u.State
