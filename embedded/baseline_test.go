@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // BenchmarkRawFileBaseline is the ceiling the store is measured against: a
@@ -92,6 +96,84 @@ func BenchmarkRawFileBaseline(b *testing.B) {
 			b.StopTimer()
 			close(stop)
 			writerWG.Wait()
+		})
+	}
+}
+
+// BenchmarkPebbleBaseline is the engine's own ceiling for this design: one
+// writer goroutine takes every pending append and commits them as one
+// pebble batch with a synchronous WAL fsync, one 250-byte key per event,
+// no planning, no index. The store does the same plus expectation checks,
+// the stream and id indexes, and chunk encoding.
+func BenchmarkPebbleBaseline(b *testing.B) {
+	for _, writers := range []int{64, 256} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			db, err := pebble.Open(b.TempDir(), &pebble.Options{FormatMajorVersion: pebble.FormatNewest, MemTableSize: 64 << 20, Logger: quietLogger{slog.New(slog.NewTextHandler(io.Discard, nil))}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			type req struct{ done chan struct{} }
+			reqs := make(chan *req, 4096)
+			stop := make(chan struct{})
+			stopped := make(chan struct{})
+			go func() {
+				defer close(stopped)
+				var pos uint64
+				payload := make([]byte, 250)
+				for {
+					var group []*req
+					select {
+					case r := <-reqs:
+						group = append(group, r)
+					case <-stop:
+						return
+					}
+				drain:
+					for {
+						select {
+						case r := <-reqs:
+							group = append(group, r)
+						default:
+							break drain
+						}
+					}
+					batch := db.NewBatch()
+					for range group {
+						pos++
+						if err := batch.Set(binary.BigEndian.AppendUint64([]byte{'E'}, pos), payload, nil); err != nil {
+							panic(err)
+						}
+					}
+					if err := batch.Commit(pebble.Sync); err != nil {
+						panic(err)
+					}
+					batch.Close()
+					for _, r := range group {
+						close(r.done)
+					}
+				}
+			}()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						r := &req{done: make(chan struct{})}
+						reqs <- r
+						<-r.done
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			b.StopTimer()
+			close(stop)
+			<-stopped
 		})
 	}
 }

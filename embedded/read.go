@@ -172,6 +172,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 				return
 			}
 			var page []annals.Event
+			chunks.loadedBytes = 0
 			done := true // the range or the window is exhausted
 			err := s.read(func() error {
 				bounds := &pebble.IterOptions{LowerBound: streamKey(stream, lo), UpperBound: upperStreamKey(prefix, hi)}
@@ -198,7 +199,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 					} else {
 						hi = e.Revision - 1
 					}
-					if len(page) < annals.DefaultReadBatchEvents {
+					if len(page) < annals.DefaultReadBatchEvents && chunks.loadedBytes < s.opts.ReadPageBytes {
 						return true, nil
 					}
 					done = false
@@ -219,6 +220,9 @@ type chunkCache struct {
 	db *pebble.DB
 	c  chunk
 	ok bool
+	// loadedBytes counts the chunk bytes copied out of the engine: a page
+	// of a stream read keeps them alive, so it bounds the page.
+	loadedBytes int
 }
 
 func (cc *chunkCache) event(pos, chunkKey uint64) (annals.Event, error) {
@@ -230,6 +234,7 @@ func (cc *chunkCache) event(pos, chunkKey uint64) (annals.Event, error) {
 		if !ok {
 			return annals.Event{}, errCorrupt("missing chunk")
 		}
+		cc.loadedBytes += len(v)
 		if cc.c, err = parseChunk(chunkKey, v); err != nil {
 			cc.ok = false
 			return annals.Event{}, err

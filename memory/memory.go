@@ -4,6 +4,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"iter"
 	"sync"
@@ -94,6 +95,8 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 	}
 	s.last = now
 	for _, e := range p.Events {
+		// The caller may reuse its buffers once Append returns.
+		e.Data, e.Metadata = bytes.Clone(e.Data), bytes.Clone(e.Metadata)
 		s.log = append(s.log, e)
 		s.ids[e.ID] = e.Position
 		if e.Revision == annals.RevisionTombstone {
@@ -251,7 +254,11 @@ func (s *Store) at(pos uint64) (annals.Event, error) {
 	if s.closed {
 		return annals.Event{}, annals.ErrClosed
 	}
-	return s.log[pos-1], nil
+	// Each read gets its own copy of the payloads, as from a durable store:
+	// a reader that modifies them changes nothing stored.
+	e := s.log[pos-1]
+	e.Data, e.Metadata = bytes.Clone(e.Data), bytes.Clone(e.Metadata)
+	return e, nil
 }
 
 // ReadAll implements annals.Store.
