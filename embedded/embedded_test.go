@@ -1,6 +1,7 @@
 package embedded_test
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -38,4 +39,16 @@ func TestConformanceTinyCaches(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+func TestOpenLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := embedded.Open(dir, embedded.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := embedded.Open(dir, embedded.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); !errors.Is(err, embedded.ErrLocked) {
+		t.Fatalf("second Open of one directory: got %v, want ErrLocked", err)
+	}
 }

@@ -8,9 +8,13 @@
 package embedded
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/annals/annals"
@@ -127,6 +131,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	db, err := pebble.Open(dir, po)
 	if err != nil {
+		if lockHeld(err) {
+			return nil, fmt.Errorf("embedded: open %s: %w (%v)", dir, ErrLocked, err)
+		}
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	last, lastTime, err := lastEvent(db)
@@ -204,6 +211,24 @@ func (s *Store) read(fn func() error) error {
 		return annals.ErrClosed
 	}
 	return fn()
+}
+
+// ErrLocked is returned by Open when another Store, in this process or
+// another, has the directory open: one directory, one open store.
+var ErrLocked = errors.New("embedded: the store is open elsewhere (its directory is locked)")
+
+// lockHeld reports whether pebble failed to open on the directory's lock:
+// held by this process (pebble says so in words) or another (fcntl answers
+// EAGAIN or EACCES; a failure to create the lock file is a *PathError).
+func lockHeld(err error) bool {
+	if strings.Contains(err.Error(), "lock held by current process") {
+		return true
+	}
+	var pathErr *os.PathError
+	if errors.As(err, &pathErr) {
+		return false
+	}
+	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES)
 }
 
 type quietLogger struct{ l *slog.Logger }

@@ -351,7 +351,7 @@ func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := embedded.Open(e.db, embedded.Options{Logger: logger})
 	if err != nil {
-		if inUse(err) {
+		if errors.Is(err, embedded.ErrLocked) {
 			return fmt.Errorf("the store in %s is in use: a store is open in one process at a time; "+
 				"is another annals command (a subscribe?) running on it? (%v)", e.db, err)
 		}
@@ -382,14 +382,6 @@ func checkStoreExists(dir string) error {
 		return fmt.Errorf("no store in %s: %w", dir, err)
 	}
 	return nil
-}
-
-// inUse reports whether opening failed on the directory's lock: held by
-// another process (fcntl says EAGAIN or EACCES) or by this one (pebble
-// says so in words).
-func inUse(err error) bool {
-	return errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) ||
-		strings.Contains(err.Error(), "lock held by current process")
 }
 
 // report prints err for command name on stderr and returns the exit status.
