@@ -21,7 +21,13 @@ func TestSlowSubscriberMemoryBounded(t *testing.T) {
 		eventBytes     = 1000
 		growthMaxBytes = 32 << 20
 	)
-	s, err := embedded.Open(t.TempDir(), embedded.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	// Small engine memory: under the race detector pebble's memtables and
+	// block cache live on the Go heap, and this test measures the heap.
+	s, err := embedded.Open(t.TempDir(), embedded.Options{
+		MemTableBytes:   4 << 20,
+		BlockCacheBytes: 4 << 20,
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
