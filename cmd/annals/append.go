@@ -97,9 +97,13 @@ type inputLine struct {
 
 // readEvents reads the events of append --stdin, one JSON object a line
 // (blank lines skipped), and checks them all before anything is written.
+// It reads at most stdinMaxBytes and annals.DefaultMaxAppendEvents
+// events: one append can hold no more, so more input is refused before it
+// fills memory.
 func readEvents(r io.Reader) ([]annals.EventData, error) {
 	var events []annals.EventData
-	br := bufio.NewReader(r)
+	limited := &io.LimitedReader{R: r, N: stdinMaxBytes + 1}
+	br := bufio.NewReader(limited)
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -111,6 +115,12 @@ func readEvents(r io.Reader) ([]annals.EventData, error) {
 				return nil, usagef("stdin line %d: %v", n, perr)
 			}
 			events = append(events, ev)
+			if len(events) > annals.DefaultMaxAppendEvents {
+				return nil, usagef("stdin: more than %d events; one append holds at most that many", annals.DefaultMaxAppendEvents)
+			}
+		}
+		if limited.N <= 0 {
+			return nil, usagef("stdin: more than %d bytes; one append holds at most %d bytes of events", stdinMaxBytes, annals.DefaultMaxAppendSizeBytes)
 		}
 		if err != nil { // io.EOF
 			break
@@ -121,6 +131,10 @@ func readEvents(r io.Reader) ([]annals.EventData, error) {
 	}
 	return events, nil
 }
+
+// stdinMaxBytes bounds what append --stdin reads: an append's size limit,
+// with room for the JSON around the events.
+const stdinMaxBytes = 2 * annals.DefaultMaxAppendSizeBytes
 
 const lineFormat = `{"type":"T","data":...,"metadata":...,"id":"UUID"}`
 
