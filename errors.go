@@ -86,6 +86,9 @@ type streamError struct {
 func (e *streamError) Error() string { return fmt.Sprintf("%v: %q", e.err, e.stream) }
 func (e *streamError) Unwrap() error { return e.err }
 
+// StreamName is the stream the error is about.
+func (e *streamError) StreamName() string { return e.stream }
+
 // StreamNotFound returns ErrStreamNotFound naming stream.
 func StreamNotFound(stream string) error { return &streamError{stream, ErrStreamNotFound} }
 

@@ -33,8 +33,6 @@ const (
 
 const defaultDB = "./annals-data"
 
-const serveMessage = "annals serve: the gRPC server is not built yet; see `annals help`"
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	go func() {
@@ -78,7 +76,8 @@ func commands() []command {
 			"read the global log ($all), every event of every stream", setupReadAll},
 		{"subscribe", "[--stream S] [--from start|end|N] [filter]",
 			"catch-up subscription: history, then follow, until Ctrl-C", setupSubscribe},
-		{"serve", "", "the gRPC server: not built yet (says so and exits 2)", nil},
+		{"serve", "[--listen HOST:PORT] [--insecure]",
+			"serve the store over KurrentDB's gRPC protocol (and HTTP), until Ctrl-C", setupServe},
 		{"help", "[command]", "show this help, or one command's", nil},
 	}
 }
@@ -104,9 +103,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch name {
 	case "help", "-h", "-help", "--help":
 		return help(rest, stdout, stderr)
-	case "serve":
-		fmt.Fprintln(stderr, serveMessage)
-		return exitUsage
 	}
 	cmd := lookup(name)
 	if cmd == nil || cmd.setup == nil {
@@ -222,10 +218,10 @@ Output: one JSON object per line on stdout.
     {"checkpoint":P}
 
 Exit status:
-  0  done (subscribe: stopped by Ctrl-C or SIGTERM)
+  0  done (subscribe, serve: stopped by Ctrl-C or SIGTERM)
   1  the store refused or failed: a wrong expected revision, a missing
      stream, a store in use, ... (message on stderr)
-  2  the command line is wrong (nothing was written), or serve
+  2  the command line is wrong (nothing was written)
 
 Examples:
   annals append --stream order-1 --expected no-stream --type Created --data '{"seats":5}'
@@ -331,9 +327,19 @@ var commandNotes = map[string]string{
 	"subscribe": `  Without --stream, subscribes to the global log, optionally filtered
   (the filters of read-all); with --stream, to that stream (no filter).
   Prints the history from --from (default start), then {"caughtUp":...},
-  then follows until Ctrl-C or SIGTERM, and exits 0. Until annals serve
-  exists, the subscribing process holds the store, so nothing else can
-  append to it meanwhile: you see the history and the caught-up line.
+  then follows until Ctrl-C or SIGTERM, and exits 0. The subscribing
+  process holds the store, so nothing else can append to it meanwhile:
+  you see the history and the caught-up line. (Live subscriptions over
+  annals serve are the server's next step.)
+`,
+	"serve": `  Serves the store in --db over the KurrentDB gRPC protocol, so the
+  official clients connect to it as to KurrentDB
+  (kurrentdb://127.0.0.1:2113?tls=false), and HTTP on the same port
+  (GET /health/live answers 204). Served so far: appends, reads of a
+  stream or of $all (with filters), delete and tombstone; not yet:
+  subscriptions, TLS and authentication. Without --insecure it serves only
+  on a loopback address. Ctrl-C or SIGTERM: finishes calls in flight,
+  closes the store, exits 0.
 `,
 }
 

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/annals/annals"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// The errors go out as KurrentDB sends them: a status code, and an
+// "exception" trailer with detail trailers, which the clients turn into
+// their own typed errors.
+const (
+	exceptionWrongExpectedVersion = "wrong-expected-version"
+	exceptionStreamDeleted        = "stream-deleted"
+	exceptionInvalidArgument      = "invalid-argument"
+	exceptionMaxAppendSize        = "maximum-append-size-exceeded"
+)
+
+// toStatus maps a store error to a status and the trailers that go with it.
+func toStatus(err error) (error, metadata.MD) {
+	var wrong *annals.WrongExpectedRevisionError
+	var invalid *annals.InvalidInputError
+	switch {
+	case errors.As(err, &wrong):
+		return status.Error(codes.FailedPrecondition, err.Error()), metadata.Pairs(
+			"exception", exceptionWrongExpectedVersion,
+			"stream-name", wrong.Stream,
+			"expected-version", versionText(wrong.Expected),
+			"actual-version", versionText(wrong.Actual))
+	case errors.Is(err, annals.ErrStreamDeleted):
+		return status.Error(codes.FailedPrecondition, err.Error()), metadata.Pairs(
+			"exception", exceptionStreamDeleted, "stream-name", streamOf(err))
+	case errors.As(err, &invalid) && (invalid.Field == "events" || invalid.Field == "size" || len(invalid.Field) > 5 && invalid.Field[len(invalid.Field)-5:] == ".size"):
+		return status.Error(codes.InvalidArgument, err.Error()), metadata.Pairs("exception", exceptionMaxAppendSize)
+	case errors.Is(err, annals.ErrInvalidInput):
+		return status.Error(codes.InvalidArgument, err.Error()), metadata.Pairs("exception", exceptionInvalidArgument)
+	case errors.Is(err, annals.ErrClosed):
+		return status.Error(codes.Unavailable, "server is shutting down"), nil
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error()), nil
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error()), nil
+	case errors.Is(err, annals.ErrStreamNotFound):
+		return status.Error(codes.NotFound, err.Error()), metadata.Pairs("exception", "stream-not-found", "stream-name", streamOf(err))
+	}
+	return status.Error(codes.Internal, err.Error()), nil
+}
+
+// versionText is KurrentDB's text of an expected or actual version: the
+// revision, or -1 (no stream), -2 (any), -4 (stream exists).
+func versionText(e annals.ExpectedRevision) string {
+	if r, ok := e.Revision(); ok {
+		return strconv.FormatUint(r, 10)
+	}
+	switch {
+	case e.IsNoStream():
+		return "-1"
+	case e.IsStreamExists():
+		return "-4"
+	}
+	return "-2"
+}
+
+// streamOf digs the stream name out of a store error, if it names one.
+func streamOf(err error) string {
+	var named interface{ StreamName() string }
+	if errors.As(err, &named) {
+		return named.StreamName()
+	}
+	return ""
+}
+
+// unaryError sets err's trailers on a unary call and returns its status.
+func unaryError(ctx context.Context, err error) error {
+	st, md := toStatus(err)
+	if md != nil {
+		_ = grpc.SetTrailer(ctx, md)
+	}
+	return st
+}

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/gossip"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/serverfeatures"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
+)
+
+// ServerVersion is what Annals tells clients it is. It must parse as
+// numbers (clients enable features by it): 24.x is the protocol generation
+// whose messages Annals sends.
+const ServerVersion = "24.10.0"
+
+// features answers ServerFeatures.GetSupportedMethods with exactly the
+// methods Annals implements.
+type features struct {
+	serverfeatures.UnimplementedServerFeaturesServer
+}
+
+func (features) GetSupportedMethods(context.Context, *shared.Empty) (*serverfeatures.SupportedMethods, error) {
+	const svc = "event_store.client.streams.streams"
+	m := func(name string) *serverfeatures.SupportedMethod {
+		return &serverfeatures.SupportedMethod{MethodName: name, ServiceName: svc}
+	}
+	return &serverfeatures.SupportedMethods{
+		EventStoreServerVersion: ServerVersion,
+		Methods:                 []*serverfeatures.SupportedMethod{m("read"), m("append"), m("delete"), m("tombstone")},
+	}, nil
+}
+
+// gossipServer answers as a single leader node: itself.
+type gossipServer struct {
+	gossip.UnimplementedGossipServer
+	id   uuid.UUID
+	host string
+	port uint32
+}
+
+func (g *gossipServer) Read(context.Context, *shared.Empty) (*gossip.ClusterInfo, error) {
+	return &gossip.ClusterInfo{Members: []*gossip.MemberInfo{{
+		InstanceId:   uuidToProto(g.id, false),
+		TimeStamp:    time.Now().UnixNano() / 100,
+		State:        gossip.MemberInfo_Leader,
+		IsAlive:      true,
+		HttpEndPoint: &gossip.EndPoint{Address: g.host, Port: g.port},
+	}}}, nil
+}

@@ -1,0 +1,109 @@
+package server
+
+import (
+	"errors"
+	"iter"
+	"math"
+	"regexp"
+
+	"github.com/annals/annals"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Read serves counted reads of a stream or of $all. A counted read sends
+// only events or stream-not-found: the Go client panics on anything else.
+func (s *streamsServer) Read(req *streams.ReadReq, stream grpc.ServerStreamingServer[streams.ReadResp]) error {
+	opts := req.GetOptions()
+	if opts == nil {
+		return status.Error(codes.InvalidArgument, "read options are missing")
+	}
+	if opts.GetSubscription() != nil {
+		return status.Error(codes.Unimplemented, "subscriptions are not served yet")
+	}
+	limit := opts.GetCount()
+	if limit == math.MaxInt64 || limit == math.MaxUint64 {
+		limit = 0 // the clients' "all of it"
+	}
+	dir := annals.Forwards
+	if opts.GetReadDirection() == streams.ReadReq_Options_Backwards {
+		dir = annals.Backwards
+	}
+	uuidAsString := opts.GetUuidOption().GetString_() != nil
+
+	var events iter.Seq2[annals.Event, error]
+	var streamName []byte
+	switch {
+	case opts.GetStream() != nil:
+		so := opts.GetStream()
+		streamName = so.GetStreamIdentifier().GetStreamName()
+		from := annals.Start
+		switch {
+		case so.GetEnd() != nil:
+			from = annals.End
+		case so.GetStart() != nil:
+			from = annals.Start
+		default:
+			from = so.GetRevision()
+		}
+		if dir == annals.Backwards && so.GetStart() != nil {
+			from = annals.Start
+		}
+		events = s.store.ReadStream(stream.Context(), string(streamName), annals.ReadStreamOptions{Direction: dir, From: from, Limit: limit})
+	case opts.GetAll() != nil:
+		ao := opts.GetAll()
+		from := annals.Start
+		switch {
+		case ao.GetEnd() != nil:
+			from = annals.End
+		case ao.GetPosition() != nil:
+			from = ao.GetPosition().GetCommitPosition()
+		}
+		filter, err := filterFromProto(opts.GetFilter())
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		events = s.store.ReadAll(stream.Context(), annals.ReadAllOptions{Direction: dir, From: from, Limit: limit, Filter: filter})
+	default:
+		return status.Error(codes.InvalidArgument, "read options name neither a stream nor $all")
+	}
+	for e, err := range events {
+		if errors.Is(err, annals.ErrStreamNotFound) {
+			return stream.Send(&streams.ReadResp{Content: &streams.ReadResp_StreamNotFound_{
+				StreamNotFound: &streams.ReadResp_StreamNotFound{StreamIdentifier: &shared.StreamIdentifier{StreamName: streamName}}}})
+		}
+		if err != nil {
+			return unaryStreamError(stream, err)
+		}
+		if err := stream.Send(&streams.ReadResp{Content: &streams.ReadResp_Event{Event: recordedToProto(&e, uuidAsString)}}); err != nil {
+			return err // the client went away
+		}
+	}
+	return nil
+}
+
+// filterFromProto turns a server-side filter into an annals.Filter.
+func filterFromProto(f *streams.ReadReq_Options_FilterOptions) (*annals.Filter, error) {
+	if f == nil {
+		return nil, nil
+	}
+	expr, on := f.GetStreamIdentifier(), annals.FilterStreamName
+	if expr == nil {
+		expr, on = f.GetEventType(), annals.FilterEventType
+	}
+	if expr == nil {
+		return nil, errors.New("the filter names neither stream names nor event types")
+	}
+	out := &annals.Filter{On: on, Prefixes: expr.GetPrefix()}
+	if re := expr.GetRegex(); re != "" && len(out.Prefixes) == 0 {
+		compiled, err := regexp.Compile(re)
+		if err != nil {
+			return nil, err
+		}
+		out.Regex = compiled
+	}
+	return out, out.Validate()
+}

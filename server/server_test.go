@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/server"
+	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+)
+
+// start serves a fresh embedded store on a loopback port and returns an
+// official KurrentDB Go client connected to it, and the address.
+func start(t *testing.T) (*kurrentdb.Client, string) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(store, server.Options{Logger: quiet})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+		store.Close()
+	})
+	cfg, err := kurrentdb.ParseConnectionString("kurrentdb://" + l.Addr().String() + "?tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := kurrentdb.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client, l.Addr().String()
+}
+
+func event(typ, data string) kurrentdb.EventData {
+	return kurrentdb.EventData{EventID: uuid.New(), EventType: typ, ContentType: kurrentdb.ContentTypeJson, Data: []byte(data)}
+}
+
+func readAll(t *testing.T, rs *kurrentdb.ReadStream) []*kurrentdb.RecordedEvent {
+	t.Helper()
+	defer rs.Close()
+	var out []*kurrentdb.RecordedEvent
+	for {
+		e, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e.Event)
+	}
+}
+
+func code(err error) kurrentdb.ErrorCode {
+	var e *kurrentdb.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return -1
+}
+
+func TestOfficialGoClient(t *testing.T) {
+	client, addr := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// Append at an expected state, then the compare-and-swap refuses a stale one.
+	r, err := client.AppendToStream(ctx, "order-1", kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.NoStream{}},
+		event("OrderPlaced", `{"seats":5}`), event("OrderPaid", `{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.NextExpectedVersion != 1 || r.CommitPosition != 2 {
+		t.Fatalf("append result %+v, want revision 1 at position 2", r)
+	}
+	_, err = client.AppendToStream(ctx, "order-1", kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.NoStream{}}, event("OrderPlaced", `{}`))
+	if code(err) != kurrentdb.ErrorCodeWrongExpectedVersion {
+		t.Fatalf("stale append: got %v, want a wrong-expected-version error", err)
+	}
+	if _, err := client.AppendToStream(ctx, "order-1", kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.StreamRevision{Value: 1}}, event("OrderShipped", `{}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Read the stream forwards and backwards, and $all.
+	rs, err := client.ReadStream(ctx, "order-1", kurrentdb.ReadStreamOptions{}, ^uint64(0)>>1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := readAll(t, rs)
+	if len(evs) != 3 || evs[0].EventType != "OrderPlaced" || string(evs[0].Data) != `{"seats":5}` || evs[2].EventNumber != 2 {
+		t.Fatalf("read %d events: %+v", len(evs), evs)
+	}
+	if evs[0].CreatedDate.IsZero() || time.Since(evs[0].CreatedDate) > time.Minute {
+		t.Fatalf("created date %v", evs[0].CreatedDate)
+	}
+	rs, err = client.ReadStream(ctx, "order-1", kurrentdb.ReadStreamOptions{Direction: kurrentdb.Backwards, From: kurrentdb.End{}}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs := readAll(t, rs); len(evs) != 1 || evs[0].EventType != "OrderShipped" {
+		t.Fatalf("backwards read: %+v", evs)
+	}
+	rs, err = client.ReadAll(ctx, kurrentdb.ReadAllOptions{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs := readAll(t, rs); len(evs) != 3 || evs[2].Position.Commit != 3 {
+		t.Fatalf("$all: %+v", evs)
+	}
+
+	// A missing stream; a soft delete; a tombstone.
+	rs, err = client.ReadStream(ctx, "missing", kurrentdb.ReadStreamOptions{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Recv(); code(err) != kurrentdb.ErrorCodeResourceNotFound {
+		t.Fatalf("missing stream: got %v, want resource not found", err)
+	}
+	rs.Close()
+	if _, err := client.DeleteStream(ctx, "order-1", kurrentdb.DeleteStreamOptions{StreamState: kurrentdb.StreamRevision{Value: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.TombstoneStream(ctx, "order-2", kurrentdb.TombstoneStreamOptions{StreamState: kurrentdb.Any{}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = client.AppendToStream(ctx, "order-2", kurrentdb.AppendToStreamOptions{StreamState: kurrentdb.Any{}}, event("X", `{}`))
+	if code(err) != kurrentdb.ErrorCodeStreamDeleted {
+		t.Fatalf("append to a tombstoned stream: got %v, want stream deleted", err)
+	}
+
+	// The same port serves HTTP.
+	resp, err := http.Get("http://" + addr + "/health/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("/health/live: %d", resp.StatusCode)
+	}
+}

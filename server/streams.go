@@ -1,0 +1,162 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/annals/annals"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// streamsServer serves KurrentDB's Streams service from a store.
+type streamsServer struct {
+	streams.UnimplementedStreamsServer
+	store  annals.Store
+	limits annals.Limits
+}
+
+// Append reads the options, then the proposed events, and appends them in
+// one atomic append. A wrong expected revision goes back in the response
+// body, in both the old and the new fields, as KurrentDB sends it.
+func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendReq, streams.AppendResp]) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	opts := first.GetOptions()
+	if opts == nil {
+		return status.Error(codes.InvalidArgument, "the first append message must carry the options")
+	}
+	name := string(opts.GetStreamIdentifier().GetStreamName())
+	exp, err := appendExpected(opts)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	var events []annals.EventData
+	size := 0
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err // the client went away: nothing was written
+		}
+		m := msg.GetProposedMessage()
+		if m == nil {
+			return status.Error(codes.InvalidArgument, "after the options, an append carries only proposed messages")
+		}
+		ev, err := proposedToEvent(m)
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		size += annals.EventSizeBytes(&ev)
+		if len(events) >= s.limits.MaxAppendEvents || size > s.limits.MaxAppendSizeBytes {
+			// Stop reading: the append can never be written.
+			return unaryStreamError(stream, &annals.InvalidInputError{Field: "events",
+				Reason: "the append is over the size or count limit"})
+		}
+		events = append(events, ev)
+	}
+	res, err := s.store.Append(ctx, name, exp, events...)
+	var wrong *annals.WrongExpectedRevisionError
+	if errors.As(err, &wrong) {
+		return stream.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_WrongExpectedVersion_{
+			WrongExpectedVersion: wrongExpectedToProto(wrong)}})
+	}
+	if err != nil {
+		return unaryStreamError(stream, err)
+	}
+	ok := &streams.AppendResp_Success{}
+	if r, exact := res.NextExpected.Revision(); exact {
+		ok.CurrentRevisionOption = &streams.AppendResp_Success_CurrentRevision{CurrentRevision: r}
+	} else {
+		ok.CurrentRevisionOption = &streams.AppendResp_Success_NoStream{NoStream: &shared.Empty{}}
+	}
+	if res.LastPosition > 0 {
+		ok.PositionOption = &streams.AppendResp_Success_Position{Position: &streams.AppendResp_Position{
+			CommitPosition: res.LastPosition, PreparePosition: res.LastPosition}}
+	} else {
+		ok.PositionOption = &streams.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}}
+	}
+	return stream.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_Success_{Success: ok}})
+}
+
+func wrongExpectedToProto(w *annals.WrongExpectedRevisionError) *streams.AppendResp_WrongExpectedVersion {
+	out := &streams.AppendResp_WrongExpectedVersion{}
+	if r, ok := w.Actual.Revision(); ok {
+		out.CurrentRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_CurrentRevision_20_6_0{CurrentRevision_20_6_0: r}
+		out.CurrentRevisionOption = &streams.AppendResp_WrongExpectedVersion_CurrentRevision{CurrentRevision: r}
+	} else {
+		out.CurrentRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_NoStream_20_6_0{NoStream_20_6_0: &shared.Empty{}}
+		out.CurrentRevisionOption = &streams.AppendResp_WrongExpectedVersion_CurrentNoStream{CurrentNoStream: &shared.Empty{}}
+	}
+	e := w.Expected
+	switch r, exact := e.Revision(); {
+	case exact:
+		out.ExpectedRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_ExpectedRevision_20_6_0{ExpectedRevision_20_6_0: r}
+		out.ExpectedRevisionOption = &streams.AppendResp_WrongExpectedVersion_ExpectedRevision{ExpectedRevision: r}
+	case e.IsNoStream():
+		// The old fields have no "no stream": KurrentDB leaves them unset.
+		out.ExpectedRevisionOption = &streams.AppendResp_WrongExpectedVersion_ExpectedNoStream{ExpectedNoStream: &shared.Empty{}}
+	case e.IsStreamExists():
+		out.ExpectedRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_StreamExists_20_6_0{StreamExists_20_6_0: &shared.Empty{}}
+		out.ExpectedRevisionOption = &streams.AppendResp_WrongExpectedVersion_ExpectedStreamExists{ExpectedStreamExists: &shared.Empty{}}
+	default:
+		out.ExpectedRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_Any_20_6_0{Any_20_6_0: &shared.Empty{}}
+		out.ExpectedRevisionOption = &streams.AppendResp_WrongExpectedVersion_ExpectedAny{ExpectedAny: &shared.Empty{}}
+	}
+	return out
+}
+
+// unaryStreamError sets err's trailers on a streaming call and returns its
+// status.
+func unaryStreamError(stream grpc.ServerStream, err error) error {
+	st, md := toStatus(err)
+	if md != nil {
+		stream.SetTrailer(md)
+	}
+	return st
+}
+
+// Delete soft-deletes a stream.
+func (s *streamsServer) Delete(ctx context.Context, req *streams.DeleteReq) (*streams.DeleteResp, error) {
+	opts := req.GetOptions()
+	exp, err := deleteExpected(opts)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	res, err := s.store.Delete(ctx, string(opts.GetStreamIdentifier().GetStreamName()), exp)
+	if err != nil {
+		return nil, unaryError(ctx, err)
+	}
+	out := &streams.DeleteResp{PositionOption: &streams.DeleteResp_NoPosition{NoPosition: &shared.Empty{}}}
+	if res.Position > 0 {
+		out.PositionOption = &streams.DeleteResp_Position_{Position: &streams.DeleteResp_Position{CommitPosition: res.Position, PreparePosition: res.Position}}
+	}
+	return out, nil
+}
+
+// Tombstone deletes a stream forever.
+func (s *streamsServer) Tombstone(ctx context.Context, req *streams.TombstoneReq) (*streams.TombstoneResp, error) {
+	opts := req.GetOptions()
+	exp, err := tombstoneExpected(opts)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	res, err := s.store.Tombstone(ctx, string(opts.GetStreamIdentifier().GetStreamName()), exp)
+	if err != nil {
+		return nil, unaryError(ctx, err)
+	}
+	out := &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_NoPosition{NoPosition: &shared.Empty{}}}
+	if res.Position > 0 {
+		out.PositionOption = &streams.TombstoneResp_Position_{Position: &streams.TombstoneResp_Position{CommitPosition: res.Position, PreparePosition: res.Position}}
+	}
+	return out, nil
+}
