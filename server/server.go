@@ -11,6 +11,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -43,6 +44,10 @@ type Options struct {
 	// Limits must be the store's: the server refuses what the store would.
 	Limits annals.Limits
 	Logger *slog.Logger
+	// TLS, if set, serves TLS only (HTTP/2 by ALPN); nil serves plaintext.
+	TLS *tls.Config
+	// Credentials, if set, checks every call's Basic credentials.
+	Credentials Credentials
 }
 
 // Server serves one store.
@@ -61,7 +66,11 @@ func New(store annals.Store, opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes + messageOverheadBytes))
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes+messageOverheadBytes),
+		grpc.UnaryInterceptor(opts.Credentials.unary),
+		grpc.StreamInterceptor(opts.Credentials.stream),
+	)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits})
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, features{})
 	gossip.RegisterGossipServer(s.grpc, s.gossip)
@@ -72,11 +81,15 @@ func New(store annals.Store, opts Options) *Server {
 	})
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
-	protocols.SetUnencryptedHTTP2(true) // gRPC clients speak HTTP/2 with prior knowledge
+	protocols.SetHTTP2(true)
+	if opts.TLS == nil {
+		protocols.SetUnencryptedHTTP2(true) // gRPC clients speak HTTP/2 with prior knowledge
+	}
 	s.http = &http.Server{
 		Handler:           s.route(mux),
 		Protocols:         protocols,
 		ReadHeaderTimeout: readHeaderTimeout,
+		TLSConfig:         opts.TLS,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	return s
@@ -99,8 +112,14 @@ func (s *Server) Serve(l net.Listener) error {
 	if addr, ok := l.Addr().(*net.TCPAddr); ok {
 		s.gossip.host, s.gossip.port = addr.IP.String(), uint32(addr.Port)
 	}
-	s.opts.Logger.Info("listening", "address", l.Addr().String(), "protocol", "KurrentDB gRPC + HTTP", "version", ServerVersion)
-	err := s.http.Serve(l)
+	s.opts.Logger.Info("listening", "address", l.Addr().String(), "protocol", "KurrentDB gRPC + HTTP",
+		"tls", s.opts.TLS != nil, "version", ServerVersion)
+	var err error
+	if s.opts.TLS != nil {
+		err = s.http.ServeTLS(l, "", "")
+	} else {
+		err = s.http.Serve(l)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

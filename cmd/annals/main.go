@@ -76,7 +76,7 @@ func commands() []command {
 			"read the global log ($all), every event of every stream", setupReadAll},
 		{"subscribe", "[--stream S] [--from start|end|N] [filter]",
 			"catch-up subscription: history, then follow, until Ctrl-C", setupSubscribe},
-		{"serve", "[--listen HOST:PORT] [--insecure]",
+		{"serve", "[--listen HOST:PORT] [--insecure | --tls-cert F --tls-key F [--tls-ca F]]",
 			"serve the store over KurrentDB's gRPC protocol (and HTTP), until Ctrl-C", setupServe},
 		{"help", "[command]", "show this help, or one command's", nil},
 	}
@@ -337,9 +337,12 @@ var commandNotes = map[string]string{
   (kurrentdb://127.0.0.1:2113?tls=false), and HTTP on the same port
   (GET /health/live answers 204). Served so far: appends, reads of a
   stream or of $all (with filters), delete and tombstone; not yet:
-  subscriptions, TLS and authentication. Without --insecure it serves only
-  on a loopback address. Ctrl-C or SIGTERM: finishes calls in flight,
-  closes the store, exits 0.
+  subscriptions. With --tls-cert and --tls-key it serves TLS and every
+  call needs the admin's credentials (HTTP Basic; the password from
+  --admin-password or $ANNALS_ADMIN_PASSWORD, else changeit, with a
+  warning). Without TLS there is no authentication, and without --insecure
+  it serves only on a loopback address. Ctrl-C or SIGTERM: finishes calls
+  in flight, closes the store, exits 0.
 `,
 }
 

@@ -527,7 +527,8 @@ func TestServeRefuses(t *testing.T) {
 	}{
 		{[]string{"serve", "--listen", "0.0.0.0:0"}, "refusing to serve"},
 		{[]string{"serve", "--listen", ":0"}, "refusing to serve"},
-		{[]string{"serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, "TLS is not built yet"},
+		{[]string{"serve", "--tls-cert", "c.pem"}, "both --tls-cert and --tls-key"},
+		{[]string{"serve", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--insecure"}, "contradict"},
 		{[]string{"serve", "--listen", "nonsense"}, "--listen"},
 	} {
 		var stdout, stderr bytes.Buffer
@@ -562,7 +563,7 @@ func TestHelp(t *testing.T) {
 			}
 		})
 	}
-	for _, want := range []string{`"dataBase64"`, `"caughtUp":true`, `"checkpoint"`, "Exit status", "not built yet"} {
+	for _, want := range []string{`"dataBase64"`, `"caughtUp":true`, `"checkpoint"`, "Exit status", "kurrentdb://127.0.0.1:2113?tls=false"} {
 		if !strings.Contains(usage, want) {
 			t.Errorf("usage does not mention %s", want)
 		}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
@@ -18,23 +21,45 @@ const defaultListen = "127.0.0.1:2113"
 func setupServe(fs *flag.FlagSet) runFunc {
 	listen := fs.String("listen", defaultListen, "the `host:port` to serve gRPC and HTTP on")
 	insecure := fs.Bool("insecure", false, "serve without TLS and without authentication, as KurrentDB's --insecure")
-	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (not built yet)")
-	tlsKey := fs.String("tls-key", "", "TLS key `file` (not built yet)")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serves TLS and requires credentials")
+	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
+	tlsCA := fs.String("tls-ca", "", "CA certificate `file` (PEM) to verify client certificates, when a client presents one")
+	adminPassword := fs.String("admin-password", "", "the password of the built-in admin user, with TLS (default: $ANNALS_ADMIN_PASSWORD, else changeit)")
 
 	return func(ctx context.Context, e *env) error {
-		if *tlsCert != "" || *tlsKey != "" {
-			return usagef("TLS is not built yet: serve with --insecure, or without it on a loopback address")
-		}
 		host, _, err := net.SplitHostPort(*listen)
 		if err != nil {
 			return usagef("--listen %q: %v", *listen, err)
 		}
-		if !*insecure && !loopback(host) {
+		useTLS := *tlsCert != "" || *tlsKey != ""
+		switch {
+		case useTLS && *insecure:
+			return usagef("--insecure and --tls-cert/--tls-key contradict each other")
+		case useTLS && (*tlsCert == "" || *tlsKey == ""):
+			return usagef("TLS needs both --tls-cert and --tls-key")
+		case !useTLS && *tlsCA != "":
+			return usagef("--tls-ca goes with --tls-cert and --tls-key")
+		case !useTLS && !*insecure && !loopback(host):
 			return usagef("refusing to serve %s without TLS: anyone who reaches it could read and write every stream. "+
-				"Serve on a loopback address, or pass --insecure to mean it", *listen)
+				"Serve on a loopback address, give --tls-cert and --tls-key, or pass --insecure to mean it", *listen)
 		}
 		logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-		if !*insecure {
+		opts := server.Options{Logger: logger}
+		if useTLS {
+			if opts.TLS, err = loadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
+				return err
+			}
+			password := *adminPassword
+			if password == "" {
+				password = os.Getenv("ANNALS_ADMIN_PASSWORD")
+			}
+			if password == "" {
+				password = "changeit"
+				logger.Warn("THE ADMIN PASSWORD IS THE DEFAULT, changeit: anyone who knows it can read and write every stream; " +
+					"set --admin-password or ANNALS_ADMIN_PASSWORD")
+			}
+			opts.Credentials = server.AdminCredentials(password)
+		} else if !*insecure {
 			logger.Warn("INSECURE: no TLS and no authentication; serving on a loopback address only")
 		}
 		limits := annals.Limits{AllowSystemStreams: true}.WithDefaults()
@@ -50,7 +75,8 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			store.Close()
 			return err
 		}
-		srv := server.New(store, server.Options{Limits: limits, Logger: logger})
+		opts.Limits = limits
+		srv := server.New(store, opts)
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(l) }()
 		select {
@@ -70,6 +96,28 @@ func setupServe(fs *flag.FlagSet) runFunc {
 		}
 		return err
 	}
+}
+
+// loadTLS reads the server's certificate and key, and the CA that client
+// certificates must chain to, if any.
+func loadTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading the TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading --tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s holds no PEM certificate", caFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
 }
 
 // loopback reports whether host names only this machine.
