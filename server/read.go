@@ -21,9 +21,6 @@ func (s *streamsServer) Read(req *streams.ReadReq, stream grpc.ServerStreamingSe
 	if opts == nil {
 		return status.Error(codes.InvalidArgument, "read options are missing")
 	}
-	if opts.GetSubscription() != nil {
-		return status.Error(codes.Unimplemented, "subscriptions are not served yet")
-	}
 	limit := opts.GetCount()
 	if limit == math.MaxInt64 || limit == math.MaxUint64 {
 		limit = 0 // the clients' "all of it"
@@ -33,6 +30,9 @@ func (s *streamsServer) Read(req *streams.ReadReq, stream grpc.ServerStreamingSe
 		dir = annals.Backwards
 	}
 	uuidAsString := opts.GetUuidOption().GetString_() != nil
+	if opts.GetSubscription() != nil {
+		return s.subscribe(opts, stream, uuidAsString)
+	}
 
 	var events iter.Seq2[annals.Event, error]
 	var streamName []byte
@@ -84,6 +84,8 @@ func (s *streamsServer) Read(req *streams.ReadReq, stream grpc.ServerStreamingSe
 	}
 	return nil
 }
+
+func invalidArgument(err error) error { return status.Error(codes.InvalidArgument, err.Error()) }
 
 // filterFromProto turns a server-side filter into an annals.Filter.
 func filterFromProto(f *streams.ReadReq_Options_FilterOptions) (*annals.Filter, error) {

@@ -2,11 +2,12 @@
 // gRPC protocol, so the official clients connect to it as to KurrentDB, and
 // over HTTP (/health/live) on the same port.
 //
-// Served so far: Streams.Append, Streams.Read (counted reads of a stream or
-// of $all, with filters), Streams.Delete, Streams.Tombstone,
-// ServerFeatures.GetSupportedMethods (advertising exactly those) and
-// Gossip.Read (a single leader node). Not yet: subscriptions, BatchAppend,
-// TLS and authentication, persistent subscriptions, projections.
+// Served so far: Streams.Append, Streams.Read (counted reads and
+// catch-up subscriptions, of a stream or of $all, with filters),
+// Streams.Delete, Streams.Tombstone, ServerFeatures.GetSupportedMethods
+// (advertising exactly those) and Gossip.Read (a single leader node); TLS
+// with the admin's Basic credentials. Not yet: BatchAppend, persistent
+// subscriptions, projections, users other than admin.
 package server
 
 import (
@@ -57,6 +58,9 @@ type Server struct {
 	grpc   *grpc.Server
 	http   *http.Server
 	gossip *gossipServer
+	// stopping ends subscriptions when Shutdown begins.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // New builds a server for store.
@@ -66,12 +70,13 @@ func New(store annals.Store, opts Options) *Server {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes+messageOverheadBytes),
 		grpc.UnaryInterceptor(opts.Credentials.unary),
 		grpc.StreamInterceptor(opts.Credentials.stream),
 	)
-	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits})
+	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping})
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, features{})
 	gossip.RegisterGossipServer(s.grpc, s.gossip)
 
@@ -129,6 +134,7 @@ func (s *Server) Serve(l net.Listener) error {
 // Shutdown stops accepting connections and lets calls in flight finish,
 // for at most ShutdownGrace or until ctx is done.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.stop() // subscriptions never finish by themselves
 	ctx, cancel := context.WithTimeout(ctx, ShutdownGrace)
 	defer cancel()
 	return s.http.Shutdown(ctx)

@@ -160,3 +160,35 @@ func TestOfficialGoClient(t *testing.T) {
 		t.Fatalf("/health/live: %d", resp.StatusCode)
 	}
 }
+
+func TestOfficialGoClientSubscription(t *testing.T) {
+	client, _ := start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := client.AppendToStream(ctx, "seat-1", kurrentdb.AppendToStreamOptions{}, event("Booked", `{"n":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := client.SubscribeToAll(ctx, kurrentdb.SubscribeToAllOptions{From: kurrentdb.Start{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	var seen []string
+	for len(seen) < 2 {
+		e := sub.Recv()
+		switch {
+		case e.SubscriptionDropped != nil:
+			t.Fatalf("dropped: %v", e.SubscriptionDropped.Error)
+		case e.CaughtUp != nil:
+			// History delivered: now a live event.
+			if _, err := client.AppendToStream(ctx, "seat-2", kurrentdb.AppendToStreamOptions{}, event("Booked", `{"n":2}`)); err != nil {
+				t.Fatal(err)
+			}
+		case e.EventAppeared != nil:
+			seen = append(seen, e.EventAppeared.Event.StreamID)
+		}
+	}
+	if seen[0] != "seat-1" || seen[1] != "seat-2" {
+		t.Fatalf("subscription delivered %v", seen)
+	}
+}

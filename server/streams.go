@@ -18,6 +18,8 @@ type streamsServer struct {
 	streams.UnimplementedStreamsServer
 	store  annals.Store
 	limits annals.Limits
+	// stopping is cancelled when the server shuts down: subscriptions end.
+	stopping context.Context
 }
 
 // Append reads the options, then the proposed events, and appends them in

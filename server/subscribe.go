@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// subscribe serves a Read with the subscription option: a confirmation,
+// then the history, a caught-up message, and live events until the client
+// goes or the server stops. KurrentDB subscriptions start after the
+// revision or position given (Annals' options are inclusive: +1).
+func (s *streamsServer) subscribe(opts *streams.ReadReq_Options, stream grpc.ServerStreamingServer[streams.ReadResp], uuidAsString bool) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.stopping, cancel) // Shutdown ends subscriptions
+	defer stop()
+
+	var msgs iter.Seq2[annals.Message, error]
+	switch {
+	case opts.GetStream() != nil:
+		so := opts.GetStream()
+		from := annals.Start
+		switch {
+		case so.GetEnd() != nil:
+			from = annals.End
+		case so.GetStart() == nil:
+			from = so.GetRevision() + 1
+		}
+		msgs = s.store.SubscribeToStream(ctx, string(so.GetStreamIdentifier().GetStreamName()), annals.SubscribeStreamOptions{From: from})
+	case opts.GetAll() != nil:
+		ao := opts.GetAll()
+		from := annals.Start
+		switch {
+		case ao.GetEnd() != nil:
+			from = annals.End
+		case ao.GetPosition() != nil:
+			from = ao.GetPosition().GetCommitPosition() + 1
+		}
+		filter, err := filterFromProto(opts.GetFilter())
+		if err != nil {
+			return invalidArgument(err)
+		}
+		var interval uint64
+		if f := opts.GetFilter(); f != nil {
+			// KurrentDB checkpoints every window × multiplier events.
+			interval = uint64(max(f.GetMax(), 1)) * uint64(max(f.GetCheckpointIntervalMultiplier(), 1))
+		}
+		msgs = s.store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: from, Filter: filter, CheckpointInterval: interval})
+	default:
+		return invalidArgument(errors.New("read options name neither a stream nor $all"))
+	}
+
+	if err := stream.Send(&streams.ReadResp{Content: &streams.ReadResp_Confirmation{
+		Confirmation: &streams.ReadResp_SubscriptionConfirmation{SubscriptionId: uuid.NewString()}}}); err != nil {
+		return err
+	}
+	for m, err := range msgs {
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // the client left, or the server is stopping
+			}
+			return unaryStreamError(stream, err)
+		}
+		var resp *streams.ReadResp
+		switch m.Kind {
+		case annals.MessageEvent:
+			resp = &streams.ReadResp{Content: &streams.ReadResp_Event{Event: recordedToProto(&m.Event, uuidAsString)}}
+		case annals.MessageCheckpoint:
+			resp = &streams.ReadResp{Content: &streams.ReadResp_Checkpoint_{Checkpoint: &streams.ReadResp_Checkpoint{
+				CommitPosition: m.Position, PreparePosition: m.Position, Timestamp: timestamppb.New(time.Now())}}}
+		case annals.MessageCaughtUp:
+			resp = &streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: &streams.ReadResp_CaughtUp{
+				Timestamp: timestamppb.New(time.Now()),
+				Position:  &streams.ReadResp_Position{CommitPosition: m.Position, PreparePosition: m.Position}}}}
+		default:
+			continue
+		}
+		if err := stream.Send(resp); err != nil {
+			return err // the client went away
+		}
+	}
+	return nil
+}
