@@ -13,6 +13,7 @@ import (
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/server"
 	"github.com/google/uuid"
+	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc"
@@ -187,4 +188,30 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatalf("goroutines: %d before, %d after %d calls that ended", before, after, calls)
 	}
 	_ = store
+}
+
+// Thousands of idle connections neither stop the server nor hold it up.
+func TestThousandsOfIdleConnections(t *testing.T) {
+	const idle = 2000
+	_, addr := start(t)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range idle {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("after %d connections: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	client := connect(t, addr)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := client.AppendToStream(ctx, "busy", kurrentdb.AppendToStreamOptions{}, event("Still", `{}`)); err != nil {
+		t.Fatalf("with %d idle connections open: %v", idle, err)
+	}
 }
