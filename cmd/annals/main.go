@@ -78,6 +78,8 @@ func commands() []command {
 			"catch-up subscription: history, then follow, until Ctrl-C", setupSubscribe},
 		{"serve", "[--listen HOST:PORT] [--insecure | --tls-cert F --tls-key F [--tls-ca F]]",
 			"serve the store over KurrentDB's gRPC protocol (and HTTP), until Ctrl-C", setupServe},
+		{"bench", "[--server URL] [--writers 1,8,64,256] [--duration 3s] [--read-events N]",
+			"measure a server with the official Go client (a fresh one by default)", setupBench},
 		{"help", "[command]", "show this help, or one command's", nil},
 	}
 }
@@ -331,6 +333,13 @@ var commandNotes = map[string]string{
   process holds the store, so nothing else can append to it meanwhile:
   you see the history and the caught-up line. (Live subscriptions over
   annals serve are the server's next step.)
+`,
+	"bench": `  Drives a server with the official KurrentDB Go client: single-event
+  appends (each writer its own stream) at each --writers count, a hot
+  stream (all writers on one stream at their expected revision: successes
+  and conflicts), and a read of $all. Without --server it serves a fresh
+  embedded store on a loopback port, and also appends to that store
+  directly, so the protocol's cost shows as a ratio. Prints a table.
 `,
 	"serve": `  Serves the store in --db over the KurrentDB gRPC protocol, so the
   official clients connect to it as to KurrentDB
