@@ -21,6 +21,7 @@ import (
 	"github.com/annals/annals/internal/core"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/google/uuid"
 )
 
 // Defaults of Options.
@@ -149,10 +150,15 @@ func Open(dir string, opts Options) (*Store, error) {
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	ids, err := loadIDFilter(db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("embedded: reading the id index: %w", err)
+	}
 	s.Writes = core.Writes{Write: s.write}
-	w := newWriter(s, last, lastTime)
+	w := newWriter(s, last, lastTime, ids)
 	go w.run()
-	opts.Logger.Info("embedded store open", "dir", dir, "position", last)
+	opts.Logger.Info("embedded store open", "dir", dir, "position", last, "id-filter-bytes", ids.sizeBytes())
 	return s, nil
 }
 
@@ -181,6 +187,24 @@ func lastEvent(db *pebble.DB) (uint64, time.Time, error) {
 		return 0, time.Time{}, err
 	}
 	return c.last(), e.Recorded, nil
+}
+
+// loadIDFilter adds every id of the id index to a new filter.
+func loadIDFilter(db *pebble.DB) (*idFilter, error) {
+	f := newIDFilter()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{tableID}, UpperBound: []byte{tableID + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		k := it.Key()
+		if len(k) != 17 {
+			return nil, errCorrupt("id index key")
+		}
+		f.add(uuid.UUID(k[1:]))
+	}
+	return f, it.Error()
 }
 
 // Close stops the writer (appends not yet taken fail with ErrClosed; those

@@ -80,7 +80,8 @@ type writer struct {
 	next     uint64    // position of the next event
 	lastTime time.Time // recorded times never go backwards
 	heads    *headCache
-	scratch  []byte // reused encoding buffers
+	ids      *idFilter // every recorded id (idfilter.go)
+	scratch  []byte    // reused encoding buffers
 	arena    []byte
 }
 
@@ -92,10 +93,11 @@ type group struct {
 	lastPos uint64
 }
 
-func newWriter(s *Store, last uint64, lastTime time.Time) *writer {
+func newWriter(s *Store, last uint64, lastTime time.Time, ids *idFilter) *writer {
 	return &writer{
 		s: s, next: last + 1, lastTime: lastTime,
 		heads: newHeadCache(s.opts.StreamCacheEntries),
+		ids:   ids,
 	}
 }
 
@@ -200,6 +202,9 @@ func (w *writer) commit(reqs []*request) *group {
 		g.batch = batch
 		for stream, st := range ov.states {
 			w.heads.put(stream, st)
+		}
+		for _, e := range ov.events {
+			w.ids.add(e.ID)
 		}
 	}
 	return g
@@ -355,6 +360,9 @@ func (o *overlay) Lookup(id uuid.UUID) (core.Recorded, error) {
 	if i, ok := o.ids[id]; ok {
 		e := o.events[i]
 		return core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}, nil
+	}
+	if !o.w.ids.mayContain(id) {
+		return core.Recorded{}, nil // never recorded: no engine read
 	}
 	v, ok, err := getValue(o.w.s.db, idKey(id))
 	if err != nil || !ok {
