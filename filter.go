@@ -60,6 +60,16 @@ func ExcludeSystemEventsFilter() *Filter {
 	return &Filter{On: FilterEventType, Regex: regexp.MustCompile(`^[^$]`)}
 }
 
+// Expression returns the filter as prefixes or a regular expression (one
+// of them), as a wire protocol carries it. A category is the prefix
+// "category-".
+func (f *Filter) Expression() (prefixes []string, regex *regexp.Regexp) {
+	if f.category != "" {
+		return []string{f.category + "-"}, nil
+	}
+	return f.Prefixes, f.Regex
+}
+
 // Validate reports a filter that can match nothing sensible.
 func (f *Filter) Validate() error {
 	if f == nil {

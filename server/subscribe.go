@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -64,8 +66,13 @@ func (s *streamsServer) subscribe(opts *streams.ReadReq_Options, stream grpc.Ser
 	}
 	for m, err := range msgs {
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil // the client left, or the server is stopping
+			switch {
+			case s.stopping.Err() != nil:
+				return status.Error(codes.Unavailable, "the server is shutting down")
+			case ctx.Err() != nil:
+				// The client left, or its deadline passed: say which, so a
+				// client never takes the end for a clean one.
+				return status.FromContextError(ctx.Err()).Err()
 			}
 			return unaryStreamError(stream, err)
 		}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/remote"
 )
 
 // Exit statuses.
@@ -144,12 +145,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return exitOK
 }
 
+// dataCommands take --server: they work on a local store or, through the
+// official KurrentDB Go client, on a running server.
+var dataCommands = map[string]bool{"append": true, "read": true, "read-all": true, "subscribe": true}
+
+// serverURL is --server of the command being run (one per process).
+var serverURL string
+
 // newFlagSet builds cmd's flags, --db included.
 func newFlagSet(cmd *command) (*flag.FlagSet, runFunc, *string) {
 	fs := flag.NewFlagSet("annals "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run reports parse errors; -h prints printCommand
 	db := fs.String("db", defaultDB, "the `directory` of the store")
+	serverURL = ""
 	exec := cmd.setup(fs)
+	if dataCommands[cmd.name] {
+		fs.StringVar(&serverURL, "server", "", "work against a running server at this `URL` (kurrentdb://host:port?tls=false) instead of --db")
+	}
 	return fs, exec, db
 }
 
@@ -359,6 +371,14 @@ var commandNotes = map[string]string{
 // append may create a store; the other commands want an existing one, so a
 // mistyped --db is an error rather than a new empty store.
 func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
+	if serverURL != "" {
+		s, err := remote.Dial(serverURL)
+		if err != nil {
+			return usagef("--server: %v", err)
+		}
+		defer s.Close()
+		return fn(s)
+	}
 	if !create {
 		if err := checkStoreExists(e.db); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/server"
 	"github.com/google/uuid"
 )
 
@@ -594,5 +596,59 @@ func TestHelp(t *testing.T) {
 	stderr.Reset()
 	if code := run(context.Background(), []string{"bogus"}, nil, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), `unknown command "bogus"`) {
 		t.Errorf("annals bogus: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// The data commands work against a running server with --server, through
+// the official KurrentDB Go client.
+func TestServerFlag(t *testing.T) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet, Limits: annals.Limits{AllowSystemStreams: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	srv := server.New(store, server.Options{Logger: quiet, Limits: annals.Limits{AllowSystemStreams: true}})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Shutdown(context.Background())
+	url := "kurrentdb://" + l.Addr().String() + "?tls=false"
+
+	do := func(stdin string, args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append(args, "--server", url), strings.NewReader(stdin), &stdout, &stderr)
+		return code, stdout.String(), stderr.String()
+	}
+	if code, out, errOut := do("", "append", "--stream", "order-1", "--expected", "no-stream", "--type", "Placed", "--data", `{"seats":5}`); code != 0 || !strings.Contains(out, `"lastPosition":1`) {
+		t.Fatalf("append: exit %d, %s %s", code, out, errOut)
+	}
+	if code, _, errOut := do("", "append", "--stream", "order-1", "--expected", "no-stream", "--type", "Placed"); code != 1 || !strings.Contains(errOut, "wrong expected") {
+		t.Fatalf("stale append: exit %d, %s", code, errOut)
+	}
+	if code, out, errOut := do(`{"type":"A"}`+"\n"+`{"type":"B"}`+"\n", "append", "--stream", "order-2", "--stdin"); code != 0 || !strings.Contains(out, `"lastPosition":3`) {
+		t.Fatalf("append --stdin: exit %d, %s %s", code, out, errOut)
+	}
+	code, out, errOut := do("", "read", "--stream", "order-1")
+	if code != 0 || !strings.Contains(out, `"type":"Placed"`) || !strings.Contains(out, `"data":{"seats":5}`) {
+		t.Fatalf("read: exit %d, %s %s", code, out, errOut)
+	}
+	code, out, _ = do("", "read-all", "--category", "order")
+	if code != 0 || strings.Count(out, "\n") != 3 {
+		t.Fatalf("read-all: exit %d:\n%s", code, out)
+	}
+	if code, _, errOut := do("", "read", "--stream", "missing"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("read of a missing stream: exit %d, %s", code, errOut)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, []string{"subscribe", "--server", url}, strings.NewReader(""), &stdout, &stderr); code != 0 {
+		t.Fatalf("subscribe: exit %d, %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"caughtUp":true`) || strings.Count(stdout.String(), `"stream":"order-`) != 3 {
+		t.Fatalf("subscribe printed:\n%s", stdout.String())
 	}
 }
