@@ -642,8 +642,11 @@ func TestServerFlag(t *testing.T) {
 	if code, _, errOut := do("", "read", "--stream", "missing"); code != 1 || !strings.Contains(errOut, "not found") {
 		t.Fatalf("read of a missing stream: exit %d, %s", code, errOut)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// Stopped as SIGINT stops it: a cancel, not a deadline (a deadline
+	// travels to the server, which may end the call first).
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	time.AfterFunc(2*time.Second, cancel)
 	var stdout, stderr bytes.Buffer
 	if code := run(ctx, []string{"subscribe", "--server", url}, strings.NewReader(""), &stdout, &stderr); code != 0 {
 		t.Fatalf("subscribe: exit %d, %s", code, stderr.String())
