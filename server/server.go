@@ -1,6 +1,7 @@
 // Package server serves an Annals store over the KurrentDB (EventStoreDB)
 // gRPC protocol, so the official clients connect to it as to KurrentDB, and
-// over HTTP (/health/live) on the same port.
+// over HTTP/1.1 (/health/live) on the same port (split.go sorts the
+// connections).
 //
 // Served so far: Streams.Append, Streams.Read (counted reads and
 // catch-up subscriptions, of a stream or of $all, with filters),
@@ -17,7 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/annals/annals"
@@ -26,6 +27,7 @@ import (
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/serverfeatures"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Limits of the server besides the store's.
@@ -38,6 +40,8 @@ const (
 	// readHeaderTimeout bounds a client that opens a connection and sends
 	// nothing.
 	readHeaderTimeout = 10 * time.Second
+	// httpIdleTimeout closes HTTP/1.1 connections left idle.
+	httpIdleTimeout = 2 * time.Minute
 )
 
 // Options configure a Server.
@@ -61,6 +65,9 @@ type Server struct {
 	// stopping ends subscriptions when Shutdown begins.
 	stopping context.Context
 	stop     context.CancelFunc
+
+	mu   sync.Mutex
+	base net.Listener // the listener Serve accepts on
 }
 
 // New builds a server for store.
@@ -75,6 +82,10 @@ func New(store annals.Store, opts Options) *Server {
 		grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes+messageOverheadBytes),
 		grpc.UnaryInterceptor(opts.Credentials.unary),
 		grpc.StreamInterceptor(opts.Credentials.stream),
+		// The clients ping every 10 s even without calls; the default
+		// policy would answer GOAWAY "too_many_pings" and kill
+		// subscriptions after ~30 s.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping})
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, features{})
@@ -84,31 +95,18 @@ func New(store annals.Store, opts Options) *Server {
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})
-	protocols := new(http.Protocols)
-	protocols.SetHTTP1(true)
-	protocols.SetHTTP2(true)
-	if opts.TLS == nil {
-		protocols.SetUnencryptedHTTP2(true) // gRPC clients speak HTTP/2 with prior knowledge
+	if opts.TLS != nil {
+		opts.TLS = opts.TLS.Clone()
+		opts.TLS.NextProtos = []string{"h2", "http/1.1"} // h2 is gRPC (split.go)
+		s.opts.TLS = opts.TLS
 	}
 	s.http = &http.Server{
-		Handler:           s.route(mux),
-		Protocols:         protocols,
+		Handler:           mux,
 		ReadHeaderTimeout: readHeaderTimeout,
-		TLSConfig:         opts.TLS,
+		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 	}
 	return s
-}
-
-// route sends gRPC calls to the gRPC server and everything else to mux.
-func (s *Server) route(mux http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-			s.grpc.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
 }
 
 // Serve accepts connections on l until Shutdown. It returns nil after a
@@ -119,14 +117,21 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.opts.Logger.Info("listening", "address", l.Addr().String(), "protocol", "KurrentDB gRPC + HTTP",
 		"tls", s.opts.TLS != nil, "version", ServerVersion)
-	var err error
-	if s.opts.TLS != nil {
-		err = s.http.ServeTLS(l, "", "")
-	} else {
-		err = s.http.Serve(l)
+	grpcL, httpL := newConnListener(l.Addr()), newConnListener(l.Addr())
+	s.mu.Lock()
+	s.base = l
+	s.mu.Unlock()
+	served := make(chan error, 2)
+	go func() { served <- s.grpc.Serve(grpcL) }()
+	go func() { served <- s.http.Serve(httpL) }()
+	err := split(l, s.opts.TLS, grpcL, httpL)
+	for range 2 {
+		if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) && !errors.Is(serr, grpc.ErrServerStopped) {
+			s.opts.Logger.Error("serving", "err", serr)
+		}
 	}
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	if s.stopping.Err() != nil {
+		return nil // Shutdown
 	}
 	return err
 }
@@ -137,5 +142,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stop() // subscriptions never finish by themselves
 	ctx, cancel := context.WithTimeout(ctx, ShutdownGrace)
 	defer cancel()
-	return s.http.Shutdown(ctx)
+	s.mu.Lock()
+	if s.base != nil {
+		s.base.Close() // no new connections
+	}
+	s.mu.Unlock()
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	err := s.http.Shutdown(ctx)
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpc.Stop() // the grace is over: cut what is left
+		<-stopped
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
 }

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"bufio"
+	"crypto/tls"
+	"net"
+	"sync"
+	"time"
+)
+
+// One port, two servers: the native gRPC server (several times faster than
+// gRPC through net/http) and the HTTP server. Each connection goes to one
+// of them by what it speaks: with TLS, by the protocol ALPN chose (h2 is
+// gRPC); without, by its first bytes (HTTP/2's preface, "PRI * HTTP/2.0",
+// is gRPC). HTTP endpoints are therefore served over HTTP/1.1.
+
+// sniffTimeout bounds how long a new connection may take to say what it
+// speaks (its TLS handshake, or its first bytes).
+const sniffTimeout = 10 * time.Second
+
+// connListener is a net.Listener fed with connections by split.
+type connListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnListener(addr net.Addr) *connListener {
+	return &connListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
+
+// hand passes c to l, or closes it if l is closed.
+func (l *connListener) hand(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// split accepts connections on base until it fails (Close), sorting them
+// onto grpcL and httpL.
+func split(base net.Listener, cfg *tls.Config, grpcL, httpL *connListener) error {
+	defer grpcL.Close()
+	defer httpL.Close()
+	for {
+		c, err := base.Accept()
+		if err != nil {
+			return err
+		}
+		go sortConn(c, cfg, grpcL, httpL)
+	}
+}
+
+func sortConn(c net.Conn, cfg *tls.Config, grpcL, httpL *connListener) {
+	if err := c.SetDeadline(time.Now().Add(sniffTimeout)); err != nil {
+		c.Close()
+		return
+	}
+	if cfg != nil {
+		tc := tls.Server(c, cfg)
+		if err := tc.Handshake(); err != nil {
+			tc.Close()
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			grpcL.hand(tc)
+		} else {
+			httpL.hand(tc)
+		}
+		return
+	}
+	br := bufio.NewReader(c)
+	head, err := br.Peek(3)
+	if err != nil {
+		c.Close()
+		return
+	}
+	c.SetDeadline(time.Time{})
+	pc := &peekedConn{Conn: c, r: br}
+	if string(head) == "PRI" {
+		grpcL.hand(pc)
+	} else {
+		httpL.hand(pc)
+	}
+}
+
+// peekedConn replays the bytes sortConn peeked at.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
