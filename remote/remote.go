@@ -194,6 +194,11 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 	}
 	if opts.Direction == annals.Backwards {
 		o.Direction = kurrentdb.Backwards
+		if opts.From != annals.End {
+			// KurrentDB reads backwards from before the position given;
+			// annals' From is the first event to read.
+			o.From = kurrentdb.Position{Commit: opts.From + 1, Prepare: opts.From + 1}
+		}
 	}
 	return func(yield func(annals.Event, error) bool) {
 		if err := opts.Filter.Validate(); err != nil {

@@ -61,6 +61,14 @@ func (s *streamsServer) Read(req *streams.ReadReq, stream grpc.ServerStreamingSe
 			from = annals.End
 		case ao.GetPosition() != nil:
 			from = ao.GetPosition().GetCommitPosition()
+			if dir == annals.Backwards {
+				// A KurrentDB position is where an event starts: reading
+				// backwards from it begins with the event before.
+				if from == 0 {
+					return nil
+				}
+				from--
+			}
 		}
 		filter, err := filterFromProto(opts.GetFilter())
 		if err != nil {
