@@ -20,6 +20,8 @@ import (
 	"github.com/annals/annals"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Store talks to one server.
@@ -72,10 +74,18 @@ func fromError(stream string, err error) error {
 	switch kerr.Code() {
 	case kurrentdb.ErrorCodeWrongExpectedVersion:
 		return fmt.Errorf("%w on stream %q: %v", annals.ErrWrongExpectedRevision, stream, kerr)
-	case kurrentdb.ErrorCodeStreamDeleted:
+	case kurrentdb.ErrorCodeStreamDeleted, kurrentdb.ErrorCodeStreamTombstoned:
 		return annals.StreamDeleted(stream)
 	case kurrentdb.ErrorCodeResourceNotFound:
 		return annals.StreamNotFound(stream)
+	case kurrentdb.ErrorCodeConnectionClosed:
+		return fmt.Errorf("%w: %v", annals.ErrClosed, kerr)
+	case kurrentdb.ErrorCodeAppendRecordSizeExceeded, kurrentdb.ErrorCodeAppendTransactionSizeExceeded:
+		return fmt.Errorf("%w: %v", annals.ErrInvalidInput, kerr)
+	}
+	// The server's refusals of bad input come as InvalidArgument.
+	if st, ok := status.FromError(kerr.Unwrap()); ok && st.Code() == codes.InvalidArgument {
+		return fmt.Errorf("%w: %s", annals.ErrInvalidInput, st.Message())
 	}
 	return err
 }
