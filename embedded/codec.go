@@ -17,7 +17,7 @@ import (
 //
 //	'E' first position(8)           -> chunk: consecutive events of the log
 //	'S' stream 0x00 revision(8)     -> position(8) chunk(8)  (stream index)
-//	'H' stream                      -> head record  (lifecycle flags)
+//	'H' stream                      -> head record  (exists, deleted, tombstoned)
 //	'I' event id(16)                -> position(8) chunk(8)  (idempotency index)
 //
 // The log ($all) is stored in chunks: one key holds up to chunkEventsMax
@@ -53,15 +53,22 @@ func eventKey(pos uint64) []byte {
 	return k
 }
 
+func appendStreamPrefix(b []byte, stream string) []byte {
+	b = append(b, tableStream)
+	b = append(b, stream...)
+	return append(b, 0)
+}
+
 func streamPrefix(stream string) []byte {
-	k := make([]byte, 0, len(stream)+2+8)
-	k = append(k, tableStream)
-	k = append(k, stream...)
-	return append(k, 0)
+	return appendStreamPrefix(make([]byte, 0, len(stream)+2+8), stream)
+}
+
+func appendStreamKey(b []byte, stream string, rev uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendStreamPrefix(b, stream), rev)
 }
 
 func streamKey(stream string, rev uint64) []byte {
-	return binary.BigEndian.AppendUint64(streamPrefix(stream), rev)
+	return appendStreamKey(make([]byte, 0, len(stream)+2+8), stream, rev)
 }
 
 func headKey(stream string) []byte {
@@ -70,12 +77,11 @@ func headKey(stream string) []byte {
 	return append(k, stream...)
 }
 
-func idKey(id uuid.UUID) []byte {
-	k := make([]byte, 17)
-	k[0] = tableID
-	copy(k[1:], id[:])
-	return k
+func appendIDKey(b []byte, id uuid.UUID) []byte {
+	return append(append(b, tableID), id[:]...)
 }
+
+func idKey(id uuid.UUID) []byte { return appendIDKey(make([]byte, 0, 17), id) }
 
 func decodePosition(v []byte) (uint64, error) {
 	if len(v) != 8 {

@@ -126,8 +126,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	// MinLZ (pebble's "fastest") decompresses faster than snappy: a
 	// catch-up read of cold history is mostly block decompression.
 	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
-	po.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
-	for i := 1; i < len(po.Levels); i++ {
+	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(dir, po)

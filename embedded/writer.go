@@ -3,7 +3,6 @@ package embedded
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -236,18 +235,14 @@ func (w *writer) writeSorted(b *pebble.Batch, events []*annals.Event, heads map[
 	for i, e := range events {
 		if e.Revision != annals.RevisionTombstone {
 			offs = append(offs, len(arena))
-			arena = append(arena, tableStream)
-			arena = append(arena, e.Stream...)
-			arena = append(arena, 0)
-			arena = binary.BigEndian.AppendUint64(arena, e.Revision)
+			arena = appendStreamKey(arena, e.Stream, e.Revision)
 			arena = appendLocation(arena, e.Position, chunkOf[i])
 		}
 	}
 	nIndex := len(offs)
 	for i, e := range events {
 		offs = append(offs, len(arena))
-		arena = append(arena, tableID)
-		arena = append(arena, e.ID[:]...)
+		arena = appendIDKey(arena, e.ID)
 		arena = appendLocation(arena, e.Position, chunkOf[i])
 	}
 	offs = append(offs, len(arena))
