@@ -65,6 +65,9 @@ func (e *DuplicateEventError) Is(target error) bool { return target == ErrDuplic
 type InvalidInputError struct {
 	Field  string // what was wrong: "stream", "event[3].type", "events", ...
 	Reason string
+	// TooLarge is set when an append is over a size or count limit (an
+	// event's size, the append's size or its number of events).
+	TooLarge bool
 }
 
 func (e *InvalidInputError) Error() string {
@@ -75,6 +78,10 @@ func (e *InvalidInputError) Is(target error) bool { return target == ErrInvalidI
 
 func invalid(field, format string, args ...any) error {
 	return &InvalidInputError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+func tooLarge(field, format string, args ...any) error {
+	return &InvalidInputError{Field: field, Reason: fmt.Sprintf(format, args...), TooLarge: true}
 }
 
 // streamError wraps a sentinel with the stream name.

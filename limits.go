@@ -77,7 +77,7 @@ func (l Limits) CheckWritableStream(stream string) error {
 // CheckEvents validates the events of one append.
 func (l Limits) CheckEvents(events []EventData) error {
 	if len(events) > l.MaxAppendEvents {
-		return invalid("events", "%d events in one append, at most %d", len(events), l.MaxAppendEvents)
+		return tooLarge("events", "%d events in one append, at most %d", len(events), l.MaxAppendEvents)
 	}
 	total := 0
 	for i := range events {
@@ -103,7 +103,7 @@ func (l Limits) CheckEvents(events []EventData) error {
 		}
 		size := EventSizeBytes(e)
 		if size > l.MaxEventSizeBytes {
-			return invalid(field("size"), "event is %d bytes, at most %d", size, l.MaxEventSizeBytes)
+			return tooLarge(field("size"), "event is %d bytes, at most %d", size, l.MaxEventSizeBytes)
 		}
 		total += size
 	}
@@ -111,7 +111,7 @@ func (l Limits) CheckEvents(events []EventData) error {
 		return err
 	}
 	if total > l.MaxAppendSizeBytes {
-		return invalid("events", "append is %d bytes, at most %d", total, l.MaxAppendSizeBytes)
+		return tooLarge("events", "append is %d bytes, at most %d", total, l.MaxAppendSizeBytes)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -75,42 +76,29 @@ func recordedToProto(e *annals.Event, uuidAsString bool) *streams.ReadResp_ReadE
 	}
 }
 
-func expected(revision *uint64, noStream, any, exists bool) (annals.ExpectedRevision, error) {
+// expectedOptions is what the Append, Delete and Tombstone options have in
+// common: the same four-way expected-revision oneof.
+type expectedOptions interface {
+	GetRevision() uint64
+	GetNoStream() *shared.Empty
+	GetAny() *shared.Empty
+	GetStreamExists() *shared.Empty
+}
+
+// expected reads the expected revision of o; set says whether the oneof is
+// set at all (its type differs per message).
+func expected(o expectedOptions, set bool) (annals.ExpectedRevision, error) {
 	switch {
-	case revision != nil:
-		return annals.Exact(*revision), nil
-	case noStream:
+	case !set:
+		return annals.Any, errors.New("the expected stream revision is missing")
+	case o.GetNoStream() != nil:
 		return annals.NoStream, nil
-	case exists:
+	case o.GetStreamExists() != nil:
 		return annals.StreamExists, nil
-	case any:
+	case o.GetAny() != nil:
 		return annals.Any, nil
 	}
-	return annals.Any, fmt.Errorf("expected stream revision is missing")
-}
-
-func appendExpected(o *streams.AppendReq_Options) (annals.ExpectedRevision, error) {
-	var rev *uint64
-	if r, ok := o.GetExpectedStreamRevision().(*streams.AppendReq_Options_Revision); ok {
-		rev = &r.Revision
-	}
-	return expected(rev, o.GetNoStream() != nil, o.GetAny() != nil, o.GetStreamExists() != nil)
-}
-
-func deleteExpected(o *streams.DeleteReq_Options) (annals.ExpectedRevision, error) {
-	var rev *uint64
-	if r, ok := o.GetExpectedStreamRevision().(*streams.DeleteReq_Options_Revision); ok {
-		rev = &r.Revision
-	}
-	return expected(rev, o.GetNoStream() != nil, o.GetAny() != nil, o.GetStreamExists() != nil)
-}
-
-func tombstoneExpected(o *streams.TombstoneReq_Options) (annals.ExpectedRevision, error) {
-	var rev *uint64
-	if r, ok := o.GetExpectedStreamRevision().(*streams.TombstoneReq_Options_Revision); ok {
-		rev = &r.Revision
-	}
-	return expected(rev, o.GetNoStream() != nil, o.GetAny() != nil, o.GetStreamExists() != nil)
+	return annals.Exact(o.GetRevision()), nil
 }
 
 // proposedToEvent reads one proposed message of an append.

@@ -36,7 +36,7 @@ func toStatus(err error) (error, metadata.MD) {
 	case errors.Is(err, annals.ErrStreamDeleted):
 		return status.Error(codes.FailedPrecondition, err.Error()), metadata.Pairs(
 			"exception", exceptionStreamDeleted, "stream-name", streamOf(err))
-	case errors.As(err, &invalid) && (invalid.Field == "events" || invalid.Field == "size" || len(invalid.Field) > 5 && invalid.Field[len(invalid.Field)-5:] == ".size"):
+	case errors.As(err, &invalid) && invalid.TooLarge:
 		return status.Error(codes.InvalidArgument, err.Error()), metadata.Pairs("exception", exceptionMaxAppendSize)
 	case errors.Is(err, annals.ErrInvalidInput):
 		return status.Error(codes.InvalidArgument, err.Error()), metadata.Pairs("exception", exceptionInvalidArgument)

@@ -19,7 +19,7 @@ import (
 func (s *streamsServer) Read(req *streams.ReadReq, stream grpc.ServerStreamingServer[streams.ReadResp]) error {
 	opts := req.GetOptions()
 	if opts == nil {
-		return status.Error(codes.InvalidArgument, "read options are missing")
+		return invalidArgument(errors.New("read options are missing"))
 	}
 	limit := opts.GetCount()
 	if limit == math.MaxInt64 || limit == math.MaxUint64 {
@@ -40,43 +40,26 @@ func (s *streamsServer) Read(req *streams.ReadReq, stream grpc.ServerStreamingSe
 	case opts.GetStream() != nil:
 		so := opts.GetStream()
 		streamName = so.GetStreamIdentifier().GetStreamName()
-		from := annals.Start
-		switch {
-		case so.GetEnd() != nil:
-			from = annals.End
-		case so.GetStart() != nil:
-			from = annals.Start
-		default:
-			from = so.GetRevision()
-		}
-		if dir == annals.Backwards && so.GetStart() != nil {
-			from = annals.Start
-		}
+		from := streamFrom(so).first()
 		events = s.store.ReadStream(stream.Context(), string(streamName), annals.ReadStreamOptions{Direction: dir, From: from, Limit: limit})
 	case opts.GetAll() != nil:
-		ao := opts.GetAll()
-		from := annals.Start
-		switch {
-		case ao.GetEnd() != nil:
-			from = annals.End
-		case ao.GetPosition() != nil:
-			from = ao.GetPosition().GetCommitPosition()
-			if dir == annals.Backwards {
-				// A KurrentDB position is where an event starts: reading
-				// backwards from it begins with the event before.
-				if from == 0 {
-					return nil
-				}
-				from--
+		at := allFrom(opts.GetAll())
+		from := at.first()
+		if dir == annals.Backwards && !at.start && !at.end {
+			// A KurrentDB position is where an event starts: reading
+			// backwards from it begins with the event before.
+			if at.at == 0 {
+				return nil
 			}
+			from = at.at - 1
 		}
 		filter, err := filterFromProto(opts.GetFilter())
 		if err != nil {
-			return status.Error(codes.InvalidArgument, err.Error())
+			return invalidArgument(err)
 		}
 		events = s.store.ReadAll(stream.Context(), annals.ReadAllOptions{Direction: dir, From: from, Limit: limit, Filter: filter})
 	default:
-		return status.Error(codes.InvalidArgument, "read options name neither a stream nor $all")
+		return invalidArgument(errors.New("read options name neither a stream nor $all"))
 	}
 	for e, err := range events {
 		if errors.Is(err, annals.ErrStreamNotFound) {
@@ -94,6 +77,46 @@ func (s *streamsServer) Read(req *streams.ReadReq, stream grpc.ServerStreamingSe
 }
 
 func invalidArgument(err error) error { return status.Error(codes.InvalidArgument, err.Error()) }
+
+// wireFrom is where a KurrentDB read or subscription starts: the start,
+// the end, or a revision (streams) or commit position ($all).
+type wireFrom struct {
+	start, end bool
+	at         uint64
+}
+
+func streamFrom(o *streams.ReadReq_Options_StreamOptions) wireFrom {
+	return wireFrom{start: o.GetStart() != nil, end: o.GetEnd() != nil, at: o.GetRevision()}
+}
+
+func allFrom(o *streams.ReadReq_Options_AllOptions) wireFrom {
+	return wireFrom{start: o.GetStart() != nil || o.GetPosition() == nil && o.GetEnd() == nil,
+		end: o.GetEnd() != nil, at: o.GetPosition().GetCommitPosition()}
+}
+
+// first is the first revision or position a read delivers: reads include
+// the one they name.
+func (w wireFrom) first() uint64 {
+	switch {
+	case w.end:
+		return annals.End
+	case w.start:
+		return annals.Start
+	}
+	return w.at
+}
+
+// after is the first one a subscription delivers: KurrentDB subscriptions
+// start after the one they name. Past the last possible one is the end.
+func (w wireFrom) after() uint64 {
+	switch {
+	case w.end || !w.start && w.at >= annals.End-1:
+		return annals.End
+	case w.start:
+		return annals.Start
+	}
+	return w.at + 1
+}
 
 // filterFromProto turns a server-side filter into an annals.Filter.
 func filterFromProto(f *streams.ReadReq_Options_FilterOptions) (*annals.Filter, error) {

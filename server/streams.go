@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/annals/annals"
@@ -36,9 +37,9 @@ func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendR
 		return status.Error(codes.InvalidArgument, "the first append message must carry the options")
 	}
 	name := string(opts.GetStreamIdentifier().GetStreamName())
-	exp, err := appendExpected(opts)
+	exp, err := expected(opts, opts.GetExpectedStreamRevision() != nil)
 	if err != nil {
-		return status.Error(codes.InvalidArgument, err.Error())
+		return invalidArgument(err)
 	}
 	var events []annals.EventData
 	size := 0
@@ -56,13 +57,13 @@ func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendR
 		}
 		ev, err := proposedToEvent(m)
 		if err != nil {
-			return status.Error(codes.InvalidArgument, err.Error())
+			return invalidArgument(err)
 		}
 		size += annals.EventSizeBytes(&ev)
 		if len(events) >= s.limits.MaxAppendEvents || size > s.limits.MaxAppendSizeBytes {
 			// Stop reading: the append can never be written.
-			return unaryStreamError(stream, &annals.InvalidInputError{Field: "events",
-				Reason: "the append is over the size or count limit"})
+			return unaryStreamError(stream, &annals.InvalidInputError{Field: "events", TooLarge: true,
+				Reason: fmt.Sprintf("the append is over %d events or %d bytes", s.limits.MaxAppendEvents, s.limits.MaxAppendSizeBytes)})
 		}
 		events = append(events, ev)
 	}
@@ -130,9 +131,9 @@ func unaryStreamError(stream grpc.ServerStream, err error) error {
 // Delete soft-deletes a stream.
 func (s *streamsServer) Delete(ctx context.Context, req *streams.DeleteReq) (*streams.DeleteResp, error) {
 	opts := req.GetOptions()
-	exp, err := deleteExpected(opts)
+	exp, err := expected(opts, opts.GetExpectedStreamRevision() != nil)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalidArgument(err)
 	}
 	res, err := s.store.Delete(ctx, string(opts.GetStreamIdentifier().GetStreamName()), exp)
 	if err != nil {
@@ -148,9 +149,9 @@ func (s *streamsServer) Delete(ctx context.Context, req *streams.DeleteReq) (*st
 // Tombstone deletes a stream forever.
 func (s *streamsServer) Tombstone(ctx context.Context, req *streams.TombstoneReq) (*streams.TombstoneResp, error) {
 	opts := req.GetOptions()
-	exp, err := tombstoneExpected(opts)
+	exp, err := expected(opts, opts.GetExpectedStreamRevision() != nil)
 	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+		return nil, invalidArgument(err)
 	}
 	res, err := s.store.Tombstone(ctx, string(opts.GetStreamIdentifier().GetStreamName()), exp)
 	if err != nil {

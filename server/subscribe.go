@@ -18,7 +18,7 @@ import (
 // subscribe serves a Read with the subscription option: a confirmation,
 // then the history, a caught-up message, and live events until the client
 // goes or the server stops. KurrentDB subscriptions start after the
-// revision or position given (Annals' options are inclusive: +1).
+// revision or position given (wireFrom.after).
 func (s *streamsServer) subscribe(opts *streams.ReadReq_Options, stream grpc.ServerStreamingServer[streams.ReadResp], uuidAsString bool) error {
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
@@ -29,23 +29,9 @@ func (s *streamsServer) subscribe(opts *streams.ReadReq_Options, stream grpc.Ser
 	switch {
 	case opts.GetStream() != nil:
 		so := opts.GetStream()
-		from := annals.Start
-		switch {
-		case so.GetEnd() != nil:
-			from = annals.End
-		case so.GetStart() == nil:
-			from = so.GetRevision() + 1
-		}
-		msgs = s.store.SubscribeToStream(ctx, string(so.GetStreamIdentifier().GetStreamName()), annals.SubscribeStreamOptions{From: from})
+		msgs = s.store.SubscribeToStream(ctx, string(so.GetStreamIdentifier().GetStreamName()), annals.SubscribeStreamOptions{From: streamFrom(so).after()})
 	case opts.GetAll() != nil:
-		ao := opts.GetAll()
-		from := annals.Start
-		switch {
-		case ao.GetEnd() != nil:
-			from = annals.End
-		case ao.GetPosition() != nil:
-			from = ao.GetPosition().GetCommitPosition() + 1
-		}
+		from := allFrom(opts.GetAll()).after()
 		filter, err := filterFromProto(opts.GetFilter())
 		if err != nil {
 			return invalidArgument(err)
