@@ -181,15 +181,24 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 	case annals.End:
 		o.From = kurrentdb.End{}
 	}
-	if opts.Direction == annals.Backwards {
-		o.Direction = kurrentdb.Backwards
-	}
+	o.Direction = direction(opts.Direction)
 	count := readAllOfIt
 	if opts.Limit > 0 {
 		count = opts.Limit
 	}
-	rs, err := s.client.ReadStream(ctx, stream, o, count)
-	return drain(stream, rs, err, opts.Limit)
+	return func(yield func(annals.Event, error) bool) {
+		// The call starts when the caller ranges, so an iterator never
+		// ranged holds no call open.
+		rs, err := s.client.ReadStream(ctx, stream, o, count)
+		drain(stream, rs, err, opts.Limit)(yield)
+	}
+}
+
+func direction(d annals.Direction) kurrentdb.Direction {
+	if d == annals.Backwards {
+		return kurrentdb.Backwards
+	}
+	return kurrentdb.Forwards
 }
 
 // ReadAll implements annals.Store. A filter is applied on this side: the
@@ -202,8 +211,7 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 	case annals.End:
 		o.From = kurrentdb.End{}
 	}
-	if opts.Direction == annals.Backwards {
-		o.Direction = kurrentdb.Backwards
+	if o.Direction = direction(opts.Direction); o.Direction == kurrentdb.Backwards {
 		if opts.From != annals.End {
 			// KurrentDB reads backwards from before the position given;
 			// annals' From is the first event to read.

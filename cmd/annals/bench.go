@@ -29,6 +29,7 @@ const (
 	benchDurationMax    = 10 * time.Minute
 	benchWritersPerConn = 64 // Go's HTTP/2 server allows 250 streams a connection
 	benchPayloadBytes   = 200
+	benchReadEventsMax  = 100_000_000
 )
 
 func setupBench(fs *flag.FlagSet) runFunc {
@@ -44,6 +45,9 @@ func setupBench(fs *flag.FlagSet) runFunc {
 		}
 		if *duration <= 0 || *duration > benchDurationMax {
 			return usagef("--duration must be in (0, %v]", benchDurationMax)
+		}
+		if *readEvents < 1 || *readEvents > benchReadEventsMax {
+			return usagef("--read-events must be from 1 to %d", benchReadEventsMax)
 		}
 		url := *target
 		var store *embedded.Store
