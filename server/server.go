@@ -40,6 +40,9 @@ const (
 	// readHeaderTimeout bounds a client that opens a connection and sends
 	// nothing.
 	readHeaderTimeout = 10 * time.Second
+	// MaxStreamsPerConnection bounds the calls one connection may have in
+	// flight (each holds a goroutine, a subscription a storage page).
+	MaxStreamsPerConnection = 1024
 	// httpIdleTimeout closes HTTP/1.1 connections left idle.
 	httpIdleTimeout = 2 * time.Minute
 )
@@ -80,6 +83,7 @@ func New(store annals.Store, opts Options) *Server {
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes+messageOverheadBytes),
+		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
 		grpc.UnaryInterceptor(opts.Credentials.unary),
 		grpc.StreamInterceptor(opts.Credentials.stream),
 		// The clients ping every 10 s even without calls; the default

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,9 +15,13 @@ import (
 // gRPC); without, by its first bytes (HTTP/2's preface, "PRI * HTTP/2.0",
 // is gRPC). HTTP endpoints are therefore served over HTTP/1.1.
 
-// sniffTimeout bounds how long a new connection may take to say what it
-// speaks (its TLS handshake, or its first bytes).
-const sniffTimeout = 10 * time.Second
+const (
+	// sniffTimeout bounds how long a new connection may take to say what
+	// it speaks (its TLS handshake, or its first bytes).
+	sniffTimeout = 10 * time.Second
+	// MaxConnections bounds the open connections; more are closed at once.
+	MaxConnections = 16384
+)
 
 // connListener is a net.Listener fed with connections by split.
 type connListener struct {
@@ -60,13 +65,31 @@ func (l *connListener) hand(c net.Conn) {
 func split(base net.Listener, cfg *tls.Config, grpcL, httpL *connListener) error {
 	defer grpcL.Close()
 	defer httpL.Close()
+	var open atomic.Int64
 	for {
 		c, err := base.Accept()
 		if err != nil {
 			return err
 		}
-		go sortConn(c, cfg, grpcL, httpL)
+		if open.Add(1) > MaxConnections {
+			open.Add(-1)
+			c.Close()
+			continue
+		}
+		go sortConn(&countedConn{Conn: c, open: &open}, cfg, grpcL, httpL)
 	}
+}
+
+// countedConn gives its place back when it is closed.
+type countedConn struct {
+	net.Conn
+	open *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.open.Add(-1) })
+	return c.Conn.Close()
 }
 
 func sortConn(c net.Conn, cfg *tls.Config, grpcL, httpL *connListener) {
