@@ -48,6 +48,7 @@ func main() {
 // env is what a command runs with once its flags are parsed.
 type env struct {
 	db     string
+	server string // --server: a running server instead of db
 	stdin  io.Reader
 	stderr io.Writer
 	out    *output
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 
-	fs, exec, db := newFlagSet(cmd)
+	fs, exec, db, server := newFlagSet(cmd)
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printCommand(stdout, cmd)
@@ -131,7 +132,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *db == "" {
 		return report(stderr, name, usagef("--db needs a directory"))
 	}
-	e := &env{db: *db, stdin: stdin, stderr: stderr, out: newOutput(stdout)}
+	e := &env{db: *db, server: *server, stdin: stdin, stderr: stderr, out: newOutput(stdout)}
 	err := exec(ctx, e)
 	if ferr := e.out.flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("writing the output: %w", ferr)
@@ -149,20 +150,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // official KurrentDB Go client, on a running server.
 var dataCommands = map[string]bool{"append": true, "read": true, "read-all": true, "subscribe": true}
 
-// serverURL is --server of the command being run (one per process).
-var serverURL string
-
 // newFlagSet builds cmd's flags, --db included.
-func newFlagSet(cmd *command) (*flag.FlagSet, runFunc, *string) {
+func newFlagSet(cmd *command) (*flag.FlagSet, runFunc, *string, *string) {
 	fs := flag.NewFlagSet("annals "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run reports parse errors; -h prints printCommand
 	db := fs.String("db", defaultDB, "the `directory` of the store")
-	serverURL = ""
 	exec := cmd.setup(fs)
+	server := new(string)
 	if dataCommands[cmd.name] {
-		fs.StringVar(&serverURL, "server", "", "work against a running server at this `URL` (kurrentdb://host:port?tls=false) instead of --db")
+		fs.StringVar(server, "server", "", "work against a running server at this `URL` (kurrentdb://host:port?tls=false) instead of --db")
 	}
-	return fs, exec, db
+	return fs, exec, db, server
 }
 
 func interrupted(name string) error {
@@ -255,7 +253,7 @@ func printCommand(w io.Writer, cmd *command) {
 	if extra := commandNotes[cmd.name]; extra != "" {
 		io.WriteString(w, extra)
 	}
-	fs, _, _ := newFlagSet(cmd)
+	fs, _, _, _ := newFlagSet(cmd)
 	type row struct{ left, usage string }
 	var rows []row
 	width := 0
@@ -371,8 +369,8 @@ var commandNotes = map[string]string{
 // append may create a store; the other commands want an existing one, so a
 // mistyped --db is an error rather than a new empty store.
 func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
-	if serverURL != "" {
-		s, err := remote.Dial(serverURL)
+	if e.server != "" {
+		s, err := remote.Dial(e.server)
 		if err != nil {
 			return usagef("--server: %v", err)
 		}
