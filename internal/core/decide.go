@@ -88,7 +88,8 @@ type Decision struct {
 
 // Decide applies the append rules to stream in state s. ids are the
 // caller-supplied event ids (zero for generated ones) and found says where
-// each is already recorded (same length as ids).
+// each is already recorded (same length as ids; both nil when the caller
+// supplied no id).
 //
 // A retry is recognised when every id is recorded, in this stream, as one
 // consecutive run in the same order, and an Exact expectation names the

@@ -117,14 +117,21 @@ func planOp(v View, op *Op, next uint64, now time.Time) (Plan, error) {
 	case OpTombstone:
 		return planTombstone(op, st, next, now)
 	}
-	ids := make([]uuid.UUID, len(op.Events))
-	found := make([]Recorded, len(op.Events))
+	// Only caller ids can be recorded already: generated ones are fresh.
+	// Without any, nothing is looked up (and nothing allocated).
+	var ids []uuid.UUID
+	var found []Recorded
 	for i := range op.Events {
-		ids[i] = op.Events[i].ID
-		if ids[i] == (uuid.UUID{}) {
-			continue // generated ids are fresh: nothing to look up
+		id := op.Events[i].ID
+		if id == (uuid.UUID{}) {
+			continue
 		}
-		if found[i], err = v.Lookup(ids[i]); err != nil {
+		if ids == nil {
+			ids = make([]uuid.UUID, len(op.Events))
+			found = make([]Recorded, len(op.Events))
+		}
+		ids[i] = id
+		if found[i], err = v.Lookup(id); err != nil {
 			return Plan{}, err
 		}
 	}
