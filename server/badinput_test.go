@@ -2,16 +2,12 @@ package server_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/embedded"
-	"github.com/annals/annals/server"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
@@ -27,26 +23,12 @@ import (
 // would send.
 func startRaw(t *testing.T) (annals.Store, *grpc.ClientConn) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
+	store, addr := serve(t)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(store, server.Options{Logger: quiet})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	conn, err := grpc.NewClient(l.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.Shutdown(context.Background())
-		store.Close()
-	})
+	t.Cleanup(func() { conn.Close() })
 	return store, conn
 }
 

@@ -10,15 +10,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/server"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 )
 
-// start serves a fresh embedded store on a loopback port and returns an
-// official KurrentDB Go client connected to it, and the address.
-func start(t *testing.T) (*kurrentdb.Client, string) {
+// serve serves a fresh embedded store on a loopback port until the test
+// ends, and returns the store and the address.
+func serve(t *testing.T) (annals.Store, string) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
@@ -41,16 +42,17 @@ func start(t *testing.T) (*kurrentdb.Client, string) {
 		}
 		store.Close()
 	})
-	cfg, err := kurrentdb.ParseConnectionString("kurrentdb://" + l.Addr().String() + "?tls=false")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := kurrentdb.NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	return store, l.Addr().String()
+}
+
+// start serves a fresh store and returns an official KurrentDB Go client
+// connected to it, and the address.
+func start(t *testing.T) (*kurrentdb.Client, string) {
+	t.Helper()
+	_, addr := serve(t)
+	client := connect(t, addr)
 	t.Cleanup(func() { client.Close() })
-	return client, l.Addr().String()
+	return client, addr
 }
 
 func event(typ, data string) kurrentdb.EventData {
