@@ -49,6 +49,7 @@ func setupBench(fs *flag.FlagSet) runFunc {
 		if *readEvents < 1 || *readEvents > benchReadEventsMax {
 			return usagef("--read-events must be from 1 to %d", benchReadEventsMax)
 		}
+		tuneGC() // as serve does, so the in-process server runs as it would alone
 		url := *target
 		var store *embedded.Store
 		if url == "" {

@@ -44,6 +44,7 @@ func setupServe(fs *flag.FlagSet) runFunc {
 				"Serve on a loopback address, give --tls-cert and --tls-key, or pass --insecure to mean it", *listen)
 		}
 		logger := slog.New(slog.NewTextHandler(e.stderr, nil))
+		tuneGC()
 		opts := server.Options{Logger: logger}
 		if useTLS {
 			if opts.TLS, err = loadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
