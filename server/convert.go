@@ -101,8 +101,22 @@ func expected(o expectedOptions, set bool) (annals.ExpectedRevision, error) {
 	return annals.Exact(o.GetRevision()), nil
 }
 
+// proposed is a proposed message of Append or of BatchAppend: the same
+// fields in two generated types.
+type proposed interface {
+	GetId() *shared.UUID
+	GetMetadata() map[string]string
+	GetCustomMetadata() []byte
+	GetData() []byte
+}
+
+var (
+	_ proposed = (*streams.AppendReq_ProposedMessage)(nil)
+	_ proposed = (*streams.BatchAppendReq_ProposedMessage)(nil)
+)
+
 // proposedToEvent reads one proposed message of an append.
-func proposedToEvent(m *streams.AppendReq_ProposedMessage) (annals.EventData, error) {
+func proposedToEvent(m proposed) (annals.EventData, error) {
 	id, err := uuidFromProto(m.GetId())
 	if err != nil {
 		return annals.EventData{}, fmt.Errorf("event id: %w", err)

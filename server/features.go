@@ -28,7 +28,7 @@ func (features) GetSupportedMethods(context.Context, *shared.Empty) (*serverfeat
 	}
 	return &serverfeatures.SupportedMethods{
 		EventStoreServerVersion: ServerVersion,
-		Methods:                 []*serverfeatures.SupportedMethod{m("read"), m("append"), m("delete"), m("tombstone")},
+		Methods:                 []*serverfeatures.SupportedMethod{m("read"), m("append"), m("batchappend"), m("delete"), m("tombstone")},
 	}, nil
 }
 
