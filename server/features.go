@@ -49,3 +49,35 @@ func (g *gossipServer) Read(context.Context, *shared.Empty) (*gossip.ClusterInfo
 		HttpEndPoint: &gossip.EndPoint{Address: g.host, Port: g.port},
 	}}}, nil
 }
+
+// persistentMethods are the PersistentSubscriptions methods, named as the
+// clients look for them: "create" with the feature "all" enables groups on
+// $all; without "getinfo", "list", "replayparked" and "restartsubsystem"
+// the clients fall back to HTTP.
+func persistentMethods() []*serverfeatures.SupportedMethod {
+	const svc = "event_store.client.persistent_subscriptions.persistentsubscriptions"
+	var out []*serverfeatures.SupportedMethod
+	for _, name := range []string{"create", "update", "delete", "read", "getinfo", "replayparked", "list", "restartsubsystem"} {
+		m := &serverfeatures.SupportedMethod{MethodName: name, ServiceName: svc}
+		if name == "create" {
+			m.Features = []string{"stream", "all"}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// advertised adds the persistent subscription methods to what features
+// answers, when the server serves them.
+type advertised struct {
+	features
+	persistent bool
+}
+
+func (a advertised) GetSupportedMethods(ctx context.Context, e *shared.Empty) (*serverfeatures.SupportedMethods, error) {
+	resp, err := a.features.GetSupportedMethods(ctx, e)
+	if err == nil && a.persistent {
+		resp.Methods = append(resp.Methods, persistentMethods()...)
+	}
+	return resp, err
+}

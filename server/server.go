@@ -3,12 +3,14 @@
 // over HTTP/1.1 (/health/live) on the same port (split.go sorts the
 // connections).
 //
-// Served so far: Streams.Append, Streams.Read (counted reads and
-// catch-up subscriptions, of a stream or of $all, with filters),
-// Streams.Delete, Streams.Tombstone, ServerFeatures.GetSupportedMethods
-// (advertising exactly those) and Gossip.Read (a single leader node); TLS
-// with the admin's Basic credentials. Not yet: BatchAppend, persistent
-// subscriptions, projections, users other than admin.
+// Served so far: Streams.Append, Streams.BatchAppend, Streams.Read
+// (counted reads and catch-up subscriptions, of a stream or of $all, with
+// filters), Streams.Delete, Streams.Tombstone, PersistentSubscriptions (Create,
+// Update, Delete, Read, GetInfo, List, ReplayParked, RestartSubsystem, on a
+// stream or on $all, run by package persistent),
+// ServerFeatures.GetSupportedMethods (advertising exactly those) and
+// Gossip.Read (a single leader node); TLS with the admin's Basic
+// credentials. Not yet: projections, users other than admin.
 package server
 
 import (
@@ -22,8 +24,10 @@ import (
 	"time"
 
 	"github.com/annals/annals"
+	ps "github.com/annals/annals/persistent"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/gossip"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/persistent"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/serverfeatures"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc"
@@ -68,6 +72,9 @@ type Server struct {
 	// stopping ends subscriptions when Shutdown begins.
 	stopping context.Context
 	stop     context.CancelFunc
+	// persistent runs the persistent subscription groups; nil if their
+	// definitions could not be loaded.
+	persistent *ps.Manager
 
 	mu   sync.Mutex
 	base net.Listener // the listener Serve accepts on
@@ -92,7 +99,15 @@ func New(store annals.Store, opts Options) *Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping})
-	serverfeatures.RegisterServerFeaturesServer(s.grpc, features{})
+	if m, err := ps.Open(context.Background(), store, ps.Options{Logger: opts.Logger}); err != nil {
+		// The rest still serves; the methods are neither served nor
+		// advertised.
+		opts.Logger.Error("persistent subscriptions not served: loading their groups failed", "err", err)
+	} else {
+		s.persistent = m
+		persistent.RegisterPersistentSubscriptionsServer(s.grpc, &persistentServer{m: m, stopping: s.stopping})
+	}
+	serverfeatures.RegisterServerFeaturesServer(s.grpc, advertised{persistent: s.persistent != nil})
 	gossip.RegisterGossipServer(s.grpc, s.gossip)
 
 	mux := http.NewServeMux()
@@ -162,6 +177,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err == nil {
 			err = ctx.Err()
 		}
+	}
+	if s.persistent != nil {
+		s.persistent.Close() // writes the groups' checkpoints: before the store closes
 	}
 	return err
 }
