@@ -94,6 +94,13 @@ func setupBench(fs *flag.FlagSet) runFunc {
 			fmt.Fprintf(tw, "append 1 event\t%d\t%.0f appends/s\t%s\t%s\n", w, remote, local, ratio)
 		}
 		for _, w := range writers {
+			rate, err := b.batchAppends(ctx, w)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(tw, "append 1 event, BatchAppend\t%d\t%.0f appends/s\t-\t-\n", w, rate)
+		}
+		for _, w := range writers {
 			ok, conflicts, err := b.hotStream(ctx, w)
 			if err != nil {
 				return err
