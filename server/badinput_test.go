@@ -94,8 +94,35 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.code)
 		}
 	}
-	if _, err := streams.NewStreamsClient(conn).Read(ctx, &streams.ReadReq{}); err != nil {
-		t.Fatal(err)
+	// Malformed reads: no options; options naming nothing to read; a
+	// filter naming nothing; a regex that does not compile.
+	all := func(f *streams.ReadReq_Options_FilterOptions) *streams.ReadReq_Options {
+		return &streams.ReadReq_Options{
+			StreamOption: &streams.ReadReq_Options_All{All: &streams.ReadReq_Options_AllOptions{
+				AllOption: &streams.ReadReq_Options_AllOptions_Start{Start: &shared.Empty{}}}},
+			CountOption:  &streams.ReadReq_Options_Count{Count: 10},
+			FilterOption: &streams.ReadReq_Options_Filter{Filter: f},
+		}
+	}
+	for name, req := range map[string]*streams.ReadReq{
+		"no options":      {},
+		"nothing to read": {Options: &streams.ReadReq_Options{CountOption: &streams.ReadReq_Options_Count{Count: 1}}},
+		"empty filter":    {Options: all(&streams.ReadReq_Options_FilterOptions{})},
+		"bad regex": {Options: all(&streams.ReadReq_Options_FilterOptions{Filter: &streams.ReadReq_Options_FilterOptions_EventType{
+			EventType: &streams.ReadReq_Options_FilterOptions_Expression{Regex: "("}}})},
+	} {
+		rs, err := streams.NewStreamsClient(conn).Read(ctx, req)
+		if err == nil {
+			_, err = rs.Recv()
+		}
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("read with %s: got %v, want InvalidArgument", name, err)
+		}
+	}
+	// A service Annals does not serve answers Unimplemented.
+	err := conn.Invoke(ctx, "/event_store.client.projections.Projections/Statistics", &shared.Empty{}, &shared.Empty{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("an unserved service: got %v, want Unimplemented", err)
 	}
 	if n := countEvents(t, store); n != 0 {
 		t.Fatalf("bad requests wrote %d events", n)
