@@ -3,6 +3,7 @@ package persistent
 import (
 	"encoding/json"
 	"hash/fnv"
+	"strings"
 	"time"
 
 	"github.com/annals/annals"
@@ -145,11 +146,14 @@ func (c *core) add(e annals.Event) {
 		return // already read: a resubscription overlaps
 	}
 	c.next, c.lastKnown, c.readAny = seq+1, seq, true
-	if _, dup := c.byID[e.ID]; dup {
-		// The same id in flight twice would make acks ambiguous; the
-		// store's ids are unique, so this is a replayed copy: skip it
-		// as finished.
-		c.window = append(c.window, &message{seq: seq, state: stateFinished})
+	if _, dup := c.byID[e.ID]; dup || isBookkeeping(&e) {
+		// Skipped, as finished: the same id in flight twice would make
+		// acks ambiguous (the store's ids are unique, so this is a
+		// replayed copy); and checkpoints of groups delivered to $all
+		// groups would make every checkpoint cause the next.
+		if len(c.window) > 0 {
+			c.window = append(c.window, &message{seq: seq, state: stateFinished})
+		}
 		return
 	}
 	m := &message{event: e, seq: seq, sizeBytes: eventSize(&e)}
@@ -157,6 +161,11 @@ func (c *core) add(e annals.Event) {
 	c.bufferedSize += m.sizeBytes
 	c.buffer = append(c.buffer, m)
 	c.window = append(c.window, m)
+}
+
+// isBookkeeping reports a checkpoint event of a group.
+func isBookkeeping(e *annals.Event) bool {
+	return e.Type == eventTypeCheckpoint && strings.HasPrefix(e.Stream, streamPrefix)
 }
 
 // advance records that the store has nothing for the group before pos (a
@@ -450,8 +459,14 @@ func (c *core) checkpointDue(now time.Time) (uint64, bool) {
 	if p == c.checkpoint {
 		return 0, false
 	}
+	// At least one event finished: progress over filtered-out events alone
+	// waits for the next finished one (or the group's stop), so a group
+	// whose checkpoints are events it reads does not feed itself.
 	n, s := c.finishedSinceCheckpoint, c.settings
 	after := time.Duration(s.CheckpointAfterMs) * time.Millisecond
+	if n == 0 {
+		return 0, false
+	}
 	if n >= s.CheckpointUpperBound || n >= s.CheckpointLowerBound && now.Sub(c.lastCheckAt) >= after {
 		return p, true
 	}

@@ -354,3 +354,20 @@ func TestCorrelationID(t *testing.T) {
 		t.Fatalf("got %q", id)
 	}
 }
+
+func TestGroupCheckpointsAreNotDelivered(t *testing.T) {
+	c := newCore(testSettings(), true, 0)
+	k := newConsumer("a", 10)
+	c.connect(k)
+	cp := annals.Event{ID: uuid.New(), Stream: "$persistentsubscription-$all::g-checkpoint", Type: eventTypeCheckpoint, Position: 5}
+	c.add(cp)
+	user := annals.Event{ID: uuid.New(), Stream: "s", Type: "T", Position: 6}
+	c.add(user)
+	c.dispatch(t0)
+	if got := takeAll(c, k); len(got) != 1 || got[0].Event.ID != user.ID {
+		t.Fatalf("delivered %d events", len(got))
+	}
+	if c.resumePoint() != 6 {
+		t.Fatalf("resume point %d, want 6", c.resumePoint())
+	}
+}

@@ -24,12 +24,14 @@ const (
 // checkpointStream and parkedStream name a group's streams as KurrentDB
 // does.
 func checkpointStream(stream, group string) string {
-	return "$persistentsubscription-" + stream + "::" + group + "-checkpoint"
+	return streamPrefix + stream + "::" + group + "-checkpoint"
 }
 
 func parkedStream(stream, group string) string {
-	return "$persistentsubscription-" + stream + "::" + group + "-parked"
+	return streamPrefix + stream + "::" + group + "-parked"
 }
+
+const streamPrefix = "$persistentsubscription-"
 
 // checkpointDoc is a checkpoint event's data. Incarnation ties it to one
 // creation of the group: a group deleted and created again under the same
