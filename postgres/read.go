@@ -1,0 +1,284 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"math"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/internal/core"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// The read path. Every read is a plain statement on committed data (READ
+// COMMITTED: each statement sees every transaction committed before it
+// began). Positions become visible in order (writer.go, invariant 2), so a
+// forward read of $all from any position sees a gapless prefix of what
+// follows it: no watermark is needed to bound it. A page is read whole and
+// its connection released before the caller sees an event, so a slow
+// consumer holds no connection and at most one page of memory.
+
+// querier is what both a pool connection and a transaction offer.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// streamRow is a row of the streams table.
+type streamRow struct {
+	hasEvents, softDeleted, tombstoned bool
+	lastRevision, lastPosition         int64
+}
+
+func (r streamRow) state() core.StreamState {
+	return core.StreamState{
+		Exists: r.hasEvents, LastRevision: uint64(r.lastRevision), LastPosition: uint64(r.lastPosition),
+		SoftDeleted: r.softDeleted, Tombstoned: r.tombstoned,
+	}
+}
+
+func readState(ctx context.Context, q querier, qs *queries, stream string) (core.StreamState, error) {
+	var r streamRow
+	err := q.QueryRow(ctx, qs.streamState, stream).Scan(&r.hasEvents, &r.lastRevision, &r.lastPosition, &r.softDeleted, &r.tombstoned)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return core.StreamState{}, nil
+	}
+	return r.state(), err
+}
+
+// DurableState returns the committed state of stream.
+func (s *Store) DurableState(ctx context.Context, stream string) (core.StreamState, error) {
+	var st core.StreamState
+	err := s.use(ctx, func() (err error) {
+		st, err = readState(ctx, s.pool, &s.q, stream)
+		return err
+	})
+	return st, err
+}
+
+// stateAndMetadata reads a stream's state, its metadata and its
+// metastream's state in one statement (one snapshot).
+func (s *Store) stateAndMetadata(ctx context.Context, stream string) (st, ms core.StreamState, md annals.StreamMetadata, err error) {
+	err = s.use(ctx, func() error {
+		var (
+			sHas, sSoft, sTomb *bool
+			sRev, sPos         *int64
+			mHas               *bool
+			mRev, mPos         *int64
+			data               []byte
+		)
+		if err := s.pool.QueryRow(ctx, s.q.streamAndMetadata, stream, annals.MetastreamOf(stream)).Scan(
+			&sHas, &sRev, &sPos, &sSoft, &sTomb, &mHas, &mRev, &mPos, &data); err != nil {
+			return err
+		}
+		if sHas != nil {
+			st = streamRow{hasEvents: *sHas, lastRevision: *sRev, lastPosition: *sPos, softDeleted: *sSoft, tombstoned: *sTomb}.state()
+		}
+		if mHas != nil {
+			ms = streamRow{hasEvents: *mHas, lastRevision: *mRev, lastPosition: *mPos}.state()
+		}
+		if ms.Exists {
+			var err error
+			md, err = annals.ParseStreamMetadata(data)
+			return err
+		}
+		return nil
+	})
+	return st, ms, md, err
+}
+
+// StreamMetadata implements annals.Store.
+func (s *Store) StreamMetadata(ctx context.Context, stream string) (annals.StreamMetadata, annals.ExpectedRevision, error) {
+	if err := s.opts.Limits.CheckStreamName(stream); err != nil {
+		return annals.StreamMetadata{}, annals.NoStream, err
+	}
+	_, ms, md, err := s.stateAndMetadata(ctx, stream)
+	if err != nil {
+		return annals.StreamMetadata{}, annals.NoStream, err
+	}
+	return md, ms.Actual(), nil
+}
+
+// ReadStream implements annals.Store.
+func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error] {
+	return func(yield func(annals.Event, error) bool) {
+		if err := s.opts.Limits.CheckStreamName(stream); err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		st, _, md, err := s.stateAndMetadata(ctx, stream)
+		if err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		r, err := core.PlanStreamRead(stream, st, md, opts, s.opts.Now())
+		if err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		if r.Empty {
+			return
+		}
+		query := s.q.readStreamForwards
+		if r.Direction == annals.Backwards {
+			query = s.q.readStreamBackwards
+		}
+		lo, hi := r.Lo, r.Hi // revisions still to read
+		var yielded uint64
+		for {
+			var page []annals.Event
+			err := s.use(ctx, func() (err error) {
+				page, err = s.queryEvents(ctx, query, stream, clamp(lo), clamp(hi), annals.DefaultReadBatchEvents)
+				return err
+			})
+			if err != nil {
+				yield(annals.Event{}, err)
+				return
+			}
+			for i := range page {
+				e := &page[i]
+				keep, more := r.Take(e, yielded)
+				if keep {
+					yielded++
+					if !yield(*e, nil) {
+						return
+					}
+				}
+				if !more {
+					return
+				}
+			}
+			if len(page) < annals.DefaultReadBatchEvents {
+				return
+			}
+			last := page[len(page)-1].Revision
+			if r.Direction == annals.Forwards {
+				lo = last + 1
+			} else if last == 0 {
+				return
+			} else {
+				hi = last - 1
+			}
+			if lo > hi {
+				return
+			}
+		}
+	}
+}
+
+// ReadAll implements annals.Store.
+func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
+	return func(yield func(annals.Event, error) bool) {
+		if err := opts.Filter.Validate(); err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		if err := s.use(ctx, func() error { return nil }); err != nil {
+			// Even when there is nothing to read: a closed store must not
+			// look like an idle one.
+			yield(annals.Event{}, err)
+			return
+		}
+		// Positions are visible in order, so the end of the log is wherever
+		// the database says it is; no bound of our own.
+		lo, hi, ok := core.AllRead(opts, math.MaxInt64)
+		if !ok {
+			return
+		}
+		backwards := opts.Direction == annals.Backwards
+		var yielded uint64
+		for {
+			var page []annals.Event
+			err := s.use(ctx, func() (err error) {
+				if backwards {
+					page, err = s.queryEvents(ctx, s.q.readAllBackwards, clamp(hi), annals.DefaultReadBatchEvents)
+				} else {
+					page, err = s.queryEvents(ctx, s.q.readAllForwards, clamp(lo), annals.DefaultReadBatchEvents)
+				}
+				return err
+			})
+			if err != nil {
+				yield(annals.Event{}, err)
+				return
+			}
+			for i := range page {
+				e := &page[i]
+				if !opts.Filter.Match(e) {
+					continue
+				}
+				if !yield(*e, nil) {
+					return
+				}
+				yielded++
+				if opts.Limit > 0 && yielded >= opts.Limit {
+					return
+				}
+			}
+			if len(page) < annals.DefaultReadBatchEvents {
+				return
+			}
+			last := page[len(page)-1].Position
+			if backwards {
+				if last <= 1 {
+					return
+				}
+				hi = last - 1
+			} else {
+				lo = last + 1
+			}
+			if err := ctx.Err(); err != nil {
+				yield(annals.Event{}, err)
+				return
+			}
+		}
+	}
+}
+
+// queryEvents runs a read whose last argument is the page size and returns
+// its rows.
+func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]annals.Event, error) {
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	page := make([]annals.Event, 0, annals.DefaultReadBatchEvents)
+	for rows.Next() {
+		var (
+			e        annals.Event
+			pos, rev int64
+			id       pgtype.UUID
+		)
+		if err := rows.Scan(&pos, &id, &e.Stream, &rev, &e.Type, &e.ContentType, &e.Data, &e.Metadata, &e.Recorded); err != nil {
+			return nil, err
+		}
+		e.Position, e.Revision, e.ID = uint64(pos), uint64(rev), uuid.UUID(id.Bytes)
+		e.Recorded = e.Recorded.UTC()
+		page = append(page, e)
+	}
+	return page, rows.Err()
+}
+
+// clamp maps a position or revision onto bigint: End and other values past
+// the largest bigint mean "the end".
+func clamp(v uint64) int64 {
+	if v > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(v)
+}
+
+// SubscribeToStream implements annals.Store.
+func (s *Store) SubscribeToStream(ctx context.Context, stream string, opts annals.SubscribeStreamOptions) iter.Seq2[annals.Message, error] {
+	if err := s.opts.Limits.CheckStreamName(stream); err != nil {
+		return func(yield func(annals.Message, error) bool) { yield(annals.Message{}, err) }
+	}
+	return core.SubscribeStream(ctx, s, s.wm, stream, opts, annals.DefaultReadBatchEvents)
+}
+
+// SubscribeToAll implements annals.Store.
+func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOptions) iter.Seq2[annals.Message, error] {
+	return core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents)
+}

@@ -1,0 +1,268 @@
+// Package postgres is the Annals store on PostgreSQL: the book of record in
+// tables several processes (several nodes of a service) can share.
+//
+// Every append transaction locks one row, the head of $all, assigns the next
+// global positions under it and commits while still holding it. PostgreSQL
+// makes a transaction visible before it releases its locks, so positions
+// become visible in position order: a reader that has seen position P can
+// never later meet an event before P. One writer goroutine per Store groups
+// concurrent appends into one transaction (group commit). Subscriptions are
+// woken by LISTEN/NOTIFY, with polling as the fallback. See docs/design.md,
+// "The PostgreSQL store", for the tables and the invariants.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/internal/core"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Defaults of Options.
+const (
+	// DefaultSchema holds the store's tables. Stores with different schemas
+	// share a database without seeing each other.
+	DefaultSchema = "annals"
+	// DefaultMaxConns bounds the pool. The writer uses one connection at a
+	// time; the rest serve reads and subscriptions. The listener has its
+	// own connection besides.
+	DefaultMaxConns = 8
+	// DefaultQueueLength bounds the appends waiting for the writer; more
+	// callers block (honouring their context).
+	DefaultQueueLength = 4096
+	// DefaultGroupOps and DefaultGroupBytes bound one group commit: one
+	// transaction.
+	DefaultGroupOps   = 1024
+	DefaultGroupBytes = 16 << 20
+	// DefaultPollInterval is how often the listener reads the head of $all
+	// when no notification came: the fallback that wakes subscriptions if
+	// a NOTIFY is lost (a reconnect, a pooler that drops LISTEN).
+	DefaultPollInterval = 500 * time.Millisecond
+	// DefaultNotifyInterval is the least time between two NOTIFYs of one
+	// store: commits in between share one.
+	DefaultNotifyInterval = 2 * time.Millisecond
+	// DefaultRetryWindow is how long the writer retries a group commit that
+	// failed before reaching COMMIT (a lost connection, a restarting
+	// server) before it fails the group's appends.
+	DefaultRetryWindow = 10 * time.Second
+)
+
+// maxSchemaBytes leaves room in PostgreSQL's 63-byte identifiers for the
+// notification channel, which is named after the schema.
+const maxSchemaBytes = 48
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
+
+// Options configure a Store. Zero fields take the defaults.
+type Options struct {
+	// Schema holds the store's tables; created if missing. Lower-case
+	// letters, digits and '_', at most 48 bytes.
+	Schema      string
+	Limits      annals.Limits
+	MaxConns    int32
+	QueueLength int
+	GroupOps    int
+	GroupBytes  int
+	// PollInterval and NotifyInterval: see DefaultPollInterval and
+	// DefaultNotifyInterval.
+	PollInterval   time.Duration
+	NotifyInterval time.Duration
+	RetryWindow    time.Duration
+	// Logger receives the store's notable events (slog.Default if nil).
+	Logger *slog.Logger
+	// Now is the clock (time.Now by default).
+	Now func() time.Time
+
+	// beforeCommit, if set, runs inside every group transaction just
+	// before COMMIT, with the head of $all locked. Tests use it to hold
+	// transactions open.
+	beforeCommit func()
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Schema == "" {
+		o.Schema = DefaultSchema
+	}
+	if len(o.Schema) > maxSchemaBytes || !schemaName.MatchString(o.Schema) {
+		return o, &annals.InvalidInputError{Field: "schema",
+			Reason: fmt.Sprintf("%q: lower-case letters, digits and '_', not starting with a digit, at most %d bytes", o.Schema, maxSchemaBytes)}
+	}
+	o.Limits = o.Limits.WithDefaults()
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.QueueLength, DefaultQueueLength)
+	def(&o.GroupOps, DefaultGroupOps)
+	def(&o.GroupBytes, DefaultGroupBytes)
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	defDur(&o.PollInterval, DefaultPollInterval)
+	defDur(&o.NotifyInterval, DefaultNotifyInterval)
+	defDur(&o.RetryWindow, DefaultRetryWindow)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o, nil
+}
+
+// Store is the PostgreSQL store. Any number of Stores, in any number of
+// processes, may open the same schema: the database serialises their
+// appends.
+type Store struct {
+	core.Writes // Append, SetStreamMetadata, Delete, Tombstone: through the writer
+	opts        Options
+	pool        *pgxpool.Pool
+	q           queries
+	// wm is the highest position known committed. Subscriptions wait on
+	// it; the writer advances it after each commit, the listener after
+	// every notification or poll (other Stores' commits).
+	wm   *core.Watermark
+	wmMu sync.Mutex // serialises advances from the writer and the listener
+
+	requests   chan *request
+	quit       chan struct{} // closed by Close: the writer stops taking requests
+	writerDone chan struct{} // closed when every accepted request has its answer
+	notify     chan struct{} // the writer's "something committed" (capacity 1)
+	stopBg     context.CancelFunc
+	bgDone     sync.WaitGroup // the listener and the notifier
+
+	// closeMu: reads hold it shared while they use the pool; Close takes
+	// it exclusively before closing the pool.
+	closeMu sync.RWMutex
+	closed  atomic.Bool
+	once    sync.Once
+}
+
+var _ annals.Store = (*Store)(nil)
+
+// Open connects to the database at dsn (a PostgreSQL URL or key=value
+// string), creates or migrates the schema, and starts the writer and the
+// listener.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	cfg.MaxConns = opts.MaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	if err := migrate(ctx, pool, opts.Schema); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Store{
+		opts:       opts,
+		pool:       pool,
+		q:          newQueries(opts.Schema),
+		requests:   make(chan *request, opts.QueueLength),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		notify:     make(chan struct{}, 1),
+	}
+	var head int64
+	if err := pool.QueryRow(ctx, s.q.readHead).Scan(&head); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: reading the head of $all: %w", err)
+	}
+	s.wm = core.NewWatermark(uint64(head))
+	s.Writes = core.Writes{Write: s.write}
+
+	bg, stop := context.WithCancel(context.Background())
+	s.stopBg = stop
+	s.bgDone.Add(2)
+	go s.listen(bg, cfg.ConnConfig.Copy())
+	go s.notifier(bg)
+	w := &writer{s: s}
+	go w.run()
+	opts.Logger.Info("postgres store open", "schema", opts.Schema, "position", head)
+	return s, nil
+}
+
+// Close stops the writer (appends not yet taken fail with ErrClosed; the
+// group being committed finishes), ends subscriptions, and closes the pool.
+func (s *Store) Close() error {
+	s.once.Do(func() {
+		close(s.quit)
+		<-s.writerDone
+		s.stopBg()
+		s.bgDone.Wait()
+		s.wm.Close()
+		s.closeMu.Lock()
+		s.closed.Store(true)
+		s.closeMu.Unlock()
+		s.pool.Close()
+		s.opts.Logger.Info("postgres store closed", "schema", s.opts.Schema, "position", s.wm.Load())
+	})
+	return nil
+}
+
+// Position returns the highest global position this Store knows to be
+// committed (its own commits at once, other Stores' after a notification or
+// a poll).
+func (s *Store) Position() uint64 { return s.wm.Load() }
+
+// advance publishes pos as committed, if it is news. The writer and the
+// listener both call it; the watermark only moves forwards.
+func (s *Store) advance(pos uint64) {
+	s.wmMu.Lock()
+	defer s.wmMu.Unlock()
+	if pos > s.wm.Load() {
+		s.wm.Advance(pos)
+	}
+}
+
+// use runs fn with the pool open, or fails with ErrClosed. An error fn
+// returns because ctx ended is reported as ctx's error.
+func (s *Store) use(ctx context.Context, fn func() error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		return annals.ErrClosed
+	}
+	err := fn()
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// ErrCommitUnknown is returned when the connection was lost while a
+// transaction committed and the store could not find out whether it did.
+// The events may or may not be recorded: retry the append with the same
+// event ids, which is safe (an idempotent retry returns the original
+// result).
+var ErrCommitUnknown = errors.New("postgres: the commit's outcome is unknown (connection lost); retrying with the same event ids is safe")
+
+// channelName is the notification channel of a schema.
+func channelName(schema string) string { return schema + "_appended" }
+
+func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }

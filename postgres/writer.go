@@ -1,0 +1,567 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/internal/core"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// The write path. Invariants:
+//
+//  1. Every write transaction, of every Store on the schema, first locks the
+//     head row of $all and holds the lock until its COMMIT. So transactions
+//     that write events are serialised, positions are assigned gapless in
+//     commit order, and stream states read after taking the lock are the
+//     latest: the expectation checks (core.PlanOp, in Go) see every write
+//     before them.
+//  2. PostgreSQL makes a commit visible before it releases the commit's
+//     locks, so the next holder of the head lock, and every snapshot taken
+//     after that holder's commit, sees the earlier commit too: positions
+//     become visible in position order, and a reader that met position P
+//     will never meet a position before P that it has not seen.
+//  3. One transaction per group: either every accepted append of the group
+//     is committed or none is. An append that fails its expectation fails
+//     alone, decided in Go against the heads read in the transaction plus
+//     the writes planned before it in the group; no savepoints.
+//  4. No answer leaves before the state it was decided on is committed
+//     (with synchronous_commit on, durable): a success, a conflict or a
+//     retry result never reveals a write a crash could undo.
+//  5. A group that fails before COMMIT wrote nothing and is planned afresh
+//     on the next attempt. A COMMIT whose answer is lost is resolved by
+//     looking up the group's first event id; if that cannot be done, its
+//     appends fail with ErrCommitUnknown, never with a false "not written".
+
+type request struct {
+	ctx    context.Context
+	op     *core.Op
+	bytes  int
+	result annals.AppendResult
+	err    error
+	done   chan struct{}
+}
+
+func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return annals.AppendResult{}, err
+	}
+	if err := core.Validate(s.opts.Limits, op); err != nil {
+		return annals.AppendResult{}, err
+	}
+	req := &request{ctx: ctx, op: op, done: make(chan struct{})}
+	for i := range op.Events {
+		req.bytes += annals.EventSizeBytes(&op.Events[i])
+	}
+	select {
+	case s.requests <- req:
+	case <-s.quit:
+		return annals.AppendResult{}, annals.ErrClosed
+	case <-ctx.Done():
+		return annals.AppendResult{}, ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return req.result, req.err
+	case <-s.writerDone:
+		select {
+		case <-req.done:
+			return req.result, req.err
+		default:
+			return annals.AppendResult{}, annals.ErrClosed
+		}
+	case <-ctx.Done():
+		// The append may still be committed: a retry with the same event
+		// ids is safe.
+		return annals.AppendResult{}, ctx.Err()
+	}
+}
+
+type writer struct {
+	s *Store
+}
+
+func (w *writer) run() {
+	defer close(w.s.writerDone)
+	for {
+		var first *request
+		select {
+		case first = <-w.s.requests:
+		case <-w.s.quit:
+			w.refuseQueued()
+			return
+		}
+		reqs := w.collect(first)
+		w.commit(reqs)
+		for _, r := range reqs {
+			close(r.done)
+		}
+	}
+}
+
+// collect takes first and whatever else is already queued, within the
+// group bounds.
+func (w *writer) collect(first *request) []*request {
+	reqs := []*request{first}
+	bytes := first.bytes
+	for len(reqs) < w.s.opts.GroupOps && bytes < w.s.opts.GroupBytes {
+		select {
+		case r := <-w.s.requests:
+			reqs = append(reqs, r)
+			bytes += r.bytes
+		default:
+			return reqs
+		}
+	}
+	return reqs
+}
+
+func (w *writer) refuseQueued() {
+	for {
+		select {
+		case r := <-w.s.requests:
+			r.err = annals.ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+// commit runs one group to an answer for each of its requests, retrying
+// a transaction that failed before COMMIT.
+func (w *writer) commit(reqs []*request) {
+	deadline := time.Now().Add(w.s.opts.RetryWindow)
+	backoff := 50 * time.Millisecond
+	for {
+		g, err := w.try(reqs)
+		if err == nil {
+			return
+		}
+		var ce *commitError
+		if errors.As(err, &ce) {
+			w.resolve(reqs, g, ce)
+			return
+		}
+		if isUniqueViolation(err) && len(reqs) > 1 {
+			// The database refused what the planner allowed (invariant 2
+			// of schema.go): one request is wrong; give each its own
+			// transaction so only that one fails.
+			w.s.opts.Logger.Error("postgres: a group commit broke a unique key; committing its appends one by one", "err", err)
+			for _, r := range reqs {
+				w.commit([]*request{r})
+			}
+			return
+		}
+		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
+			for _, r := range reqs {
+				r.result, r.err = annals.AppendResult{}, fmt.Errorf("postgres: append not written: %w", err)
+			}
+			return
+		}
+		w.s.opts.Logger.Warn("postgres: group commit failed before COMMIT; retrying", "err", err, "requests", len(reqs))
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// commitError is a COMMIT whose outcome is unknown.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "commit: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
+
+// resolve finds out whether a group whose COMMIT failed was committed, by
+// looking up its first event id on another connection. The old backend's
+// transaction may still be finishing, so an answer of "absent" is trusted
+// only once that backend is gone; until then, and if the database stays
+// unreachable, the appends fail with ErrCommitUnknown.
+func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(w.s.opts.RetryWindow))
+	defer cancel()
+	var (
+		committed bool
+		err       error
+	)
+	for {
+		err = func() error {
+			conn, err := w.s.pool.Acquire(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Release()
+			var gone bool
+			if err := conn.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, g.backendPID).Scan(&gone); err != nil {
+				return err
+			}
+			if err := conn.QueryRow(ctx, w.s.q.hasID, pgtype.UUID{Bytes: g.firstID, Valid: true}).Scan(&committed); err != nil {
+				return err
+			}
+			if !committed && !gone {
+				return errors.New("the committing backend is still running")
+			}
+			return nil
+		}()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	switch {
+	case err != nil:
+		w.s.opts.Logger.Error("postgres: commit outcome unknown", "commit-err", ce.err, "err", err)
+		for _, r := range reqs {
+			r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w: %v", ErrCommitUnknown, ce.err)
+		}
+	case committed:
+		w.s.opts.Logger.Warn("postgres: the connection was lost during COMMIT, which succeeded", "err", ce.err)
+		w.s.advance(g.lastPos)
+		w.signalNotify()
+	default:
+		for _, r := range reqs {
+			r.result, r.err = annals.AppendResult{}, fmt.Errorf("postgres: append not written (the transaction was rolled back): %w", ce.err)
+		}
+	}
+}
+
+// planned is what a group transaction wrote.
+type planned struct {
+	firstID    uuid.UUID
+	lastPos    uint64
+	backendPID uint32
+}
+
+// try runs one group transaction. On success every request has its answer.
+// A *commitError means COMMIT was sent and its outcome is unknown; any other
+// error means nothing was written.
+func (w *writer) try(reqs []*request) (*planned, error) {
+	s := w.s
+	// The group's transaction does not follow any caller's context: once
+	// planned, a request is written with its group or not at all.
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RetryWindow)
+	defer cancel()
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) // after a successful commit, a no-op
+	var (
+		head     int64
+		lastTime time.Time
+	)
+	if err := tx.QueryRow(ctx, s.q.lockHead).Scan(&head, &lastTime); err != nil {
+		return nil, err
+	}
+	v := &groupView{ctx: ctx, tx: tx, q: &s.q, states: map[string]core.StreamState{}}
+	if err := v.prefetch(reqs); err != nil {
+		return nil, err
+	}
+	// Recorded times: microseconds (PostgreSQL's resolution), never before
+	// the last event's, whichever process wrote it.
+	now := s.opts.Now().UTC().Truncate(time.Microsecond)
+	if now.Before(lastTime) {
+		now = lastTime.UTC()
+	}
+	next := uint64(head) + 1
+	for _, r := range reqs {
+		r.result, r.err = annals.AppendResult{}, nil
+		if err := r.ctx.Err(); err != nil {
+			// Not planned yet, so not written: the caller gave up.
+			r.err = err
+			continue
+		}
+		p := core.PlanOp(v, r.op, next, now)
+		if v.err != nil {
+			return nil, v.err
+		}
+		r.result, r.err = p.Result, p.Err
+		if p.Err != nil || p.Duplicate || len(p.Events) == 0 {
+			continue
+		}
+		for i := range p.Events {
+			v.add(&p.Events[i])
+		}
+		for _, u := range p.Updates {
+			if _, ok := v.dirty[u.Stream]; !ok {
+				v.dirty[u.Stream] = struct{}{}
+			}
+			v.states[u.Stream] = u.State
+		}
+		next += uint64(len(p.Events))
+	}
+	if len(v.events) == 0 {
+		// Only conflicts, retries and checks: they were decided on
+		// committed state, so they may be answered now. Rollback releases
+		// the head lock.
+		return nil, tx.Rollback(ctx)
+	}
+	if err := v.write(head, next-1, now); err != nil {
+		return nil, err
+	}
+	if s.opts.beforeCommit != nil {
+		s.opts.beforeCommit()
+	}
+	g := &planned{firstID: v.events[0].ID, lastPos: next - 1, backendPID: conn.Conn().PgConn().PID()}
+	if err := tx.Commit(ctx); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			// The server answered: it rolled back (a deferred constraint,
+			// a serialization failure).
+			return nil, err
+		}
+		return g, &commitError{err}
+	}
+	s.advance(g.lastPos)
+	w.signalNotify()
+	return g, nil
+}
+
+// signalNotify asks the notifier to tell other Stores; it never blocks.
+func (w *writer) signalNotify() {
+	select {
+	case w.s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// groupView is the planner's view during a group: the writes planned earlier
+// in the group over the database as the transaction sees it (with the head
+// locked, the latest committed state).
+type groupView struct {
+	ctx    context.Context
+	tx     pgx.Tx
+	q      *queries
+	states map[string]core.StreamState // read from the database or planned
+	dirty  map[string]struct{}         // streams whose row the group writes
+	ids    map[uuid.UUID]core.Recorded // recorded ids: looked up, or planned
+	looked map[uuid.UUID]struct{}      // ids already looked up
+	events []*annals.Event             // planned, in position order
+	err    error                       // the first database error
+}
+
+// prefetch reads, in one round trip, the heads of the streams the group
+// writes and where its caller-given ids are recorded.
+func (v *groupView) prefetch(reqs []*request) error {
+	v.dirty = map[string]struct{}{}
+	v.ids = map[uuid.UUID]core.Recorded{}
+	v.looked = map[uuid.UUID]struct{}{}
+	var names []string
+	seen := map[string]struct{}{}
+	var ids []pgtype.UUID
+	for _, r := range reqs {
+		if _, ok := seen[r.op.Stream]; !ok {
+			seen[r.op.Stream] = struct{}{}
+			names = append(names, r.op.Stream)
+		}
+		for i := range r.op.Events {
+			if id := r.op.Events[i].ID; id != (uuid.UUID{}) {
+				if _, ok := v.looked[id]; !ok {
+					v.looked[id] = struct{}{}
+					ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
+				}
+			}
+		}
+	}
+	for _, n := range names {
+		v.states[n] = core.StreamState{} // absent unless a row says otherwise
+	}
+	b := &pgx.Batch{}
+	b.Queue(v.q.streamStates, names)
+	if len(ids) > 0 {
+		b.Queue(v.q.lookupIDs, ids)
+	}
+	br := v.tx.SendBatch(v.ctx, b)
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return err
+	}
+	for rows.Next() {
+		var name string
+		var st streamRow
+		if err := rows.Scan(&name, &st.hasEvents, &st.lastRevision, &st.lastPosition, &st.softDeleted, &st.tombstoned); err != nil {
+			rows.Close()
+			br.Close()
+			return err
+		}
+		v.states[name] = st.state()
+	}
+	if err := rows.Err(); err != nil {
+		br.Close()
+		return err
+	}
+	if len(ids) > 0 {
+		rows, err := br.Query()
+		if err != nil {
+			br.Close()
+			return err
+		}
+		for rows.Next() {
+			var id pgtype.UUID
+			var rec core.Recorded
+			var rev, pos int64
+			if err := rows.Scan(&id, &rec.Stream, &rev, &pos); err != nil {
+				rows.Close()
+				br.Close()
+				return err
+			}
+			rec.Found, rec.Revision, rec.Position = true, uint64(rev), uint64(pos)
+			v.ids[uuid.UUID(id.Bytes)] = rec
+		}
+		if err := rows.Err(); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	return br.Close()
+}
+
+func (v *groupView) add(e *annals.Event) {
+	v.events = append(v.events, e)
+	v.ids[e.ID] = core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}
+}
+
+func (v *groupView) fail(err error) error {
+	if v.err == nil {
+		v.err = err
+	}
+	return err
+}
+
+func (v *groupView) State(stream string) (core.StreamState, error) {
+	if st, ok := v.states[stream]; ok {
+		return st, nil
+	}
+	st, err := readState(v.ctx, v.tx, v.q, stream)
+	if err != nil {
+		return st, v.fail(err)
+	}
+	v.states[stream] = st
+	return st, nil
+}
+
+func (v *groupView) Lookup(id uuid.UUID) (core.Recorded, error) {
+	if rec, ok := v.ids[id]; ok {
+		return rec, nil
+	}
+	if _, ok := v.looked[id]; ok {
+		return core.Recorded{}, nil
+	}
+	var rec core.Recorded
+	var rev, pos int64
+	err := v.tx.QueryRow(v.ctx, v.q.lookupIDs, []pgtype.UUID{{Bytes: id, Valid: true}}).Scan(new(pgtype.UUID), &rec.Stream, &rev, &pos)
+	v.looked[id] = struct{}{}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return core.Recorded{}, nil
+	}
+	if err != nil {
+		return rec, v.fail(err)
+	}
+	rec.Found, rec.Revision, rec.Position = true, uint64(rev), uint64(pos)
+	v.ids[id] = rec
+	return rec, nil
+}
+
+func (v *groupView) Metadata(stream string) (annals.StreamMetadata, error) {
+	ms, err := v.State(annals.MetastreamOf(stream))
+	if err != nil || !ms.Exists {
+		return annals.StreamMetadata{}, err
+	}
+	if n := len(v.events); n > 0 && ms.LastPosition >= v.events[0].Position {
+		return annals.ParseStreamMetadata(v.events[ms.LastPosition-v.events[0].Position].Data)
+	}
+	var data []byte
+	if err := v.tx.QueryRow(v.ctx, v.q.eventData, int64(ms.LastPosition)).Scan(&data); err != nil {
+		return annals.StreamMetadata{}, v.fail(err)
+	}
+	return annals.ParseStreamMetadata(data)
+}
+
+// write sends the group's rows in one round trip: the events, the stream
+// heads it changed, and the head of $all.
+func (v *groupView) write(head int64, last uint64, now time.Time) error {
+	n := len(v.events)
+	var (
+		positions = make([]int64, n)
+		ids       = make([]pgtype.UUID, n)
+		streams   = make([]string, n)
+		revisions = make([]int64, n)
+		types     = make([]string, n)
+		cts       = make([]string, n)
+		data      = make([][]byte, n)
+		metadata  = make([][]byte, n)
+	)
+	for i, e := range v.events {
+		if e.Position != uint64(head)+1+uint64(i) {
+			panic("postgres: a group's positions must follow the head, gapless")
+		}
+		positions[i] = int64(e.Position)
+		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
+		streams[i], revisions[i], types[i], cts[i] = e.Stream, int64(e.Revision), e.Type, e.ContentType
+		// The columns are NOT NULL; a nil payload is stored empty.
+		data[i], metadata[i] = nonNil(e.Data), nonNil(e.Metadata)
+	}
+	var (
+		names                    []string
+		has, softDel, tombstoned []bool
+		lastRevs, lastPoss       []int64
+	)
+	for name := range v.dirty {
+		st := v.states[name]
+		names = append(names, name)
+		has = append(has, st.Exists)
+		lastRevs = append(lastRevs, int64(st.LastRevision))
+		lastPoss = append(lastPoss, int64(st.LastPosition))
+		softDel = append(softDel, st.SoftDeleted)
+		tombstoned = append(tombstoned, st.Tombstoned)
+	}
+	b := &pgx.Batch{}
+	b.Queue(v.q.insertEvents, positions, ids, streams, revisions, types, cts, data, metadata, now)
+	b.Queue(v.q.upsertStreams, names, has, lastRevs, lastPoss, softDel, tombstoned)
+	b.Queue(v.q.moveHead, int64(last), now)
+	return v.tx.SendBatch(v.ctx, b).Close()
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// isUniqueViolation reports PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// retryable reports an error after which the same transaction may succeed:
+// the connection or the server went away, or the server is starting or
+// shutting down, or it chose this transaction as a deadlock victim.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "57", "40": // connection exception, operator intervention, transaction rollback
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	var connectErr *pgconn.ConnectError
+	return errors.As(err, &netErr) || errors.As(err, &connectErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+}
