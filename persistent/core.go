@@ -452,12 +452,12 @@ func (c *core) resumePoint() uint64 {
 	return c.next
 }
 
-// checkpointDue reports whether a checkpoint should be written now, and
-// which.
-func (c *core) checkpointDue(now time.Time) (uint64, bool) {
-	p := c.resumePoint()
+// checkpointDue reports whether a checkpoint should be written now, which,
+// and how many finished events it covers.
+func (c *core) checkpointDue(now time.Time) (p uint64, counted int, due bool) {
+	p = c.resumePoint()
 	if p == c.checkpoint {
-		return 0, false
+		return 0, 0, false
 	}
 	// At least one event finished: progress over filtered-out events alone
 	// waits for the next finished one (or the group's stop), so a group
@@ -465,17 +465,19 @@ func (c *core) checkpointDue(now time.Time) (uint64, bool) {
 	n, s := c.finishedSinceCheckpoint, c.settings
 	after := time.Duration(s.CheckpointAfterMs) * time.Millisecond
 	if n == 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	if n >= s.CheckpointUpperBound || n >= s.CheckpointLowerBound && now.Sub(c.lastCheckAt) >= after {
-		return p, true
+		return p, n, true
 	}
-	return 0, false
+	return 0, 0, false
 }
 
-// checkpointed records a written checkpoint.
-func (c *core) checkpointed(p uint64, now time.Time) {
+// checkpointed records a written checkpoint that covered counted finished
+// events; events finished while it was being written count towards the
+// next one.
+func (c *core) checkpointed(p uint64, counted int, now time.Time) {
 	c.checkpoint, c.lastCheckAt = p, now
 	c.checkpoints++
-	c.finishedSinceCheckpoint = 0
+	c.finishedSinceCheckpoint = max(c.finishedSinceCheckpoint-counted, 0)
 }

@@ -328,20 +328,27 @@ func TestCheckpointCounts(t *testing.T) {
 		c.add(e)
 	}
 	c.dispatch(t0)
-	c.checkpointed(0, t0)
+	c.checkpointed(0, 0, t0)
 	c.ack(ids[:2])
-	if _, due := c.checkpointDue(t0.Add(500 * time.Millisecond)); due {
+	if _, _, due := c.checkpointDue(t0.Add(500 * time.Millisecond)); due {
 		t.Fatal("due before CheckpointAfterMs")
 	}
-	if p, due := c.checkpointDue(t0.Add(time.Second)); !due || p != 2 {
-		t.Fatalf("due %v at %d, want 2", due, p)
+	p, counted, due := c.checkpointDue(t0.Add(time.Second))
+	if !due || p != 2 || counted != 2 {
+		t.Fatalf("due %v at %d covering %d, want 2 covering 2", due, p, counted)
 	}
+	// Acks while the checkpoint is written count towards the next.
 	c.ack(ids[2:3])
-	if p, due := c.checkpointDue(t0.Add(time.Millisecond)); !due || p != 3 {
-		t.Fatalf("the upper bound forces a checkpoint: due %v at %d", due, p)
+	c.checkpointed(p, counted, t0)
+	if p, _, due := c.checkpointDue(t0.Add(time.Second)); due {
+		t.Fatalf("one finished since, below the lower bound: due at %d", p)
 	}
-	c.checkpointed(3, t0)
-	if _, due := c.checkpointDue(t0.Add(time.Hour)); due {
+	c.ack(ids[3:4])
+	if p, _, due := c.checkpointDue(t0.Add(time.Second)); !due || p != 4 {
+		t.Fatalf("due %v at %d, want 4", due, p)
+	}
+	c.checkpointed(4, 2, t0)
+	if _, _, due := c.checkpointDue(t0.Add(time.Hour)); due {
 		t.Fatal("due with nothing finished since")
 	}
 }

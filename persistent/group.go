@@ -170,12 +170,12 @@ func (g *group) stop(why error, saveCheckpoint bool) {
 		return
 	}
 	g.mu.Lock()
-	p, changed := g.core.resumePoint(), g.core.resumePoint() != g.core.checkpoint
+	p, changed, counted := g.core.resumePoint(), g.core.resumePoint() != g.core.checkpoint, g.core.finishedSinceCheckpoint
 	g.mu.Unlock()
 	if changed {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := g.writeCheckpoint(ctx, p); err != nil {
+		if err := g.writeCheckpoint(ctx, p, counted); err != nil {
 			g.m.log.Warn("persistent subscription: final checkpoint not written", "stream", g.def.Stream, "group", g.def.Group, "err", err)
 		}
 	}
@@ -296,12 +296,12 @@ func (g *group) housekeepOnce(ctx context.Context, now time.Time) {
 	g.signalRoom()
 
 	g.mu.Lock()
-	p, due := g.core.checkpointDue(now)
+	p, counted, due := g.core.checkpointDue(now)
 	truncate := g.tbPending && g.core.replaying == 0
 	parkedAt := g.parkedAt
 	g.mu.Unlock()
 	if due {
-		if err := g.writeCheckpoint(ctx, p); err != nil {
+		if err := g.writeCheckpoint(ctx, p, counted); err != nil {
 			if ctx.Err() == nil {
 				g.m.log.Warn("persistent subscription: checkpoint not written", "stream", g.def.Stream, "group", g.def.Group, "err", err)
 			}
@@ -337,8 +337,9 @@ func (g *group) writeParked(ctx context.Context, parks []*message) error {
 	return err
 }
 
-// writeCheckpoint records p as where the group resumes.
-func (g *group) writeCheckpoint(ctx context.Context, p uint64) error {
+// writeCheckpoint records p as where the group resumes; it covers counted
+// finished events.
+func (g *group) writeCheckpoint(ctx context.Context, p uint64, counted int) error {
 	stream := checkpointStream(g.def.Stream, g.def.Group)
 	g.mu.Lock()
 	mdSet := g.mdSet
@@ -360,7 +361,7 @@ func (g *group) writeCheckpoint(ctx context.Context, p uint64) error {
 		return err
 	}
 	g.mu.Lock()
-	g.core.checkpointed(p, time.Now())
+	g.core.checkpointed(p, counted, time.Now())
 	g.hasCheck = true
 	g.mu.Unlock()
 	return nil
