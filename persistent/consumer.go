@@ -49,6 +49,9 @@ func (m *Manager) Connect(stream, name string, opts ConnectOptions) (*Consumer, 
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.stopped != nil {
+		return nil, g.stopped // a restart that could not load it again
+	}
 	if len(g.core.consumers) >= g.def.Settings.consumerCap() {
 		return nil, ErrMaxSubscribers
 	}

@@ -381,19 +381,25 @@ func (m *Manager) Restart(ctx context.Context) error {
 	}
 	defs, rev, err := m.readConfig(ctx)
 	if err != nil {
+		m.groups = map[key]*group{} // stopped: none can serve
 		return err
 	}
 	m.configRev = rev
 	groups := make(map[key]*group, len(defs))
+	var firstErr error
 	for _, def := range defs {
 		g, err := loadGroup(ctx, m, def)
 		if err != nil {
-			return err
+			// The others still load; this one is missing until the
+			// next restart.
+			m.log.Error("persistent subscription: reloading a group", "stream", def.Stream, "group", def.Group, "err", err)
+			firstErr = cmp.Or(firstErr, err)
+			continue
 		}
 		groups[key{def.Stream, def.Group}] = g
 	}
 	m.groups = groups
-	return nil
+	return firstErr
 }
 
 // Close stops every group, writing its checkpoint; consumers end with

@@ -322,3 +322,39 @@ func TestPersistentBadInputKeepsServing(t *testing.T) {
 		t.Fatalf("after a refused update and a restart: %v %+v", err, info)
 	}
 }
+
+func TestPersistentDisconnectRedelivers(t *testing.T) {
+	client, _ := servePersistent(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids := appendEvents(t, client, "mail", 2)
+	if err := client.CreatePersistentSubscription(ctx, "mail", "senders", fromStart()); err != nil {
+		t.Fatal(err)
+	}
+	a, err := client.SubscribeToPersistentSubscription(ctx, "mail", "senders", kurrentdb.SubscribeToPersistentSubscriptionOptions{BufferSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recv(t, a)
+	recv(t, a)
+	a.Close() // both unacknowledged: they go to the next consumer
+	b, err := client.SubscribeToPersistentSubscription(ctx, "mail", "senders", kurrentdb.SubscribeToPersistentSubscriptionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got := map[uuid.UUID]bool{}
+	for range 2 {
+		e := recv(t, b)
+		got[e.Event.OriginalEvent().EventID] = true
+		b.Ack(e.Event)
+	}
+	if !got[ids[0]] || !got[ids[1]] {
+		t.Fatalf("after a disconnect got %v, want both events", got)
+	}
+	// The server still serves.
+	info, err := client.GetPersistentSubscriptionInfo(ctx, "mail", "senders", kurrentdb.GetPersistentSubscriptionOptions{})
+	if err != nil || len(info.Connections) != 1 {
+		t.Fatalf("info after a disconnect: %v %+v", err, info)
+	}
+}
