@@ -1,8 +1,10 @@
 package persistent
 
 import (
+	"cmp"
 	"encoding/json"
 	"hash/fnv"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +107,6 @@ type core struct {
 
 	next        uint64 // the next seq to read from the store
 	checkpoint  uint64 // the resume point last written
-	checkpoints uint64 // how many were written (0: none yet)
 	lastCheckAt time.Time
 	// finishedSinceCheckpoint counts events finished since the last
 	// checkpoint, for the checkpoint counts.
@@ -202,11 +203,9 @@ func (c *core) disconnect(k *consumer, why error) {
 			break
 		}
 	}
-	for m := range c.inFlight {
-		if m.consumer == k {
-			c.takeBack(m)
-			c.requeue(m)
-		}
+	for _, m := range c.inFlightOrdered(func(m *message) bool { return m.consumer == k }) {
+		c.takeBack(m)
+		c.requeue(m)
 	}
 	k.out = nil
 	if k.dropped == nil {
@@ -305,14 +304,25 @@ func (c *core) nack(k *consumer, action NackAction, ids []uuid.UUID) (stop bool)
 
 // tick retries the in-flight messages whose timeout passed.
 func (c *core) tick(now time.Time) {
+	expired := c.inFlightOrdered(func(m *message) bool { return !m.deadline.IsZero() && !now.Before(m.deadline) })
+	for _, m := range expired {
+		c.takeBack(m)
+		c.retryOrPark(m)
+	}
+}
+
+// inFlightOrdered returns the in-flight messages that match, in store
+// order, so that what goes back to the retry queue goes in a determined
+// order.
+func (c *core) inFlightOrdered(match func(*message) bool) []*message {
+	var out []*message
 	for m := range c.inFlight {
-		if !m.deadline.IsZero() && !now.Before(m.deadline) {
-			k := m.consumer
-			c.takeBack(m)
-			c.retryOrPark(m)
-			k.signal()
+		if match(m) {
+			out = append(out, m)
 		}
 	}
+	slices.SortFunc(out, func(a, b *message) int { return cmp.Compare(a.event.Position, b.event.Position) })
+	return out
 }
 
 // takeParking hands the messages waiting to be parked to the caller, who
@@ -478,6 +488,5 @@ func (c *core) checkpointDue(now time.Time) (p uint64, counted int, due bool) {
 // next one.
 func (c *core) checkpointed(p uint64, counted int, now time.Time) {
 	c.checkpoint, c.lastCheckAt = p, now
-	c.checkpoints++
 	c.finishedSinceCheckpoint = max(c.finishedSinceCheckpoint-counted, 0)
 }

@@ -86,13 +86,13 @@ func loadGroup(ctx context.Context, m *Manager, def groupDef) (*group, error) {
 		resume, g.hasCheck = cp, true
 	}
 	g.core = newCore(def.Settings, def.Stream == annals.AllStream, resume)
-	last, tb, err := streamTail(ctx, m.store, parkedStream(def.Stream, def.Group))
+	next, tb, err := streamTail(ctx, m.store, parkedStream(def.Stream, def.Group))
 	if err != nil {
 		return nil, err
 	}
 	g.parkedAt = max(tb, def.ParkedFrom)
-	if last >= g.parkedAt {
-		g.core.parked = int64(last - g.parkedAt)
+	if next >= g.parkedAt {
+		g.core.parked = int64(next - g.parkedAt)
 	}
 	return g, nil
 }

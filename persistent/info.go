@@ -2,7 +2,6 @@ package persistent
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"time"
 
@@ -125,6 +124,3 @@ func (m *Manager) List(stream string) ([]GroupInfo, error) {
 	})
 	return out, nil
 }
-
-// String is the group's name as KurrentDB writes it.
-func (i GroupInfo) String() string { return fmt.Sprintf("%s::%s", i.Stream, i.Group) }
