@@ -35,6 +35,9 @@ func (s *Store) notifier(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		if s.opts.noNotify {
+			continue
+		}
 		pos := s.wm.Load()
 		_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, strconv.FormatUint(pos, 10))
 		if err != nil && ctx.Err() == nil {

@@ -82,6 +82,11 @@ type Options struct {
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
 
+	// appName is the connections' application_name, which tests use to
+	// find a store's backends; noNotify turns the notifier off, as if
+	// every NOTIFY were lost.
+	appName  string
+	noNotify bool
 	// beforeCommit, if set, runs inside every group transaction just
 	// before COMMIT, with the head of $all locked. Tests use it to hold
 	// transactions open.
@@ -168,6 +173,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	cfg.MaxConns = opts.MaxConns
+	if opts.appName != "" {
+		if cfg.ConnConfig.RuntimeParams == nil {
+			cfg.ConnConfig.RuntimeParams = map[string]string{}
+		}
+		cfg.ConnConfig.RuntimeParams["application_name"] = opts.appName
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -237,22 +248,42 @@ func (s *Store) advance(pos uint64) {
 	}
 }
 
-// use runs fn with the pool open, or fails with ErrClosed. An error fn
-// returns because ctx ended is reported as ctx's error.
+// use runs fn with the pool open, or fails with ErrClosed. fn must be safe
+// to run again (a read that has handed nothing to its caller yet): when the
+// connection or the server went away, it is retried for up to RetryWindow,
+// so a restarted server or a killed backend does not end a read or a
+// subscription. An error fn returns because ctx ended is reported as ctx's
+// error.
 func (s *Store) use(ctx context.Context, fn func() error) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	deadline := time.Now().Add(s.opts.RetryWindow)
+	backoff := 20 * time.Millisecond
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := s.useOnce(fn)
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil || !retryable(err) || time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, time.Second)
 	}
+}
+
+func (s *Store) useOnce(fn func() error) error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed.Load() {
 		return annals.ErrClosed
 	}
-	err := fn()
-	if err != nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return err
+	return fn()
 }
 
 // ErrCommitUnknown is returned when the connection was lost while a
@@ -261,6 +292,11 @@ func (s *Store) use(ctx context.Context, fn func() error) error {
 // event ids, which is safe (an idempotent retry returns the original
 // result).
 var ErrCommitUnknown = errors.New("postgres: the commit's outcome is unknown (connection lost); retrying with the same event ids is safe")
+
+// ErrNotWritten wraps the database's error when an append failed and
+// nothing of it was written (the database stayed unreachable for the retry
+// window, or refused the transaction).
+var ErrNotWritten = errors.New("postgres: append not written")
 
 // channelName is the notification channel of a schema.
 func channelName(schema string) string { return schema + "_appended" }

@@ -163,7 +163,7 @@ func (w *writer) commit(reqs []*request) {
 		}
 		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
 			for _, r := range reqs {
-				r.result, r.err = annals.AppendResult{}, fmt.Errorf("postgres: append not written: %w", err)
+				r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w: %w", ErrNotWritten, err)
 			}
 			return
 		}
@@ -227,7 +227,7 @@ func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) {
 		w.signalNotify()
 	default:
 		for _, r := range reqs {
-			r.result, r.err = annals.AppendResult{}, fmt.Errorf("postgres: append not written (the transaction was rolled back): %w", ce.err)
+			r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w (the transaction was rolled back): %w", ErrNotWritten, ce.err)
 		}
 	}
 }
