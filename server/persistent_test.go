@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,8 +19,17 @@ import (
 )
 
 // servePersistent serves an embedded store in dir that allows system
-// streams (as annals serve does) until stop is called.
+// streams (as annals serve does) until stop is called, and returns an
+// official client connected to it.
 func servePersistent(t *testing.T, dir string) (client *kurrentdb.Client, stop func()) {
+	t.Helper()
+	addr, stopServer := servePersistentAt(t, dir)
+	client = connect(t, addr)
+	return client, func() { client.Close(); stopServer() }
+}
+
+// servePersistentAt serves the store in dir and returns its address.
+func servePersistentAt(t *testing.T, dir string) (addr string, stop func()) {
 	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	limits := annals.Limits{AllowSystemStreams: true}
@@ -34,24 +44,20 @@ func servePersistent(t *testing.T, dir string) (client *kurrentdb.Client, stop f
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
-	client = connect(t, l.Addr().String())
-	stopped := false
+	var once sync.Once
 	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		client.Close()
-		if err := srv.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-		store.Close()
+		once.Do(func() {
+			if err := srv.Shutdown(context.Background()); err != nil {
+				t.Error(err)
+			}
+			if err := <-served; err != nil {
+				t.Error(err)
+			}
+			store.Close()
+		})
 	}
 	t.Cleanup(stop)
-	return client, stop
+	return l.Addr().String(), stop
 }
 
 func appendEvents(t *testing.T, client *kurrentdb.Client, stream string, n int) []uuid.UUID {

@@ -105,9 +105,12 @@ func New(store annals.Store, opts Options) *Server {
 		grpc.NumStreamWorkers(streamWorkers),
 	)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping})
-	if m, err := ps.Open(context.Background(), store, ps.Options{Logger: opts.Logger}); err != nil {
-		// The rest still serves; the methods are neither served nor
-		// advertised.
+	// Persistent subscriptions keep their state in system streams. Without
+	// them, or if their groups cannot be loaded, the rest still serves and
+	// their methods are neither served nor advertised.
+	if !opts.Limits.AllowSystemStreams {
+		opts.Logger.Info("persistent subscriptions not served: the store does not allow system streams")
+	} else if m, err := ps.Open(context.Background(), store, ps.Options{Logger: opts.Logger}); err != nil {
 		opts.Logger.Error("persistent subscriptions not served: loading their groups failed", "err", err)
 	} else {
 		s.persistent = m
