@@ -319,3 +319,49 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met in 5s")
 }
+
+func TestUpdateAndRestartKeepTheCheckpoint(t *testing.T) {
+	store := newStore()
+	m := open(t, store)
+	ctx := context.Background()
+	ids := appendN(t, store, "s", 4)
+	s := settings()
+	s.MaxSubscriberCount = 1
+	if err := m.Create(ctx, persistent.Config{Stream: "s", Group: "g", Settings: s}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := m.Connect("s", "g", persistent.ConnectOptions{})
+	if _, err := m.Connect("s", "g", persistent.ConnectOptions{}); !errors.Is(err, persistent.ErrMaxSubscribers) {
+		t.Fatalf("a second consumer over MaxSubscriberCount 1: %v", err)
+	}
+	d := next(t, c)
+	c.Ack(d.Event.ID)
+
+	s.MaxSubscriberCount, s.Strategy = 2, persistent.DispatchToSingle
+	if err := m.Update(ctx, persistent.Config{Stream: "s", Group: "g", Settings: s}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Next(ctx); !errors.Is(err, persistent.ErrDropped) {
+		t.Fatalf("a consumer across an update: %v", err)
+	}
+	info, _ := m.Info("s", "g")
+	if info.Settings.Strategy != persistent.DispatchToSingle || info.Checkpoint != 1 {
+		t.Fatalf("after the update: %s, checkpoint %d", info.Settings.Strategy, info.Checkpoint)
+	}
+	c, _ = m.Connect("s", "g", persistent.ConnectOptions{})
+	if d := next(t, c); d.Event.ID != ids[1] {
+		t.Fatalf("after the update got revision %d, want 1", d.Event.Revision)
+	}
+	c.Ack(ids[1])
+
+	if err := m.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Next(ctx); !errors.Is(err, persistent.ErrDropped) {
+		t.Fatalf("a consumer across a restart: %v", err)
+	}
+	c, _ = m.Connect("s", "g", persistent.ConnectOptions{})
+	if d := next(t, c); d.Event.ID != ids[2] {
+		t.Fatalf("after the restart got revision %d, want 2", d.Event.Revision)
+	}
+}
