@@ -58,10 +58,19 @@ func (s *Store) DurableState(ctx context.Context, stream string) (core.StreamSta
 	return st, err
 }
 
+// pageQuery is a read of events: the SQL and its arguments.
+type pageQuery struct {
+	sql  string
+	args []any
+}
+
 // stateAndMetadata reads a stream's state, its metadata and its
-// metastream's state in one statement (one snapshot).
-func (s *Store) stateAndMetadata(ctx context.Context, stream string) (st, ms core.StreamState, md annals.StreamMetadata, err error) {
-	err = s.use(ctx, func() error {
+// metastream's state in one statement (one snapshot). With first, it also
+// runs that read of events in the same round trip (a later statement, so a
+// later snapshot: the caller keeps only revisions the state shows) and
+// returns its rows.
+func (s *Store) stateAndMetadata(ctx context.Context, stream string, first *pageQuery) (st, ms core.StreamState, md annals.StreamMetadata, page []annals.Event, err error) {
+	err = s.use(ctx, func() (err error) {
 		var (
 			sHas, sSoft, sTomb *bool
 			sRev, sPos         *int64
@@ -69,10 +78,21 @@ func (s *Store) stateAndMetadata(ctx context.Context, stream string) (st, ms cor
 			mRev, mPos         *int64
 			data               []byte
 		)
-		if err := s.pool.QueryRow(ctx, s.q.streamAndMetadata, stream, annals.MetastreamOf(stream)).Scan(
-			&sHas, &sRev, &sPos, &sSoft, &sTomb, &mHas, &mRev, &mPos, &data); err != nil {
+		b := &pgx.Batch{}
+		b.Queue(s.q.streamAndMetadata, stream, annals.MetastreamOf(stream))
+		if first != nil {
+			b.Queue(first.sql, first.args...)
+		}
+		br := s.pool.SendBatch(ctx, b)
+		defer func() {
+			if cerr := br.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		if err := br.QueryRow().Scan(&sHas, &sRev, &sPos, &sSoft, &sTomb, &mHas, &mRev, &mPos, &data); err != nil {
 			return err
 		}
+		st, ms, md = core.StreamState{}, core.StreamState{}, annals.StreamMetadata{}
 		if sHas != nil {
 			st = streamRow{hasEvents: *sHas, lastRevision: *sRev, lastPosition: *sPos, softDeleted: *sSoft, tombstoned: *sTomb}.state()
 		}
@@ -80,13 +100,21 @@ func (s *Store) stateAndMetadata(ctx context.Context, stream string) (st, ms cor
 			ms = streamRow{hasEvents: *mHas, lastRevision: *mRev, lastPosition: *mPos}.state()
 		}
 		if ms.Exists {
-			var err error
-			md, err = annals.ParseStreamMetadata(data)
+			if md, err = annals.ParseStreamMetadata(data); err != nil {
+				return err
+			}
+		}
+		if first != nil {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			page, err = scanEvents(rows)
 			return err
 		}
 		return nil
 	})
-	return st, ms, md, err
+	return st, ms, md, page, err
 }
 
 // StreamMetadata implements annals.Store.
@@ -94,7 +122,7 @@ func (s *Store) StreamMetadata(ctx context.Context, stream string) (annals.Strea
 	if err := s.opts.Limits.CheckStreamName(stream); err != nil {
 		return annals.StreamMetadata{}, annals.NoStream, err
 	}
-	_, ms, md, err := s.stateAndMetadata(ctx, stream)
+	_, ms, md, _, err := s.stateAndMetadata(ctx, stream, nil)
 	if err != nil {
 		return annals.StreamMetadata{}, annals.NoStream, err
 	}
@@ -108,7 +136,16 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			yield(annals.Event{}, err)
 			return
 		}
-		st, _, md, err := s.stateAndMetadata(ctx, stream)
+		// The first page is read with the state, in one round trip, from
+		// where the caller asked; the plan then says which of it to keep.
+		query := s.q.readStreamForwards
+		lo, hi := opts.From, uint64(math.MaxInt64)
+		if opts.Direction == annals.Backwards {
+			query = s.q.readStreamBackwards
+			lo, hi = 0, opts.From
+		}
+		first := &pageQuery{query, []any{stream, clamp(lo), clamp(hi), annals.DefaultReadBatchEvents}}
+		st, _, md, page, err := s.stateAndMetadata(ctx, stream, first)
 		if err != nil {
 			yield(annals.Event{}, err)
 			return
@@ -121,24 +158,16 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 		if r.Empty {
 			return
 		}
-		query := s.q.readStreamForwards
-		if r.Direction == annals.Backwards {
-			query = s.q.readStreamBackwards
-		}
-		lo, hi := r.Lo, r.Hi // revisions still to read
+		lo, hi = r.Lo, r.Hi // revisions still to read
 		var yielded uint64
 		for {
-			var page []annals.Event
-			err := s.use(ctx, func() (err error) {
-				page, err = s.queryEvents(ctx, query, stream, clamp(lo), clamp(hi), annals.DefaultReadBatchEvents)
-				return err
-			})
-			if err != nil {
-				yield(annals.Event{}, err)
-				return
-			}
 			for i := range page {
 				e := &page[i]
+				if e.Revision < r.Lo || e.Revision > r.Hi {
+					// Outside the plan: before the window, or appended
+					// after the state was read.
+					continue
+				}
 				keep, more := r.Take(e, yielded)
 				if keep {
 					yielded++
@@ -155,13 +184,21 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			}
 			last := page[len(page)-1].Revision
 			if r.Direction == annals.Forwards {
-				lo = last + 1
+				lo = max(lo, last+1)
 			} else if last == 0 {
 				return
 			} else {
-				hi = last - 1
+				hi = min(hi, last-1)
 			}
 			if lo > hi {
+				return
+			}
+			err := s.use(ctx, func() (err error) {
+				page, err = s.queryEvents(ctx, query, stream, clamp(lo), clamp(hi), annals.DefaultReadBatchEvents)
+				return err
+			})
+			if err != nil {
+				yield(annals.Event{}, err)
 				return
 			}
 		}
@@ -243,6 +280,11 @@ func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]a
 	if err != nil {
 		return nil, err
 	}
+	return scanEvents(rows)
+}
+
+// scanEvents reads rows of eventColumns and closes them.
+func scanEvents(rows pgx.Rows) ([]annals.Event, error) {
 	defer rows.Close()
 	page := make([]annals.Event, 0, annals.DefaultReadBatchEvents)
 	for rows.Next() {

@@ -32,9 +32,9 @@ const (
 	// DefaultSchema holds the store's tables. Stores with different schemas
 	// share a database without seeing each other.
 	DefaultSchema = "annals"
-	// DefaultMaxConns bounds the pool. The writer uses one connection at a
-	// time; the rest serve reads and subscriptions. The listener has its
-	// own connection besides.
+	// DefaultMaxConns bounds the pool that serves reads and subscriptions.
+	// The writer and the listener have one connection each besides, so a
+	// crowd of readers never delays a group commit.
 	DefaultMaxConns = 8
 	// DefaultQueueLength bounds the appends waiting for the writer; more
 	// callers block (honouring their context).
@@ -136,7 +136,8 @@ func (o Options) withDefaults() (Options, error) {
 type Store struct {
 	core.Writes // Append, SetStreamMetadata, Delete, Tombstone: through the writer
 	opts        Options
-	pool        *pgxpool.Pool
+	pool        *pgxpool.Pool // reads, subscriptions, NOTIFY
+	writePool   *pgxpool.Pool // the writer's one connection, reconnected by the pool
 	q           queries
 	// wm is the highest position known committed. Subscriptions wait on
 	// it; the writer advances it after each commit, the listener after
@@ -187,9 +188,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	wcfg := cfg.Copy()
+	wcfg.MaxConns = 1
+	writePool, err := pgxpool.NewWithConfig(ctx, wcfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
 	s := &Store{
 		opts:       opts,
 		pool:       pool,
+		writePool:  writePool,
 		q:          newQueries(opts.Schema),
 		requests:   make(chan *request, opts.QueueLength),
 		quit:       make(chan struct{}),
@@ -199,6 +208,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	var head int64
 	if err := pool.QueryRow(ctx, s.q.readHead).Scan(&head); err != nil {
 		pool.Close()
+		writePool.Close()
 		return nil, fmt.Errorf("postgres: reading the head of $all: %w", err)
 	}
 	s.wm = core.NewWatermark(uint64(head))
@@ -228,6 +238,7 @@ func (s *Store) Close() error {
 		s.closed.Store(true)
 		s.closeMu.Unlock()
 		s.pool.Close()
+		s.writePool.Close()
 		s.opts.Logger.Info("postgres store closed", "schema", s.opts.Schema, "position", s.wm.Load())
 	})
 	return nil

@@ -248,25 +248,25 @@ func (w *writer) try(reqs []*request) (*planned, error) {
 	// planned, a request is written with its group or not at all.
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RetryWindow)
 	defer cancel()
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.writePool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Release()
-	tx, err := conn.Begin(ctx)
+	c := conn.Conn()
+	// A transaction left open by a failure below is rolled back here; if
+	// that fails too, the pool drops the connection (it never reuses one
+	// that is not idle).
+	defer func() {
+		if c.PgConn().TxStatus() != 'I' && !c.IsClosed() {
+			c.Exec(ctx, "ROLLBACK")
+		}
+	}()
+	v := &groupView{ctx: ctx, conn: c, q: &s.q, states: map[string]core.StreamState{}}
+	// Round trip 1: open the transaction, lock the head of $all, read the
+	// heads and ids the group needs.
+	head, lastTime, err := v.begin(reqs)
 	if err != nil {
-		return nil, err
-	}
-	defer tx.Rollback(ctx) // after a successful commit, a no-op
-	var (
-		head     int64
-		lastTime time.Time
-	)
-	if err := tx.QueryRow(ctx, s.q.lockHead).Scan(&head, &lastTime); err != nil {
-		return nil, err
-	}
-	v := &groupView{ctx: ctx, tx: tx, q: &s.q, states: map[string]core.StreamState{}}
-	if err := v.prefetch(reqs); err != nil {
 		return nil, err
 	}
 	// Recorded times: microseconds (PostgreSQL's resolution), never before
@@ -306,23 +306,29 @@ func (w *writer) try(reqs []*request) (*planned, error) {
 		// Only conflicts, retries and checks: they were decided on
 		// committed state, so they may be answered now. Rollback releases
 		// the head lock.
-		return nil, tx.Rollback(ctx)
-	}
-	if err := v.write(head, next-1, now); err != nil {
+		_, err := c.Exec(ctx, "ROLLBACK")
 		return nil, err
 	}
-	if s.opts.beforeCommit != nil {
-		s.opts.beforeCommit()
+	g := &planned{firstID: v.events[0].ID, lastPos: next - 1, backendPID: c.PgConn().PID()}
+	// Round trip 2: the rows and COMMIT. A test hook holding the
+	// transaction open needs COMMIT on its own.
+	hook := s.opts.beforeCommit
+	err = v.write(head, next-1, now, hook == nil)
+	if err == nil && hook != nil {
+		hook()
+		_, err = c.Exec(ctx, "COMMIT")
 	}
-	g := &planned{firstID: v.events[0].ID, lastPos: next - 1, backendPID: conn.Conn().PgConn().PID()}
-	if err := tx.Commit(ctx); err != nil {
+	if err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			// The server answered: it rolled back (a deferred constraint,
-			// a serialization failure).
+		if errors.As(err, &pgErr) || c.PgConn().TxStatus() == 'E' {
+			// The server answered: the transaction failed and COMMIT, if
+			// it was reached, rolled it back.
 			return nil, err
 		}
 		return g, &commitError{err}
+	}
+	if st := c.PgConn().TxStatus(); st != 'I' {
+		return nil, fmt.Errorf("postgres: after COMMIT the connection is in transaction state %q", st)
 	}
 	s.advance(g.lastPos)
 	w.signalNotify()
@@ -342,7 +348,7 @@ func (w *writer) signalNotify() {
 // locked, the latest committed state).
 type groupView struct {
 	ctx    context.Context
-	tx     pgx.Tx
+	conn   *pgx.Conn // in the group's transaction
 	q      *queries
 	states map[string]core.StreamState // read from the database or planned
 	dirty  map[string]struct{}         // streams whose row the group writes
@@ -352,9 +358,11 @@ type groupView struct {
 	err    error                       // the first database error
 }
 
-// prefetch reads, in one round trip, the heads of the streams the group
-// writes and where its caller-given ids are recorded.
-func (v *groupView) prefetch(reqs []*request) error {
+// begin opens the group's transaction, locks the head of $all, and reads
+// the heads of the streams the group writes and where its caller-given ids
+// are recorded: one round trip. It returns the head's position and
+// recorded time.
+func (v *groupView) begin(reqs []*request) (head int64, lastTime time.Time, err error) {
 	v.dirty = map[string]struct{}{}
 	v.ids = map[uuid.UUID]core.Recorded{}
 	v.looked = map[uuid.UUID]struct{}{}
@@ -379,35 +387,45 @@ func (v *groupView) prefetch(reqs []*request) error {
 		v.states[n] = core.StreamState{} // absent unless a row says otherwise
 	}
 	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// The lock first: the reads after it see every commit before it.
+	b.Queue(v.q.lockHead)
 	b.Queue(v.q.streamStates, names)
 	if len(ids) > 0 {
 		b.Queue(v.q.lookupIDs, ids)
 	}
-	br := v.tx.SendBatch(v.ctx, b)
+	br := v.conn.SendBatch(v.ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := br.Exec(); err != nil {
+		return 0, time.Time{}, err
+	}
+	if err := br.QueryRow().Scan(&head, &lastTime); err != nil {
+		return 0, time.Time{}, err
+	}
 	rows, err := br.Query()
 	if err != nil {
-		br.Close()
-		return err
+		return 0, time.Time{}, err
 	}
 	for rows.Next() {
 		var name string
 		var st streamRow
 		if err := rows.Scan(&name, &st.hasEvents, &st.lastRevision, &st.lastPosition, &st.softDeleted, &st.tombstoned); err != nil {
 			rows.Close()
-			br.Close()
-			return err
+			return 0, time.Time{}, err
 		}
 		v.states[name] = st.state()
 	}
 	if err := rows.Err(); err != nil {
-		br.Close()
-		return err
+		return 0, time.Time{}, err
 	}
 	if len(ids) > 0 {
 		rows, err := br.Query()
 		if err != nil {
-			br.Close()
-			return err
+			return 0, time.Time{}, err
 		}
 		for rows.Next() {
 			var id pgtype.UUID
@@ -415,18 +433,16 @@ func (v *groupView) prefetch(reqs []*request) error {
 			var rev, pos int64
 			if err := rows.Scan(&id, &rec.Stream, &rev, &pos); err != nil {
 				rows.Close()
-				br.Close()
-				return err
+				return 0, time.Time{}, err
 			}
 			rec.Found, rec.Revision, rec.Position = true, uint64(rev), uint64(pos)
 			v.ids[uuid.UUID(id.Bytes)] = rec
 		}
 		if err := rows.Err(); err != nil {
-			br.Close()
-			return err
+			return 0, time.Time{}, err
 		}
 	}
-	return br.Close()
+	return head, lastTime, nil
 }
 
 func (v *groupView) add(e *annals.Event) {
@@ -445,7 +461,7 @@ func (v *groupView) State(stream string) (core.StreamState, error) {
 	if st, ok := v.states[stream]; ok {
 		return st, nil
 	}
-	st, err := readState(v.ctx, v.tx, v.q, stream)
+	st, err := readState(v.ctx, v.conn, v.q, stream)
 	if err != nil {
 		return st, v.fail(err)
 	}
@@ -462,7 +478,7 @@ func (v *groupView) Lookup(id uuid.UUID) (core.Recorded, error) {
 	}
 	var rec core.Recorded
 	var rev, pos int64
-	err := v.tx.QueryRow(v.ctx, v.q.lookupIDs, []pgtype.UUID{{Bytes: id, Valid: true}}).Scan(new(pgtype.UUID), &rec.Stream, &rev, &pos)
+	err := v.conn.QueryRow(v.ctx, v.q.lookupIDs, []pgtype.UUID{{Bytes: id, Valid: true}}).Scan(new(pgtype.UUID), &rec.Stream, &rev, &pos)
 	v.looked[id] = struct{}{}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return core.Recorded{}, nil
@@ -484,15 +500,15 @@ func (v *groupView) Metadata(stream string) (annals.StreamMetadata, error) {
 		return annals.ParseStreamMetadata(v.events[ms.LastPosition-v.events[0].Position].Data)
 	}
 	var data []byte
-	if err := v.tx.QueryRow(v.ctx, v.q.eventData, int64(ms.LastPosition)).Scan(&data); err != nil {
+	if err := v.conn.QueryRow(v.ctx, v.q.eventData, int64(ms.LastPosition)).Scan(&data); err != nil {
 		return annals.StreamMetadata{}, v.fail(err)
 	}
 	return annals.ParseStreamMetadata(data)
 }
 
 // write sends the group's rows in one round trip: the events, the stream
-// heads it changed, and the head of $all.
-func (v *groupView) write(head int64, last uint64, now time.Time) error {
+// heads it changed, the head of $all, and COMMIT if commit is set.
+func (v *groupView) write(head int64, last uint64, now time.Time, commit bool) error {
 	n := len(v.events)
 	var (
 		positions = make([]int64, n)
@@ -532,7 +548,10 @@ func (v *groupView) write(head int64, last uint64, now time.Time) error {
 	b.Queue(v.q.insertEvents, positions, ids, streams, revisions, types, cts, data, metadata, now)
 	b.Queue(v.q.upsertStreams, names, has, lastRevs, lastPoss, softDel, tombstoned)
 	b.Queue(v.q.moveHead, int64(last), now)
-	return v.tx.SendBatch(v.ctx, b).Close()
+	if commit {
+		b.Queue("COMMIT")
+	}
+	return v.conn.SendBatch(v.ctx, b).Close()
 }
 
 func nonNil(b []byte) []byte {
