@@ -322,5 +322,18 @@ func (s *Store) SubscribeToStream(ctx context.Context, stream string, opts annal
 
 // SubscribeToAll implements annals.Store.
 func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOptions) iter.Seq2[annals.Message, error] {
-	return core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents)
+	if opts.From != annals.End {
+		return core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents)
+	}
+	return func(yield func(annals.Message, error) bool) {
+		// End is the end of the log in the database, not as far as this
+		// Store has heard: other Stores' commits count too. (If the read
+		// fails, the poll loop catches up later; End is then this Store's.)
+		s.useOnce(func() error { s.poll(ctx, nil); return nil })
+		for m, err := range core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents) {
+			if !yield(m, err) {
+				return
+			}
+		}
+	}
 }

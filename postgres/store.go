@@ -190,6 +190,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	wcfg := cfg.Copy()
 	wcfg.MaxConns = 1
+	// An acknowledged append must survive a crash, and a visible one must
+	// never be undone (subscribers may have delivered it): whatever the
+	// server's default, the writer's commits wait for their WAL flush.
+	if wcfg.ConnConfig.RuntimeParams == nil {
+		wcfg.ConnConfig.RuntimeParams = map[string]string{}
+	}
+	wcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	writePool, err := pgxpool.NewWithConfig(ctx, wcfg)
 	if err != nil {
 		pool.Close()

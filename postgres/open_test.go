@@ -1,0 +1,90 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+)
+
+// TestOpenConcurrently opens one new schema from several Stores at once, as
+// several processes starting together would: every Open succeeds and each
+// migration is applied once.
+func TestOpenConcurrently(t *testing.T) {
+	t.Parallel()
+	schema := testSchema(t)
+	var wg sync.WaitGroup
+	stores := make([]*Store, 4)
+	errs := make([]error, len(stores))
+	for i := range stores {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			stores[i], errs[i] = Open(ctx, testDSN(), Options{Schema: schema, MaxConns: 2, Logger: quietLogger()})
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		t.Cleanup(func() { stores[i].Close() })
+	}
+	var versions, applied int
+	if err := admin(t).QueryRow(context.Background(),
+		`SELECT count(*), count(DISTINCT version) FROM `+ident(schema, "migrations")).Scan(&applied, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(migrations)-1 || versions != applied {
+		t.Fatalf("%d migration rows (%d versions), want %d", applied, versions, len(migrations)-1)
+	}
+	// All four write to one log.
+	for i, s := range stores {
+		res, err := s.Append(context.Background(), "opened", annals.Any, annals.EventData{Type: "Opened"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.LastPosition != uint64(i+1) {
+			t.Fatalf("store %d appended at %d, want %d", i, res.LastPosition, i+1)
+		}
+	}
+}
+
+func TestOpenBadSchema(t *testing.T) {
+	for _, schema := range []string{"Annals", "1annals", "a-b", `a"b`, "annals_with_a_name_far_longer_than_forty_eight_bytes"} {
+		_, err := Open(context.Background(), testDSN(), Options{Schema: schema})
+		if !errors.Is(err, annals.ErrInvalidInput) {
+			t.Errorf("Open with schema %q: %v, want ErrInvalidInput", schema, err)
+		}
+	}
+}
+
+// TestReopen: a Store opened on a schema with history carries on where it
+// was (positions, revisions, recorded times).
+func TestReopen(t *testing.T) {
+	t.Parallel()
+	schema := testSchema(t)
+	ctx := context.Background()
+	s := openTest(t, schema, Options{})
+	if _, err := s.Append(ctx, "r-1", annals.NoStream, annals.EventData{Type: "A"}, annals.EventData{Type: "B"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.Append(ctx, "r-1", annals.Any, annals.EventData{Type: "C"}); !errors.Is(err, annals.ErrClosed) {
+		t.Fatalf("append on a closed store: %v, want ErrClosed", err)
+	}
+	s = openTest(t, schema, Options{})
+	if got := s.Position(); got != 2 {
+		t.Fatalf("reopened at position %d, want 2", got)
+	}
+	res, err := s.Append(ctx, "r-1", annals.Exact(1), annals.EventData{Type: "C"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LastPosition != 3 || res.NextExpected != annals.Exact(2) {
+		t.Fatalf("append after reopening: %+v", res)
+	}
+}
