@@ -22,6 +22,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/postgres"
 	"github.com/annals/annals/remote"
 )
 
@@ -49,9 +50,12 @@ func main() {
 type env struct {
 	db     string
 	server string // --server: a running server instead of db
-	stdin  io.Reader
-	stderr io.Writer
-	out    *output
+	// postgres, if set, is the DSN of a PostgreSQL store (in schema)
+	// instead of db.
+	postgres, schema string
+	stdin            io.Reader
+	stderr           io.Writer
+	out              *output
 }
 
 // runFunc runs a command.
@@ -118,7 +122,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 
-	fs, exec, db, server := newFlagSet(cmd)
+	fs, exec, sf := newFlagSet(cmd)
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printCommand(stdout, cmd)
@@ -129,10 +133,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if fs.NArg() > 0 {
 		return report(stderr, name, usagef("unexpected argument %q (every value goes with a flag)", fs.Arg(0)))
 	}
-	if *db == "" {
-		return report(stderr, name, usagef("--db needs a directory"))
+	if err := sf.check(fs); err != nil {
+		return report(stderr, name, err)
 	}
-	e := &env{db: *db, server: *server, stdin: stdin, stderr: stderr, out: newOutput(stdout)}
+	e := &env{db: *sf.db, server: *sf.server, postgres: *sf.postgres, schema: *sf.schema, stdin: stdin, stderr: stderr, out: newOutput(stdout)}
 	err := exec(ctx, e)
 	if ferr := e.out.flush(); err == nil && ferr != nil {
 		err = fmt.Errorf("writing the output: %w", ferr)
@@ -150,17 +154,45 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // official KurrentDB Go client, on a running server.
 var dataCommands = map[string]bool{"append": true, "read": true, "read-all": true, "subscribe": true}
 
-// newFlagSet builds cmd's flags, --db included.
-func newFlagSet(cmd *command) (*flag.FlagSet, runFunc, *string, *string) {
+// storeCommands work on a store of their own: the embedded one in --db, or
+// a PostgreSQL one with --postgres.
+var storeCommands = map[string]bool{"append": true, "read": true, "read-all": true, "subscribe": true, "serve": true}
+
+// storeFlags say which store a command works on.
+type storeFlags struct {
+	db, server, postgres, schema *string
+}
+
+// newFlagSet builds cmd's flags, the store's included.
+func newFlagSet(cmd *command) (*flag.FlagSet, runFunc, storeFlags) {
 	fs := flag.NewFlagSet("annals "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run reports parse errors; -h prints printCommand
-	db := fs.String("db", defaultDB, "the `directory` of the store")
+	sf := storeFlags{db: fs.String("db", defaultDB, "the `directory` of the embedded store"),
+		server: new(string), postgres: new(string), schema: new(string)}
 	exec := cmd.setup(fs)
-	server := new(string)
 	if dataCommands[cmd.name] {
-		fs.StringVar(server, "server", "", "work against a running server at this `URL` (kurrentdb://host:port?tls=false) instead of --db")
+		fs.StringVar(sf.server, "server", "", "work against a running server at this `URL` (kurrentdb://host:port?tls=false) instead of --db")
 	}
-	return fs, exec, db, server
+	if storeCommands[cmd.name] {
+		fs.StringVar(sf.postgres, "postgres", "", "use the PostgreSQL store at this `DSN` (postgres://user@host:5432/db) instead of --db")
+		fs.StringVar(sf.schema, "postgres-schema", postgres.DefaultSchema, "the PostgreSQL `schema` holding the store (several stores may share a database)")
+	}
+	return fs, exec, sf
+}
+
+// check refuses store flags that contradict each other.
+func (sf storeFlags) check(fs *flag.FlagSet) error {
+	switch {
+	case *sf.db == "":
+		return usagef("--db needs a directory")
+	case *sf.postgres != "" && *sf.server != "":
+		return usagef("--postgres and --server contradict each other: one store at a time")
+	case *sf.postgres != "" && isSet(fs, "db"):
+		return usagef("--postgres and --db contradict each other: one store at a time")
+	case *sf.postgres == "" && isSet(fs, "postgres-schema"):
+		return usagef("--postgres-schema goes with --postgres")
+	}
+	return nil
 }
 
 func interrupted(name string) error {
@@ -192,9 +224,11 @@ Usage:
   annals <command> [flags]
 
 Every command opens the store in --db DIR (default ./annals-data) itself and
-closes it when done. A store is open in one process at a time: while one
-annals command runs on a directory (a subscribe, say), the others fail with
-"in use". append creates the store; the other commands need one to exist.
+closes it when done. An embedded store is open in one process at a time:
+while one annals command runs on a directory (a subscribe, say), the others
+fail with "in use". append creates the store; the other commands need one
+to exist. With --postgres DSN the commands use a PostgreSQL store instead
+(created on first use), which any number of processes share.
 
 Commands:
 `)
@@ -253,7 +287,7 @@ func printCommand(w io.Writer, cmd *command) {
 	if extra := commandNotes[cmd.name]; extra != "" {
 		io.WriteString(w, extra)
 	}
-	fs, _, _, _ := newFlagSet(cmd)
+	fs, _, _ := newFlagSet(cmd)
 	type row struct{ left, usage string }
 	var rows []row
 	width := 0
@@ -339,10 +373,10 @@ var commandNotes = map[string]string{
 	"subscribe": `  Without --stream, subscribes to the global log, optionally filtered
   (the filters of read-all); with --stream, to that stream (no filter).
   Prints the history from --from (default start), then {"caughtUp":...},
-  then follows until Ctrl-C or SIGTERM, and exits 0. The subscribing
-  process holds the store, so nothing else can append to it meanwhile:
-  you see the history and the caught-up line. (Live subscriptions over
-  annals serve are the server's next step.)
+  then follows until Ctrl-C or SIGTERM, and exits 0. An embedded store is
+  open in one process at a time, so while the subscription holds --db
+  nothing else appends to it: subscribe through a server (--server) or to
+  a PostgreSQL store (--postgres) to follow other writers live.
 `,
 	"bench": `  Drives a server with the official KurrentDB Go client: single-event
   appends (each writer its own stream) at each --writers count, a hot
@@ -351,17 +385,18 @@ var commandNotes = map[string]string{
   embedded store on a loopback port, and also appends to that store
   directly, so the protocol's cost shows as a ratio. Prints a table.
 `,
-	"serve": `  Serves the store in --db over the KurrentDB gRPC protocol, so the
-  official clients connect to it as to KurrentDB
-  (kurrentdb://127.0.0.1:2113?tls=false), and HTTP on the same port
-  (GET /health/live answers 204). Served so far: appends, reads of a
-  stream or of $all (with filters), delete and tombstone; not yet:
-  subscriptions. With --tls-cert and --tls-key it serves TLS and every
-  call needs the admin's credentials (HTTP Basic; the password from
-  --admin-password or $ANNALS_ADMIN_PASSWORD, else changeit, with a
-  warning). Without TLS there is no authentication, and without --insecure
-  it serves only on a loopback address. Ctrl-C or SIGTERM: finishes calls
-  in flight, closes the store, exits 0.
+	"serve": `  Serves the store in --db (or the PostgreSQL store at --postgres) over
+  the KurrentDB gRPC protocol, so the official clients connect to it as to
+  KurrentDB (kurrentdb://127.0.0.1:2113?tls=false), and HTTP on the same
+  port (GET /health/live answers 204): appends (Append, BatchAppend),
+  reads and subscriptions of a stream or of $all (with filters), delete,
+  tombstone, persistent subscriptions. With --tls-cert and --tls-key it
+  serves TLS and every call needs the admin's credentials (HTTP Basic; the
+  password from --admin-password or $ANNALS_ADMIN_PASSWORD, else changeit,
+  with a warning). Without TLS there is no authentication, and without
+  --insecure it serves only on a loopback address. Ctrl-C or SIGTERM:
+  finishes calls in flight, closes the store, exits 0. Several servers
+  may share one PostgreSQL store: they are stateless nodes.
 `,
 }
 
@@ -377,7 +412,7 @@ func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
 		defer s.Close()
 		return fn(s)
 	}
-	if !create {
+	if !create && e.postgres == "" {
 		if err := checkStoreExists(e.db); err != nil {
 			return err
 		}
@@ -385,7 +420,7 @@ func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
 	// Info (open, close) would only be noise; warnings and errors go to
 	// stderr, so stdout stays pure JSON lines.
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := embedded.Open(e.db, embedded.Options{Logger: logger})
+	s, err := openStore(context.Background(), e, annals.Limits{}, logger)
 	if err != nil {
 		if errors.Is(err, embedded.ErrLocked) {
 			return fmt.Errorf("the store in %s is in use: a store is open in one process at a time; "+
@@ -399,6 +434,15 @@ func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
 		}
 	}()
 	return fn(s)
+}
+
+// openStore opens the store e names: PostgreSQL with --postgres, else the
+// embedded store in --db.
+func openStore(ctx context.Context, e *env, limits annals.Limits, logger *slog.Logger) (annals.Store, error) {
+	if e.postgres != "" {
+		return postgres.Open(ctx, e.postgres, postgres.Options{Schema: e.schema, Limits: limits, Logger: logger})
+	}
+	return embedded.Open(e.db, embedded.Options{Limits: limits, Logger: logger})
 }
 
 func checkStoreExists(dir string) error {

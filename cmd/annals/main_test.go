@@ -558,7 +558,7 @@ func TestHelp(t *testing.T) {
 		if c.setup == nil {
 			continue
 		}
-		fs, _, _, _ := newFlagSet(&c)
+		fs, _, _ := newFlagSet(&c)
 		fs.VisitAll(func(f *flag.Flag) {
 			if !strings.Contains(usage, "--"+f.Name+" ") && !strings.Contains(usage, "--"+f.Name+"\n") {
 				t.Errorf("usage does not list %s --%s", c.name, f.Name)

@@ -64,7 +64,7 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			logger.Warn("INSECURE: no TLS and no authentication; serving on a loopback address only")
 		}
 		limits := annals.Limits{AllowSystemStreams: true}.WithDefaults()
-		store, err := embedded.Open(e.db, embedded.Options{Limits: limits, Logger: logger})
+		store, err := openStore(ctx, e, limits, logger)
 		if errors.Is(err, embedded.ErrLocked) {
 			return fmt.Errorf("the store in %s is in use by another process: %w", e.db, err)
 		}
