@@ -148,8 +148,19 @@ func (w *writer) commit(reqs []*request) {
 		}
 		var ce *commitError
 		if errors.As(err, &ce) {
-			w.resolve(reqs, g, ce)
-			return
+			if retry := w.resolve(reqs, g, ce); !retry {
+				return
+			}
+			if time.Now().After(deadline) {
+				for _, r := range reqs {
+					r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w (rolled back at COMMIT): %w", ErrNotWritten, err)
+				}
+				return
+			}
+			// Rolled back: nothing was written, so the group may run
+			// again, planned afresh.
+			w.s.opts.Logger.Warn("postgres: the connection was lost before COMMIT took effect; retrying", "err", err, "requests", len(reqs))
+			continue
 		}
 		if isUniqueViolation(err) && len(reqs) > 1 {
 			// The database refused what the planner allowed (invariant 2
@@ -183,8 +194,10 @@ func (e *commitError) Unwrap() error { return e.err }
 // looking up its first event id on another connection. The old backend's
 // transaction may still be finishing, so an answer of "absent" is trusted
 // only once that backend is gone; until then, and if the database stays
-// unreachable, the appends fail with ErrCommitUnknown.
-func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) {
+// unreachable, the appends fail with ErrCommitUnknown. If the group was
+// committed its planned answers stand; if it was rolled back, resolve
+// reports that the group may be retried.
+func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) (retry bool) {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(w.s.opts.RetryWindow))
 	defer cancel()
 	var (
@@ -226,10 +239,9 @@ func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) {
 		w.s.advance(g.lastPos)
 		w.signalNotify()
 	default:
-		for _, r := range reqs {
-			r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w (the transaction was rolled back): %w", ErrNotWritten, ce.err)
-		}
+		return true
 	}
+	return false
 }
 
 // planned is what a group transaction wrote.
@@ -320,9 +332,10 @@ func (w *writer) try(reqs []*request) (*planned, error) {
 	}
 	if err != nil {
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) || c.PgConn().TxStatus() == 'E' {
-			// The server answered: the transaction failed and COMMIT, if
-			// it was reached, rolled it back.
+		if errors.As(err, &pgErr) && pgErr.Severity == "ERROR" {
+			// The server answered: a statement failed, and COMMIT, if it
+			// was reached, rolled the transaction back. (A FATAL answer
+			// ends the connection, maybe after the commit: unknown.)
 			return nil, err
 		}
 		return g, &commitError{err}
