@@ -109,13 +109,14 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// TestConformanceSmallGroups runs the suite with groups of at most two
-// appends, so group boundaries fall inside the concurrent subtests.
-func TestConformanceSmallGroups(t *testing.T) {
+// TestConformanceSmallPages runs the suite with groups of at most two
+// appends and read pages of 256 payload bytes, so group and page
+// boundaries fall inside every subtest.
+func TestConformanceSmallPages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
 	storetest.Exercise(t, func(t *testing.T) annals.Store {
-		return openTest(t, testSchema(t), Options{GroupOps: 2})
+		return openTest(t, testSchema(t), Options{GroupOps: 2, ReadPageBytes: 256})
 	})
 }

@@ -69,7 +69,7 @@ type pageQuery struct {
 // runs that read of events in the same round trip (a later statement, so a
 // later snapshot: the caller keeps only revisions the state shows) and
 // returns its rows.
-func (s *Store) stateAndMetadata(ctx context.Context, stream string, first *pageQuery) (st, ms core.StreamState, md annals.StreamMetadata, page []annals.Event, err error) {
+func (s *Store) stateAndMetadata(ctx context.Context, stream string, first *pageQuery) (st, ms core.StreamState, md annals.StreamMetadata, page []annals.Event, more bool, err error) {
 	err = s.use(ctx, func() (err error) {
 		var (
 			sHas, sSoft, sTomb *bool
@@ -109,12 +109,12 @@ func (s *Store) stateAndMetadata(ctx context.Context, stream string, first *page
 			if err != nil {
 				return err
 			}
-			page, err = scanEvents(rows)
+			page, more, err = scanEvents(rows, s.opts.ReadPageBytes)
 			return err
 		}
 		return nil
 	})
-	return st, ms, md, page, err
+	return st, ms, md, page, more, err
 }
 
 // StreamMetadata implements annals.Store.
@@ -122,7 +122,7 @@ func (s *Store) StreamMetadata(ctx context.Context, stream string) (annals.Strea
 	if err := s.opts.Limits.CheckStreamName(stream); err != nil {
 		return annals.StreamMetadata{}, annals.NoStream, err
 	}
-	_, ms, md, _, err := s.stateAndMetadata(ctx, stream, nil)
+	_, ms, md, _, _, err := s.stateAndMetadata(ctx, stream, nil)
 	if err != nil {
 		return annals.StreamMetadata{}, annals.NoStream, err
 	}
@@ -145,7 +145,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			lo, hi = 0, opts.From
 		}
 		first := &pageQuery{query, []any{stream, clamp(lo), clamp(hi), annals.DefaultReadBatchEvents}}
-		st, _, md, page, err := s.stateAndMetadata(ctx, stream, first)
+		st, _, md, page, more, err := s.stateAndMetadata(ctx, stream, first)
 		if err != nil {
 			yield(annals.Event{}, err)
 			return
@@ -168,18 +168,18 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 					// after the state was read.
 					continue
 				}
-				keep, more := r.Take(e, yielded)
+				keep, goOn := r.Take(e, yielded)
 				if keep {
 					yielded++
 					if !yield(*e, nil) {
 						return
 					}
 				}
-				if !more {
+				if !goOn {
 					return
 				}
 			}
-			if len(page) < annals.DefaultReadBatchEvents {
+			if !more {
 				return
 			}
 			last := page[len(page)-1].Revision
@@ -194,7 +194,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 				return
 			}
 			err := s.use(ctx, func() (err error) {
-				page, err = s.queryEvents(ctx, query, stream, clamp(lo), clamp(hi), annals.DefaultReadBatchEvents)
+				page, more, err = s.queryEvents(ctx, query, stream, clamp(lo), clamp(hi), annals.DefaultReadBatchEvents)
 				return err
 			})
 			if err != nil {
@@ -228,11 +228,12 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 		var yielded uint64
 		for {
 			var page []annals.Event
+			var more bool
 			err := s.use(ctx, func() (err error) {
 				if backwards {
-					page, err = s.queryEvents(ctx, s.q.readAllBackwards, clamp(hi), annals.DefaultReadBatchEvents)
+					page, more, err = s.queryEvents(ctx, s.q.readAllBackwards, clamp(hi), annals.DefaultReadBatchEvents)
 				} else {
-					page, err = s.queryEvents(ctx, s.q.readAllForwards, clamp(lo), annals.DefaultReadBatchEvents)
+					page, more, err = s.queryEvents(ctx, s.q.readAllForwards, clamp(lo), annals.DefaultReadBatchEvents)
 				}
 				return err
 			})
@@ -253,7 +254,7 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 					return
 				}
 			}
-			if len(page) < annals.DefaultReadBatchEvents {
+			if !more {
 				return
 			}
 			last := page[len(page)-1].Position
@@ -275,18 +276,21 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 
 // queryEvents runs a read whose last argument is the page size and returns
 // its rows.
-func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]annals.Event, error) {
+func (s *Store) queryEvents(ctx context.Context, query string, args ...any) ([]annals.Event, bool, error) {
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return scanEvents(rows)
+	return scanEvents(rows, s.opts.ReadPageBytes)
 }
 
-// scanEvents reads rows of eventColumns and closes them.
-func scanEvents(rows pgx.Rows) ([]annals.Event, error) {
+// scanEvents reads rows of eventColumns and closes them. It stops early
+// once the page holds ReadPageBytes of payload; more reports that the
+// page ended on a bound (count or bytes), so there may be more to read.
+func scanEvents(rows pgx.Rows, pageBytesMax int) (page []annals.Event, more bool, err error) {
 	defer rows.Close()
-	page := make([]annals.Event, 0, annals.DefaultReadBatchEvents)
+	page = make([]annals.Event, 0, annals.DefaultReadBatchEvents)
+	pageBytes := 0
 	for rows.Next() {
 		var (
 			e        annals.Event
@@ -294,13 +298,16 @@ func scanEvents(rows pgx.Rows) ([]annals.Event, error) {
 			id       pgtype.UUID
 		)
 		if err := rows.Scan(&pos, &id, &e.Stream, &rev, &e.Type, &e.ContentType, &e.Data, &e.Metadata, &e.Recorded); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		e.Position, e.Revision, e.ID = uint64(pos), uint64(rev), uuid.UUID(id.Bytes)
 		e.Recorded = e.Recorded.UTC()
 		page = append(page, e)
+		if pageBytes += len(e.Data) + len(e.Metadata); pageBytes >= pageBytesMax {
+			return page, true, rows.Err()
+		}
 	}
-	return page, rows.Err()
+	return page, len(page) >= annals.DefaultReadBatchEvents, rows.Err()
 }
 
 // clamp maps a position or revision onto bigint: End and other values past

@@ -54,6 +54,9 @@ const (
 	// failed before reaching COMMIT (a lost connection, a restarting
 	// server) before it fails the group's appends.
 	DefaultRetryWindow = 10 * time.Second
+	// DefaultReadPageBytes bounds the event payloads one page of a read
+	// holds (besides its event count, annals.DefaultReadBatchEvents).
+	DefaultReadPageBytes = 4 << 20
 )
 
 // maxSchemaBytes leaves room in PostgreSQL's 63-byte identifiers for the
@@ -77,6 +80,7 @@ type Options struct {
 	PollInterval   time.Duration
 	NotifyInterval time.Duration
 	RetryWindow    time.Duration
+	ReadPageBytes  int
 	// Logger receives the store's notable events (slog.Default if nil).
 	Logger *slog.Logger
 	// Now is the clock (time.Now by default).
@@ -113,6 +117,7 @@ func (o Options) withDefaults() (Options, error) {
 	def(&o.QueueLength, DefaultQueueLength)
 	def(&o.GroupOps, DefaultGroupOps)
 	def(&o.GroupBytes, DefaultGroupBytes)
+	def(&o.ReadPageBytes, DefaultReadPageBytes)
 	defDur := func(v *time.Duration, d time.Duration) {
 		if *v <= 0 {
 			*v = d
