@@ -56,6 +56,7 @@ func TestOrderUnderConcurrentDelayedCommits(t *testing.T) {
 		stores[i] = openTest(t, schema, Options{
 			// Small groups: more, shorter transactions queue on the head.
 			GroupOps:     4,
+			MaxConns:     2,
 			beforeCommit: func() { randomDelay(orderMaxDelay) },
 		})
 	}
