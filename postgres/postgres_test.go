@@ -88,7 +88,8 @@ func openTest(t testing.TB, schema string, opts Options) *Store {
 	t.Helper()
 	opts.Schema = schema
 	if opts.MaxConns == 0 {
-		opts.MaxConns = 4
+		// Small: many tests run at once against one server.
+		opts.MaxConns = 2
 	}
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()

@@ -307,9 +307,7 @@ func (w *writer) try(reqs []*request) (*planned, error) {
 			v.add(&p.Events[i])
 		}
 		for _, u := range p.Updates {
-			if _, ok := v.dirty[u.Stream]; !ok {
-				v.dirty[u.Stream] = struct{}{}
-			}
+			v.dirty[u.Stream] = struct{}{}
 			v.states[u.Stream] = u.State
 		}
 		next += uint64(len(p.Events))
