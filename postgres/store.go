@@ -69,14 +69,14 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 type Options struct {
 	// Schema holds the store's tables; created if missing. Lower-case
 	// letters, digits and '_', at most 48 bytes.
-	Schema      string
-	Limits      annals.Limits
-	MaxConns    int32
-	QueueLength int
-	GroupOps    int
-	GroupBytes  int
-	// PollInterval and NotifyInterval: see DefaultPollInterval and
-	// DefaultNotifyInterval.
+	Schema string
+	Limits annals.Limits
+	// The other fields are the bounds named by the Default constants
+	// above: MaxConns by DefaultMaxConns, and so on.
+	MaxConns       int32
+	QueueLength    int
+	GroupOps       int
+	GroupBytes     int
 	PollInterval   time.Duration
 	NotifyInterval time.Duration
 	RetryWindow    time.Duration
