@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,6 +29,25 @@ type cutProxy struct {
 	toSrv  atomic.Bool // cut the next client-to-server bytes
 	toCli  atomic.Bool // cut the next server-to-client bytes
 	cuts   atomic.Int64
+	// down: the server is unreachable (connections refused, open ones cut).
+	down  atomic.Bool
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// setDown makes the server unreachable through the proxy, or reachable
+// again.
+func (p *cutProxy) setDown(down bool) {
+	p.down.Store(down)
+	if !down {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
 }
 
 // newCutProxy starts a proxy to the test server; p.dsn reaches the server
@@ -37,7 +58,7 @@ func newCutProxy(t *testing.T) *cutProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln}
+	p := &cutProxy{ln: ln, conns: map[net.Conn]struct{}{}}
 	p.dsn, p.target = proxiedDSN(t, ln.Addr().String())
 	go p.serve()
 	t.Cleanup(func() { ln.Close() })
@@ -50,11 +71,18 @@ func (p *cutProxy) serve() {
 		if err != nil {
 			return
 		}
+		if p.down.Load() {
+			c.Close()
+			continue
+		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
 			c.Close()
 			continue
 		}
+		p.mu.Lock()
+		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
+		p.mu.Unlock()
 		go p.pipe(c, s, &p.toSrv)
 		go p.pipe(s, c, &p.toCli)
 	}
@@ -159,5 +187,74 @@ func TestCommitAnswerLost(t *testing.T) {
 		if e.ID != ids[i] {
 			t.Fatalf("revision %d is %s, want %s", i, e.ID, ids[i])
 		}
+	}
+}
+
+// TestServerUnreachable takes the server away (through the proxy) and brings
+// it back: while it is away, an append fails with ErrNotWritten once the
+// retry window has passed (it does not hang) and a read fails; once it is
+// back, the pools reconnect by themselves, appends and the live
+// subscription carry on, and nothing of the failed append was written.
+func TestServerUnreachable(t *testing.T) {
+	t.Parallel()
+	admin(t)
+	schema := testSchema(t)
+	p := newCutProxy(t)
+	const retryWindow = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := Open(ctx, p.dsn, Options{Schema: schema, MaxConns: 2, Logger: quietLogger(),
+		RetryWindow: retryWindow, PollInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.Append(ctx, "away-1", annals.NoStream, annals.EventData{Type: "Before"}); err != nil {
+		t.Fatal(err)
+	}
+	live := make(chan annals.Message, 16)
+	go func() {
+		for m, err := range s.SubscribeToAll(ctx, annals.SubscribeAllOptions{}) {
+			if err != nil {
+				close(live)
+				return
+			}
+			live <- m
+		}
+	}()
+	for m := range live {
+		if m.Kind == annals.MessageCaughtUp {
+			break
+		}
+	}
+
+	p.setDown(true)
+	start := time.Now()
+	_, err = s.Append(ctx, "away-1", annals.Exact(0), annals.EventData{Type: "Lost"})
+	if !errors.Is(err, ErrNotWritten) {
+		t.Fatalf("append with the server away: %v, want ErrNotWritten", err)
+	}
+	if took := time.Since(start); took > retryWindow+5*time.Second {
+		t.Fatalf("the failed append took %v; the retry window is %v", took, retryWindow)
+	}
+	if _, err := readAllOf(ctx, s, "away-1"); err == nil {
+		t.Fatalf("a read with the server away succeeded")
+	}
+
+	p.setDown(false)
+	res, err := s.Append(ctx, "away-1", annals.Exact(0), annals.EventData{Type: "After"})
+	if err != nil {
+		t.Fatalf("append once the server is back: %v", err)
+	}
+	if res.LastPosition != 2 {
+		t.Fatalf("append once the server is back at position %d, want 2 (the failed one wrote nothing)", res.LastPosition)
+	}
+	select {
+	case m, ok := <-live:
+		if !ok || m.Kind != annals.MessageEvent || m.Event.Position != 2 || m.Event.Type != "After" {
+			t.Fatalf("the live subscription: %+v (open %v), want the event at 2", m, ok)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the live subscription did not deliver the append made after the outage")
 	}
 }
