@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/storetest"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -61,6 +63,23 @@ func admin(t testing.TB) *pgxpool.Pool {
 		t.Skipf("PostgreSQL at %s is unreachable; set ANNALS_POSTGRES_DSN (under CI=true this fails): %v", testDSN(), adminErr)
 	}
 	return adminPool
+}
+
+// TestMain skips the whole package, the runnable Example included, when
+// there is no server, unless CI=true (then every test fails on its own).
+func TestMain(m *testing.M) {
+	flag.Parse()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	conn, err := pgx.Connect(ctx, testDSN())
+	if err == nil {
+		conn.Close(ctx)
+	}
+	cancel()
+	if err != nil && os.Getenv("CI") != "true" {
+		fmt.Printf("skipping: PostgreSQL at %s is unreachable; set ANNALS_POSTGRES_DSN (under CI=true the tests fail): %v\n", testDSN(), err)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
 }
 
 // testSchema returns a fresh schema name, dropped when the test ends.
