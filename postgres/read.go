@@ -21,7 +21,8 @@ import (
 // its connection released before the caller sees an event, so a slow
 // consumer holds no connection and at most one page of memory.
 
-// querier is what both a pool connection and a transaction offer.
+// querier is what both the pool and one connection (the writer's, inside
+// its transaction) offer.
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
