@@ -7,9 +7,10 @@
 // a place in one global order ($all) that starts at 1, has no gaps and
 // follows commit order, so any reader can replay from any point.
 //
-// Stores: package memory (reference, tests, examples) and package embedded
-// (durable, on pebble; the default). Every store passes the conformance suite
-// in package storetest.
+// Stores: package memory (reference, tests, examples), package embedded
+// (durable, on pebble; the default) and package postgres (one log shared by
+// several processes). Every store passes the conformance suite in package
+// storetest.
 package annals
 
 import (
