@@ -38,12 +38,12 @@ type cutProxy struct {
 // setDown makes the server unreachable through the proxy, or reachable
 // again.
 func (p *cutProxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.down.Store(down)
 	if !down {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	for c := range p.conns {
 		c.Close()
 	}
@@ -81,6 +81,14 @@ func (p *cutProxy) serve() {
 			continue
 		}
 		p.mu.Lock()
+		if p.down.Load() {
+			// Taken down while this connection was being dialled: it
+			// must not outlive the cut.
+			p.mu.Unlock()
+			c.Close()
+			s.Close()
+			continue
+		}
 		p.conns[c], p.conns[s] = struct{}{}, struct{}{}
 		p.mu.Unlock()
 		go p.pipe(c, s, &p.toSrv)
