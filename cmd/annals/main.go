@@ -86,6 +86,8 @@ func commands() []command {
 			"serve the store over KurrentDB's gRPC protocol (and HTTP), until Ctrl-C", setupServe},
 		{"bench", "[--server URL] [--writers 1,8,64,256] [--duration 3s] [--read-events N]",
 			"measure a server with the official Go client (a fresh one by default)", setupBench},
+		{"demo", "seats [--seats N] [--clients M] [--duration D | --reservations N] [--conference ID]",
+			"the seat-booking demo: many clients, one conference, never overbooked", setupDemo},
 		{"help", "[command]", "show this help, or one command's", nil},
 	}
 }
@@ -122,6 +124,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 
+	if cmd.name == "demo" {
+		var err error
+		if rest, err = demoArgs(rest); err != nil {
+			return report(stderr, name, err)
+		}
+	}
 	fs, exec, sf := newFlagSet(cmd)
 	if err := fs.Parse(rest); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -152,11 +160,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // dataCommands take --server: they work on a local store or, through the
 // official KurrentDB Go client, on a running server.
-var dataCommands = map[string]bool{"append": true, "read": true, "read-all": true, "subscribe": true}
+var dataCommands = map[string]bool{"append": true, "read": true, "read-all": true, "subscribe": true, "demo": true}
 
 // storeCommands work on a store of their own: the embedded one in --db, or
 // a PostgreSQL one with --postgres.
-var storeCommands = map[string]bool{"append": true, "read": true, "read-all": true, "subscribe": true, "serve": true}
+var storeCommands = map[string]bool{"append": true, "read": true, "read-all": true, "subscribe": true, "serve": true, "demo": true}
 
 // storeFlags say which store a command works on.
 type storeFlags struct {
@@ -377,6 +385,16 @@ var commandNotes = map[string]string{
   open in one process at a time, so while the subscription holds --db
   nothing else appends to it: subscribe through a server (--server) or to
   a PostgreSQL store (--postgres) to follow other writers live.
+`,
+	"demo": `  seats: a conference with --seats seats; --clients concurrent clients
+  reserve 1 to 4 seats and sometimes cancel, each reservation a command
+  decided on the stream and appended at the revision it was decided on
+  (package command). Prints reservations accepted, rejected for lack of
+  seats, conflicts retried and throughput, then replays the stream and
+  fails (exit 1) if the seats reserved ever exceeded the capacity. Without
+  --db it runs on a fresh embedded store in a temporary directory. Runs
+  with the same --conference (against one --server or --postgres) book
+  the same seats.
 `,
 	"bench": `  Drives a server with the official KurrentDB Go client: single-event
   appends (each writer its own stream) at each --writers count, a hot
