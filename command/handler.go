@@ -84,9 +84,11 @@ func (h *Handler[S, C, E]) Handle(ctx context.Context, stream string, cmd C, opt
 		return Result[S, E]{}, errNotConfigured
 	}
 	retry := h.Retry.withDefaults()
+	var prev *loaded[S]
 	for attempt := 1; ; attempt++ {
-		res, err := h.attempt(ctx, stream, cmd, o.id)
+		res, l, err := h.attempt(ctx, stream, cmd, o.id, prev)
 		res.Attempts = attempt
+		prev = l
 		if err == nil {
 			return res, nil
 		}
@@ -102,26 +104,29 @@ func (h *Handler[S, C, E]) Handle(ctx context.Context, stream string, cmd C, opt
 	}
 }
 
-// attempt loads, decides and appends once.
-func (h *Handler[S, C, E]) attempt(ctx context.Context, stream string, cmd C, id uuid.UUID) (Result[S, E], error) {
-	l, err := h.load(ctx, stream, id)
+// attempt loads (or, after a conflict, catches up on prev), decides and
+// appends once. On a conflict it returns what it loaded, for the next
+// attempt to catch up on.
+func (h *Handler[S, C, E]) attempt(ctx context.Context, stream string, cmd C, id uuid.UUID, prev *loaded[S]) (Result[S, E], *loaded[S], error) {
+	l, err := h.load(ctx, stream, id, prev)
 	if err != nil {
-		return Result[S, E]{}, err
+		return Result[S, E]{}, nil, err
 	}
 	if l.repeat != nil {
-		return h.repeated(ctx, stream, l.state, *l.repeat)
+		res, err := h.repeated(ctx, stream, l.state, *l.repeat)
+		return res, nil, err
 	}
 	events, err := h.Decider.Decide(l.state, cmd)
 	if err != nil {
-		return Result[S, E]{State: l.state, NextExpected: l.revision}, err
+		return Result[S, E]{State: l.state, NextExpected: l.revision}, nil, err
 	}
 	if len(events) == 0 {
-		return Result[S, E]{State: l.state, NextExpected: l.revision}, nil
+		return Result[S, E]{State: l.state, NextExpected: l.revision}, nil, nil
 	}
 	data := make([]annals.EventData, len(events))
 	for i, e := range events {
 		if data[i], err = h.Codec.Encode(e); err != nil {
-			return Result[S, E]{}, err
+			return Result[S, E]{}, nil, err
 		}
 		if id == (uuid.UUID{}) {
 			data[i].ID = uuid.New()
@@ -129,9 +134,20 @@ func (h *Handler[S, C, E]) attempt(ctx context.Context, stream string, cmd C, id
 		}
 		data[i].ID = eventID(id, stream, i)
 		if data[i].Metadata, err = withCommandID(data[i].Metadata, id); err != nil {
-			return Result[S, E]{}, err
+			return Result[S, E]{}, nil, err
 		}
 	}
+	res, err := h.appendDecided(ctx, stream, id, &l, events, data)
+	if errors.Is(err, annals.ErrWrongExpectedRevision) {
+		// Nothing was folded into l.state after the load (Decide is
+		// pure), so the next attempt may read only what came since.
+		return res, &l, err
+	}
+	return res, nil, err
+}
+
+// appendDecided appends the decided events at the loaded revision.
+func (h *Handler[S, C, E]) appendDecided(ctx context.Context, stream string, id uuid.UUID, l *loaded[S], events []E, data []annals.EventData) (Result[S, E], error) {
 	ar, err := h.Store.Append(ctx, stream, l.revision, data...)
 	if err != nil {
 		var dup *annals.DuplicateEventError
@@ -158,7 +174,7 @@ func (h *Handler[S, C, E]) attempt(ctx context.Context, stream string, cmd C, id
 	}
 	if h.Snapshots != nil {
 		last, _ := ar.NextExpected.Revision()
-		h.maybeSnapshot(ctx, stream, l, state, last, data[len(data)-1].ID, commandRecord{ID: id, First: last + 1 - uint64(len(data)), Last: last}, uint64(len(events)))
+		h.maybeSnapshot(ctx, stream, *l, state, last, data[len(data)-1].ID, commandRecord{ID: id, First: last + 1 - uint64(len(data)), Last: last}, uint64(len(events)))
 	}
 	return Result[S, E]{
 		State: state, Events: events, NextExpected: ar.NextExpected,
@@ -215,6 +231,6 @@ func (h *Handler[S, C, E]) Load(ctx context.Context, stream string) (S, annals.E
 		var zero S
 		return zero, annals.NoStream, errNotConfigured
 	}
-	l, err := h.load(ctx, stream, uuid.UUID{})
+	l, err := h.load(ctx, stream, uuid.UUID{}, nil)
 	return l.state, l.revision, err
 }

@@ -317,3 +317,54 @@ func TestCommandIDPerStream(t *testing.T) {
 		t.Fatalf("the same command id on another stream: %+v, %v", res, err)
 	}
 }
+
+// After a conflict the handler reads only what came since its load; if the
+// stream was deleted and written again in between, it notices and loads it
+// anew rather than fold the new life onto the old state.
+func TestCatchUpAfterConflict(t *testing.T) {
+	for _, kind := range []string{"memory", "server"} {
+		t.Run(kind, func(t *testing.T) {
+			s := teststores.Open(t, kind)
+			const stream = "show-catch-up"
+			h := newHandler(s)
+			mustHandle(t, h, stream, openShow{Capacity: 100})
+			for range 20 {
+				mustHandle(t, h, stream, take{N: 1})
+			}
+			c := &counting{Store: &racingOnce{Store: s}}
+			res := mustHandle(t, newHandler(c), stream, take{N: 1})
+			// 21 events loaded; then the one the catch-up starts from and
+			// the rival's.
+			if res.Attempts != 2 || res.State.Taken != 21 || c.read.Load() != 21+2 {
+				t.Fatalf("attempts %d, taken %d, %d events read; want 2, 21, 23", res.Attempts, res.State.Taken, c.read.Load())
+			}
+
+			// The rival deletes the stream and opens it again, smaller: the
+			// old state must not survive into the new life.
+			r := &reopening{Store: s}
+			res, err := newHandler(r).Handle(testContext(t), stream, take{N: 2})
+			if err != nil || res.Attempts != 2 || res.State != (show{Open: true, Capacity: 2, Taken: 2}) {
+				t.Fatalf("after delete and reopen: %+v, %v", res, err)
+			}
+		})
+	}
+}
+
+// reopening deletes the stream and opens it again with capacity 2 before
+// the first append it passes on.
+type reopening struct {
+	annals.Store
+	done atomic.Bool
+}
+
+func (r *reopening) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	if !r.done.Swap(true) {
+		if _, err := r.Store.Delete(ctx, stream, annals.Any); err != nil {
+			return annals.AppendResult{}, err
+		}
+		if _, err := r.Store.Append(ctx, stream, annals.NoStream, annals.EventData{Type: "ShowOpened", Data: []byte(`{"capacity":2}`)}); err != nil {
+			return annals.AppendResult{}, err
+		}
+	}
+	return r.Store.Append(ctx, stream, expected, events...)
+}

@@ -13,6 +13,8 @@ import (
 type loaded[S any] struct {
 	state    S
 	revision annals.ExpectedRevision // NoStream or Exact(last revision)
+	// lastID is the id of the event at revision.
+	lastID uuid.UUID
 	// repeat is where the command's id was found, if it was.
 	repeat *commandRecord
 	// read is the number of events folded after the snapshot the load
@@ -30,12 +32,44 @@ type commandRecord struct {
 	Last  uint64    `json:"last"`
 }
 
-// load reads stream from the store, from its latest usable snapshot, and
-// looks for command id on the way.
-func (h *Handler[S, C, E]) load(ctx context.Context, stream string, id uuid.UUID) (loaded[S], error) {
+// resume is where a fold starts instead of the start of the stream: a
+// state that reflects the stream up to revision, whose event there has id
+// eventID. The fold checks that event before it trusts the state.
+type resume[S any] struct {
+	state    S
+	revision uint64
+	eventID  uuid.UUID
+	recent   []commandRecord
+	repeat   *commandRecord
+	read     uint64
+}
+
+// load reads stream from the store and looks for command id on the way:
+// after a conflict, only the events since prev; else from the latest
+// usable snapshot; else from the start.
+func (h *Handler[S, C, E]) load(ctx context.Context, stream string, id uuid.UUID, prev *loaded[S]) (loaded[S], error) {
+	if prev != nil {
+		if r, ok := prev.revision.Revision(); ok {
+			from := resume[S]{state: prev.state, revision: r, eventID: prev.lastID,
+				recent: prev.recent, repeat: prev.repeat, read: prev.read}
+			l, ok, err := h.fold(ctx, stream, id, &from)
+			if err != nil || ok {
+				return l, err
+			}
+			// The stream was deleted or truncated since: load it anew.
+		}
+	}
 	if h.Snapshots != nil {
 		if snap, ok := h.readSnapshot(ctx, stream); ok {
-			l, ok, err := h.fold(ctx, stream, id, &snap)
+			from := resume[S]{state: snap.state, revision: snap.Revision, eventID: snap.EventID,
+				recent: slices.Clone(snap.Commands)}
+			for i := range snap.Commands {
+				if id != (uuid.UUID{}) && snap.Commands[i].ID == id {
+					r := snap.Commands[i]
+					from.repeat = &r
+				}
+			}
+			l, ok, err := h.fold(ctx, stream, id, &from)
 			if err != nil || ok {
 				return l, err
 			}
@@ -47,21 +81,15 @@ func (h *Handler[S, C, E]) load(ctx context.Context, stream string, id uuid.UUID
 	return l, err
 }
 
-// fold folds stream's events into state, after snap if not nil. ok is
-// false when snap does not match the stream: the event it names is not at
+// fold folds stream's events into state, after from if not nil. ok is
+// false when from does not match the stream: the event it names is not at
 // the revision it names.
-func (h *Handler[S, C, E]) fold(ctx context.Context, stream string, id uuid.UUID, snap *snapshot[S]) (_ loaded[S], ok bool, _ error) {
+func (h *Handler[S, C, E]) fold(ctx context.Context, stream string, id uuid.UUID, from *resume[S]) (_ loaded[S], ok bool, _ error) {
 	l := loaded[S]{revision: annals.NoStream}
-	from := annals.Start
-	if snap != nil {
-		l.state, from = snap.state, snap.Revision
-		l.recent = slices.Clone(snap.Commands)
-		for i := range snap.Commands {
-			if id != (uuid.UUID{}) && snap.Commands[i].ID == id {
-				r := snap.Commands[i]
-				l.repeat = &r
-			}
-		}
+	start := annals.Start
+	if from != nil {
+		l.state, start = from.state, from.revision
+		l.recent, l.repeat, l.read = from.recent, from.repeat, from.read
 	} else {
 		l.state = h.Decider.Initial()
 	}
@@ -87,22 +115,22 @@ func (h *Handler[S, C, E]) fold(ctx context.Context, stream string, id uuid.UUID
 	}
 
 	first := true
-	for ev, err := range h.Store.ReadStream(ctx, stream, annals.ReadStreamOptions{From: from}) {
+	for ev, err := range h.Store.ReadStream(ctx, stream, annals.ReadStreamOptions{From: start}) {
 		if errors.Is(err, annals.ErrStreamNotFound) {
-			// No events: a stream never written, or deleted (then a
-			// snapshot of it is of no use).
-			return loaded[S]{state: h.Decider.Initial(), revision: annals.NoStream}, snap == nil, nil
+			// No events: a stream never written, or deleted (then what
+			// was folded before is of no use).
+			return loaded[S]{state: h.Decider.Initial(), revision: annals.NoStream}, from == nil, nil
 		}
 		if err != nil {
 			return l, false, err
 		}
-		if first && snap != nil {
+		if first && from != nil {
 			first = false
-			if ev.Revision != snap.Revision || ev.ID != snap.EventID {
+			if ev.Revision != from.revision || ev.ID != from.eventID {
 				return l, false, nil
 			}
-			l.revision = annals.Exact(ev.Revision)
-			continue // its state is the snapshot's
+			l.revision, l.lastID = annals.Exact(ev.Revision), ev.ID
+			continue // already in the state
 		}
 		first = false
 
@@ -124,11 +152,11 @@ func (h *Handler[S, C, E]) fold(ctx context.Context, stream string, id uuid.UUID
 			l.state = h.Decider.Evolve(l.state, e)
 		}
 		l.read++
-		l.revision = annals.Exact(ev.Revision)
+		l.revision, l.lastID = annals.Exact(ev.Revision), ev.ID
 	}
 	endRun()
-	if first && snap != nil {
-		return l, false, nil // the snapshot names an event the stream does not show
+	if first && from != nil {
+		return l, false, nil // from names an event the stream does not show
 	}
 	return l, true, nil
 }
