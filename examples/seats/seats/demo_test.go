@@ -104,8 +104,12 @@ func TestDemo(t *testing.T) {
 	}
 }
 
-// The number: 1,000 concurrent clients on one conference.
+// The number: 1,000 concurrent clients on one conference. About
+// 10 s; a minute and more under the race detector, so -short skips it.
 func TestDemoThousandClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: 1,000 clients take a while")
+	}
 	for _, kind := range []string{"embedded", "server"} {
 		t.Run(kind, func(t *testing.T) {
 			r := run(t, teststores.Open(t, kind), seats.Config{Seats: 200, Clients: 1000, Reservations: 1500, CancelPercent: 10,
