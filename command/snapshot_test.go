@@ -122,6 +122,9 @@ func testSnapshots(t *testing.T, s annals.Store) {
 // A command older than the snapshot's window of command ids is recognised
 // by the store itself: its event ids are recorded elsewhere in the stream.
 func TestRepeatBeyondSnapshotWindow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a thousand commands with snapshots (half a minute under the race detector)")
+	}
 	s := teststores.Open(t, "memory")
 	h := snapshotting(s, 100, 1)
 	const stream = "show-window"

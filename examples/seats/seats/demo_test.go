@@ -124,6 +124,9 @@ func TestDemoThousandClients(t *testing.T) {
 // one server, or on one PostgreSQL schema; each verifies what it was told,
 // and the replay holds.
 func TestDemoProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: three processes of 50 clients (half a minute under the race detector)")
+	}
 	t.Run("server", func(t *testing.T) {
 		store, url := teststores.Serve(t)
 		processes(t, store, url)
