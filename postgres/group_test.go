@@ -12,8 +12,9 @@ import (
 	"github.com/annals/annals"
 )
 
-// TestGroupCommitOneTransaction queues appends while the writer is held
-// inside a transaction, then lets it go: the queued appends are committed
+// TestGroupCommitOneTransaction holds one group before its COMMIT, sees the
+// next group's first round trip wait in the database for the head lock,
+// queues appends behind it, then lets go: the queued appends are committed
 // in one transaction (one xmin on their rows), and those that fail their
 // expectation fail alone.
 func TestGroupCommitOneTransaction(t *testing.T) {
@@ -21,7 +22,7 @@ func TestGroupCommitOneTransaction(t *testing.T) {
 	schema := testSchema(t)
 	hold := make(chan struct{})
 	var calls atomic.Int64
-	s := openTest(t, schema, Options{beforeCommit: func() {
+	s := openTest(t, schema, Options{appName: schema, beforeCommit: func() {
 		if calls.Add(1) == 1 {
 			<-hold
 		}
@@ -37,9 +38,28 @@ func TestGroupCommitOneTransaction(t *testing.T) {
 	for calls.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	// The writer is inside the first group's transaction. Queue four
-	// appends with NoStream on each of ten streams: one of each four
-	// must win.
+	// The first group's transaction is held before its COMMIT. The next
+	// group's first round trip is sent meanwhile (writer.go invariant 6)
+	// and waits in the database for the head lock: a probe append, until
+	// its backend waits on a lock.
+	probe := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "probe", annals.NoStream, annals.EventData{Type: "Probe"})
+		probe <- err
+	}()
+	for {
+		var waiting int
+		if err := admin(t).QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+			schema).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Now the writer waits for that round trip. Queue four appends with
+	// NoStream on each of ten streams: one of each four must win.
 	const streams, perStream = 10, 4
 	type outcome struct {
 		stream string
@@ -59,6 +79,9 @@ func TestGroupCommitOneTransaction(t *testing.T) {
 	}
 	close(hold)
 	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-probe; err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()

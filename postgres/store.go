@@ -142,7 +142,7 @@ type Store struct {
 	core.Writes // Append, SetStreamMetadata, Delete, Tombstone: through the writer
 	opts        Options
 	pool        *pgxpool.Pool // reads, subscriptions, NOTIFY
-	writePool   *pgxpool.Pool // the writer's one connection, reconnected by the pool
+	writePool   *pgxpool.Pool // the writer's two connections (writer.go invariant 6), reconnected by the pool
 	q           queries
 	// wm is the highest position known committed. Subscriptions wait on
 	// it; the writer advances it after each commit, the listener after
@@ -200,7 +200,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	wcfg := cfg.Copy()
-	wcfg.MaxConns = 1
+	wcfg.MaxConns = 2
 	// An acknowledged append must survive a crash, and a visible one must
 	// never be undone (subscribers may have delivered it): whatever the
 	// server's default, the writer's commits wait for their WAL flush.

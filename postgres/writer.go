@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The write path. Invariants:
@@ -40,6 +41,14 @@ import (
 //     on the next attempt. A COMMIT whose answer is lost is resolved by
 //     looking up the group's first event id; if that cannot be done, its
 //     appends fail with ErrCommitUnknown, never with a false "not written".
+//  6. Two groups are in flight at most: while one group's rows and COMMIT
+//     travel, the next group's first round trip is sent on a second
+//     connection and waits in the database for the head lock. It reads the
+//     stream heads only once the earlier transaction has ended, committed
+//     or rolled back (invariant 1), so its plan is as sound as if it had
+//     waited in Go. If the earlier group rolled back, the later one is
+//     rolled back too and both run again, the earlier first. The groups'
+//     COMMITs finish in lock order, so the watermark advances in order.
 
 type request struct {
 	ctx    context.Context
@@ -91,19 +100,102 @@ type writer struct {
 
 func (w *writer) run() {
 	defer close(w.s.writerDone)
+	var prev *inFlight // the group whose COMMIT is on its way, if any
 	for {
 		var first *request
+		var prevDone <-chan struct{}
+		if prev != nil {
+			prevDone = prev.done
+		}
 		select {
 		case first = <-w.s.requests:
+		case <-prevDone:
+			w.settle(prev)
+			prev = nil
+			continue
 		case <-w.s.quit:
+			w.settle(prev)
 			w.refuseQueued()
 			return
 		}
 		reqs := w.collect(first)
-		w.commit(reqs)
-		for _, r := range reqs {
-			close(r.done)
+		// Round trip 1 of this group while the previous group commits: its
+		// head-lock request waits in the database and is granted the
+		// moment that COMMIT releases the lock (invariant 6).
+		p, err := w.plan(reqs)
+		if prev != nil {
+			<-prev.done
+			if prev.retry {
+				// The previous group rolled back: it goes first, and this
+				// one is planned again after it.
+				if p != nil {
+					p.release()
+				}
+				w.settle(prev)
+				prev = nil
+				w.commit(reqs)
+				answer(reqs)
+				continue
+			}
+			prev = nil
 		}
+		switch {
+		case err != nil:
+			// Nothing written: the synchronous path retries.
+			w.commit(reqs)
+			answer(reqs)
+		case p == nil:
+			answer(reqs) // nothing to write: every request has its answer
+		default:
+			prev = w.finishAsync(p)
+		}
+	}
+}
+
+// inFlight is a group between its last round trip and its answers.
+type inFlight struct {
+	reqs []*request
+	done chan struct{}
+	// retry: the group rolled back and its requests have no answer yet.
+	retry bool
+}
+
+// finishAsync sends p's rows and COMMIT, and answers its requests, in a
+// goroutine of its own; a group that rolled back is left to the writer.
+func (w *writer) finishAsync(p *pending) *inFlight {
+	f := &inFlight{reqs: p.reqs, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		g, err := w.finish(p)
+		var ce *commitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ce) && !w.resolve(p.reqs, g, ce):
+		default:
+			f.retry = true
+			return
+		}
+		answer(p.reqs)
+	}()
+	return f
+}
+
+// settle waits for f and, if it rolled back, commits it again (with the
+// retries of commit) and answers it.
+func (w *writer) settle(f *inFlight) {
+	if f == nil {
+		return
+	}
+	<-f.done
+	if f.retry {
+		w.commit(f.reqs)
+		answer(f.reqs)
+	}
+}
+
+func answer(reqs []*request) {
+	for _, r := range reqs {
+		close(r.done)
 	}
 }
 
@@ -255,25 +347,58 @@ type planned struct {
 // A *commitError means COMMIT was sent and its outcome is unknown; any other
 // error means nothing was written.
 func (w *writer) try(reqs []*request) (*planned, error) {
+	p, err := w.plan(reqs)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	return w.finish(p)
+}
+
+// pending is a group between its two round trips: planned, in an open
+// transaction that holds the head lock, on a connection of its own.
+type pending struct {
+	reqs   []*request
+	ctx    context.Context
+	cancel context.CancelFunc
+	conn   *pgxpool.Conn
+	v      *groupView
+	head   int64
+	now    time.Time
+	g      *planned
+}
+
+// release rolls back a transaction left open and returns the connection;
+// if the rollback fails too, the pool drops the connection (it never
+// reuses one that is not idle).
+func (p *pending) release() {
+	if c := p.conn.Conn(); c.PgConn().TxStatus() != 'I' && !c.IsClosed() {
+		c.Exec(p.ctx, "ROLLBACK")
+	}
+	p.conn.Release()
+	p.cancel()
+}
+
+// plan runs a group's first round trip and plans its appends. It returns
+// nil and no error when no request has anything to write: then every
+// request has its answer and the transaction is rolled back.
+func (w *writer) plan(reqs []*request) (*pending, error) {
 	s := w.s
 	// The group's transaction does not follow any caller's context: once
 	// planned, a request is written with its group or not at all.
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.RetryWindow)
-	defer cancel()
 	conn, err := s.writePool.Acquire(ctx)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	defer conn.Release()
-	c := conn.Conn()
-	// A transaction left open by a failure below is rolled back here; if
-	// that fails too, the pool drops the connection (it never reuses one
-	// that is not idle).
+	p := &pending{reqs: reqs, ctx: ctx, cancel: cancel, conn: conn}
+	keep := false
 	defer func() {
-		if c.PgConn().TxStatus() != 'I' && !c.IsClosed() {
-			c.Exec(ctx, "ROLLBACK")
+		if !keep {
+			p.release()
 		}
 	}()
+	c := conn.Conn()
 	v := &groupView{ctx: ctx, conn: c, q: &s.q, states: map[string]core.StreamState{}}
 	// Round trip 1: open the transaction, lock the head of $all, read the
 	// heads and ids the group needs.
@@ -295,22 +420,22 @@ func (w *writer) try(reqs []*request) (*planned, error) {
 			r.err = err
 			continue
 		}
-		p := core.PlanOp(v, r.op, next, now)
+		pl := core.PlanOp(v, r.op, next, now)
 		if v.err != nil {
 			return nil, v.err
 		}
-		r.result, r.err = p.Result, p.Err
-		if p.Err != nil || p.Duplicate || len(p.Events) == 0 {
+		r.result, r.err = pl.Result, pl.Err
+		if pl.Err != nil || pl.Duplicate || len(pl.Events) == 0 {
 			continue
 		}
-		for i := range p.Events {
-			v.add(&p.Events[i])
+		for i := range pl.Events {
+			v.add(&pl.Events[i])
 		}
-		for _, u := range p.Updates {
+		for _, u := range pl.Updates {
 			v.dirty[u.Stream] = struct{}{}
 			v.states[u.Stream] = u.State
 		}
-		next += uint64(len(p.Events))
+		next += uint64(len(pl.Events))
 	}
 	if len(v.events) == 0 {
 		// Only conflicts, retries and checks: they were decided on
@@ -319,14 +444,25 @@ func (w *writer) try(reqs []*request) (*planned, error) {
 		_, err := c.Exec(ctx, "ROLLBACK")
 		return nil, err
 	}
-	g := &planned{firstID: v.events[0].ID, lastPos: next - 1, backendPID: c.PgConn().PID()}
-	// Round trip 2: the rows and COMMIT. A test hook holding the
-	// transaction open needs COMMIT on its own.
+	p.v, p.head, p.now = v, head, now
+	p.g = &planned{firstID: v.events[0].ID, lastPos: next - 1, backendPID: c.PgConn().PID()}
+	keep = true
+	return p, nil
+}
+
+// finish runs a planned group's second round trip: the rows and COMMIT.
+// On success every request has its answer. A *commitError means COMMIT was
+// sent and its outcome is unknown; any other error means nothing was
+// written.
+func (w *writer) finish(p *pending) (*planned, error) {
+	defer p.release()
+	s, c, g := w.s, p.conn.Conn(), p.g
+	// A test hook holding the transaction open needs COMMIT on its own.
 	hook := s.opts.beforeCommit
-	err = v.write(head, next-1, now, hook == nil)
+	err := p.v.write(p.head, g.lastPos, p.now, hook == nil)
 	if err == nil && hook != nil {
 		hook()
-		_, err = c.Exec(ctx, "COMMIT")
+		_, err = c.Exec(p.ctx, "COMMIT")
 	}
 	if err != nil {
 		var pgErr *pgconn.PgError
