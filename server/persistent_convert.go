@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 
 	"github.com/annals/annals"
@@ -171,25 +170,15 @@ func positionStart(start, end bool, pos uint64) uint64 {
 }
 
 func persistentFilter(f *persistent.CreateReq_AllOptions_FilterOptions) (*annals.Filter, error) {
-	if f == nil {
+	switch {
+	case f == nil:
 		return nil, nil
+	case f.GetStreamIdentifier() != nil:
+		return filterOf(annals.FilterStreamName, f.GetStreamIdentifier())
+	case f.GetEventType() != nil:
+		return filterOf(annals.FilterEventType, f.GetEventType())
 	}
-	expr, on := f.GetStreamIdentifier(), annals.FilterStreamName
-	if expr == nil {
-		expr, on = f.GetEventType(), annals.FilterEventType
-	}
-	if expr == nil {
-		return nil, errors.New("the filter names neither stream names nor event types")
-	}
-	out := &annals.Filter{On: on, Prefixes: expr.GetPrefix()}
-	if re := expr.GetRegex(); re != "" && len(out.Prefixes) == 0 {
-		compiled, err := regexp.Compile(re)
-		if err != nil {
-			return nil, err
-		}
-		out.Regex = compiled
-	}
-	return out, out.Validate()
+	return nil, errors.New("the filter names neither stream names nor event types")
 }
 
 // streamOption is the stream-or-$all choice of the Delete, GetInfo,

@@ -120,16 +120,27 @@ func (w wireFrom) after() uint64 {
 
 // filterFromProto turns a server-side filter into an annals.Filter.
 func filterFromProto(f *streams.ReadReq_Options_FilterOptions) (*annals.Filter, error) {
-	if f == nil {
+	switch {
+	case f == nil:
 		return nil, nil
+	case f.GetStreamIdentifier() != nil:
+		return filterOf(annals.FilterStreamName, f.GetStreamIdentifier())
+	case f.GetEventType() != nil:
+		return filterOf(annals.FilterEventType, f.GetEventType())
 	}
-	expr, on := f.GetStreamIdentifier(), annals.FilterStreamName
-	if expr == nil {
-		expr, on = f.GetEventType(), annals.FilterEventType
-	}
-	if expr == nil {
-		return nil, errors.New("the filter names neither stream names nor event types")
-	}
+	return nil, errors.New("the filter names neither stream names nor event types")
+}
+
+// filterExpression is a filter's expression in a read and in a persistent
+// subscription: the same fields in two generated types.
+type filterExpression interface {
+	GetPrefix() []string
+	GetRegex() string
+}
+
+// filterOf builds the filter an expression asks for: its prefixes, or its
+// regular expression if it has no prefix (KurrentDB's precedence).
+func filterOf(on annals.FilterOn, expr filterExpression) (*annals.Filter, error) {
 	out := &annals.Filter{On: on, Prefixes: expr.GetPrefix()}
 	if re := expr.GetRegex(); re != "" && len(out.Prefixes) == 0 {
 		compiled, err := regexp.Compile(re)
