@@ -50,28 +50,10 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 	for i := range op.Events {
 		req.bytes += annals.EventSizeBytes(&op.Events[i])
 	}
-	select {
-	case s.requests <- req:
-	case <-s.quit:
-		return annals.AppendResult{}, annals.ErrClosed
-	case <-ctx.Done():
-		return annals.AppendResult{}, ctx.Err()
+	if err := core.Submit(ctx, s.requests, req, req.done, s.quit, s.writerDone); err != nil {
+		return annals.AppendResult{}, err
 	}
-	select {
-	case <-req.done:
-		return req.result, req.err
-	case <-s.writerDone:
-		select {
-		case <-req.done:
-			return req.result, req.err
-		default:
-			return annals.AppendResult{}, annals.ErrClosed
-		}
-	case <-ctx.Done():
-		// The append may still be written: a retry with the same event
-		// ids is safe.
-		return annals.AppendResult{}, ctx.Err()
-	}
+	return req.result, req.err
 }
 
 type writer struct {

@@ -1,0 +1,43 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/annals/annals"
+)
+
+func TestSubmit(t *testing.T) {
+	closed := func() chan struct{} { c := make(chan struct{}); close(c); return c }
+	ctx := context.Background()
+
+	// Answered: the writer takes the request and closes done.
+	queue := make(chan int, 1)
+	done := make(chan struct{})
+	go func() { <-queue; close(done) }()
+	if err := Submit(ctx, queue, 1, done, nil, nil); err != nil {
+		t.Fatalf("answered: %v", err)
+	}
+	// The writer stopped before taking it: ErrClosed.
+	if err := Submit(ctx, make(chan int), 1, make(chan struct{}), closed(), nil); !errors.Is(err, annals.ErrClosed) {
+		t.Fatalf("quit: %v", err)
+	}
+	// Queued, then the writer stopped without an answer: ErrClosed; with
+	// an answer already given: the answer.
+	if err := Submit(ctx, make(chan int, 1), 1, make(chan struct{}), nil, closed()); !errors.Is(err, annals.ErrClosed) {
+		t.Fatalf("writer done, no answer: %v", err)
+	}
+	if err := Submit(ctx, make(chan int, 1), 1, closed(), nil, closed()); err != nil {
+		t.Fatalf("writer done after answering: %v", err)
+	}
+	// The caller gave up, before and after queueing.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := Submit(cctx, make(chan int), 1, make(chan struct{}), nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("gave up before queueing: %v", err)
+	}
+	if err := Submit(cctx, make(chan int, 1), 1, make(chan struct{}), nil, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("gave up after queueing: %v", err)
+	}
+}
