@@ -83,9 +83,16 @@ func fromError(stream string, err error) error {
 	case kurrentdb.ErrorCodeAppendRecordSizeExceeded, kurrentdb.ErrorCodeAppendTransactionSizeExceeded:
 		return fmt.Errorf("%w: %v", annals.ErrInvalidInput, kerr)
 	}
-	// The server's refusals of bad input come as InvalidArgument.
-	if st, ok := status.FromError(kerr.Unwrap()); ok && st.Code() == codes.InvalidArgument {
-		return fmt.Errorf("%w: %s", annals.ErrInvalidInput, st.Message())
+	// The server's refusals of bad input come as InvalidArgument; an
+	// annals server's refusal of an event id recorded elsewhere as
+	// AlreadyExists.
+	if st, ok := status.FromError(kerr.Unwrap()); ok {
+		switch st.Code() {
+		case codes.InvalidArgument:
+			return fmt.Errorf("%w: %s", annals.ErrInvalidInput, st.Message())
+		case codes.AlreadyExists:
+			return fmt.Errorf("%w: %s", annals.ErrDuplicateEventID, st.Message())
+		}
 	}
 	return err
 }

@@ -383,6 +383,8 @@ func batchStatus(err error, limits annals.Limits) *rpcstatus.Status {
 		code, detail = codes.InvalidArgument, &shared.MaximumAppendSizeExceeded{MaxAppendSize: uint32(min(limits.MaxAppendSizeBytes, 1<<32-1))}
 	case errors.As(err, &bad), errors.Is(err, annals.ErrInvalidInput):
 		code, detail = codes.InvalidArgument, &shared.BadRequest{Message: err.Error()}
+	case errors.Is(err, annals.ErrDuplicateEventID):
+		code, detail = codes.AlreadyExists, &shared.BadRequest{Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		code, detail = codes.DeadlineExceeded, &shared.Timeout{}
 	case errors.Is(err, annals.ErrClosed):

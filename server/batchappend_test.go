@@ -195,7 +195,8 @@ func TestBatchAppendErrors(t *testing.T) {
 	store, conn := startRaw(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := store.Append(ctx, "booked", annals.NoStream, annals.EventData{Type: "Booked", Data: []byte(`{}`)}); err != nil {
+	bookedID := uuid.New()
+	if _, err := store.Append(ctx, "booked", annals.NoStream, annals.EventData{ID: bookedID, Type: "Booked", Data: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := store.Tombstone(ctx, "gone", annals.Any); err != nil {
@@ -215,6 +216,12 @@ func TestBatchAppendErrors(t *testing.T) {
 	_, resp = recvBatch(t, call)
 	if c, d := errorDetail(t, resp); c != codes.FailedPrecondition || string(d.(*shared.StreamDeleted).GetStreamIdentifier().GetStreamName()) != "gone" {
 		t.Fatalf("append to a tombstoned stream: %v %v", c, d)
+	}
+
+	send(t, call, uuid.New(), batchOptions("elsewhere", "any"), bookedID)
+	_, resp = recvBatch(t, call)
+	if c, d := errorDetail(t, resp); c != codes.AlreadyExists {
+		t.Fatalf("an event id recorded in another stream: %v %v", c, d)
 	}
 
 	big := batchEvents(uuid.New())

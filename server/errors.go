@@ -20,12 +20,16 @@ const (
 	exceptionStreamDeleted        = "stream-deleted"
 	exceptionInvalidArgument      = "invalid-argument"
 	exceptionMaxAppendSize        = "maximum-append-size-exceeded"
+	// exceptionDuplicateEventID is Annals' own: KurrentDB checks ids only
+	// against the stream's tail, Annals against every recorded event.
+	exceptionDuplicateEventID = "duplicate-event-id"
 )
 
 // toStatus maps a store error to a status and the trailers that go with it.
 func toStatus(err error) (error, metadata.MD) {
 	var wrong *annals.WrongExpectedRevisionError
 	var invalid *annals.InvalidInputError
+	var dup *annals.DuplicateEventError
 	switch {
 	case errors.As(err, &wrong):
 		return status.Error(codes.FailedPrecondition, err.Error()), metadata.Pairs(
@@ -33,6 +37,10 @@ func toStatus(err error) (error, metadata.MD) {
 			"stream-name", wrong.Stream,
 			"expected-version", versionText(wrong.Expected),
 			"actual-version", versionText(wrong.Actual))
+	case errors.As(err, &dup):
+		return status.Error(codes.AlreadyExists, err.Error()), metadata.Pairs(
+			"exception", exceptionDuplicateEventID, "event-id", dup.ID.String(),
+			"stream-name", dup.Stream, "revision", strconv.FormatUint(dup.Revision, 10))
 	case errors.Is(err, annals.ErrStreamDeleted):
 		return status.Error(codes.FailedPrecondition, err.Error()), metadata.Pairs(
 			"exception", exceptionStreamDeleted, "stream-name", streamOf(err))

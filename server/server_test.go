@@ -12,6 +12,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/remote"
 	"github.com/annals/annals/server"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
@@ -192,5 +193,31 @@ func TestOfficialGoClientSubscription(t *testing.T) {
 	}
 	if seen[0] != "seat-1" || seen[1] != "seat-2" {
 		t.Fatalf("subscription delivered %v", seen)
+	}
+}
+
+// An event id recorded in one stream is refused in another, over the wire
+// too: AlreadyExists with its own exception, which package remote turns
+// back into annals.ErrDuplicateEventID.
+func TestDuplicateEventIDOverTheWire(t *testing.T) {
+	store, addr := serve(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id := uuid.New()
+	if _, err := store.Append(ctx, "first", annals.NoStream, annals.EventData{ID: id, Type: "Once"}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := remote.Dial("kurrentdb://" + addr + "?tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = r.Append(ctx, "second", annals.Any, annals.EventData{ID: id, Type: "Twice"})
+	if !errors.Is(err, annals.ErrDuplicateEventID) {
+		t.Fatalf("the same id in another stream, through remote: %v, want ErrDuplicateEventID", err)
+	}
+	// A retry at the same place is no error.
+	if _, err := r.Append(ctx, "first", annals.NoStream, annals.EventData{ID: id, Type: "Once"}); err != nil {
+		t.Fatalf("a retry of the first append: %v", err)
 	}
 }
