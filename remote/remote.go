@@ -5,8 +5,10 @@
 // Differences from a local store, imposed by the protocol: errors keep the
 // server's message but lose their structure (a wrong expected revision is
 // ErrWrongExpectedRevision with the server's text, not a
-// *WrongExpectedRevisionError with fields); stream metadata is read and
-// written as $metadata events of the metastream.
+// *WrongExpectedRevisionError with fields) — except an annals server's
+// refusal of an event id recorded elsewhere, which comes back as a whole
+// *DuplicateEventError; stream metadata is read and written as $metadata
+// events of the metastream.
 package remote
 
 import (
@@ -16,10 +18,12 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"strconv"
 
 	"github.com/annals/annals"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -91,10 +95,29 @@ func fromError(stream string, err error) error {
 		case codes.InvalidArgument:
 			return fmt.Errorf("%w: %s", annals.ErrInvalidInput, st.Message())
 		case codes.AlreadyExists:
+			if dup := duplicateOf(st); dup != nil {
+				return dup
+			}
 			return fmt.Errorf("%w: %s", annals.ErrDuplicateEventID, st.Message())
 		}
 	}
 	return err
+}
+
+// duplicateOf reads where an annals server says an event id is recorded.
+func duplicateOf(st *status.Status) *annals.DuplicateEventError {
+	for _, d := range st.Details() {
+		info, ok := d.(*errdetails.ResourceInfo)
+		if !ok || info.GetResourceType() != "event" {
+			continue
+		}
+		id, err := uuid.Parse(info.GetResourceName())
+		rev, rerr := strconv.ParseUint(info.GetDescription(), 10, 64)
+		if err == nil && rerr == nil {
+			return &annals.DuplicateEventError{ID: id, Stream: info.GetOwner(), Revision: rev}
+		}
+	}
+	return nil
 }
 
 // Append implements annals.Store.

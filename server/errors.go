@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/annals/annals"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -38,7 +39,14 @@ func toStatus(err error) (error, metadata.MD) {
 			"expected-version", versionText(wrong.Expected),
 			"actual-version", versionText(wrong.Actual))
 	case errors.As(err, &dup):
-		return status.Error(codes.AlreadyExists, err.Error()), metadata.Pairs(
+		// The detail carries where the id is recorded, so package remote
+		// gives back a *DuplicateEventError, fields and all.
+		st := status.New(codes.AlreadyExists, err.Error())
+		if withInfo, derr := st.WithDetails(&errdetails.ResourceInfo{ResourceType: "event", ResourceName: dup.ID.String(),
+			Owner: dup.Stream, Description: strconv.FormatUint(dup.Revision, 10)}); derr == nil {
+			st = withInfo
+		}
+		return st.Err(), metadata.Pairs(
 			"exception", exceptionDuplicateEventID, "event-id", dup.ID.String(),
 			"stream-name", dup.Stream, "revision", strconv.FormatUint(dup.Revision, 10))
 	case errors.Is(err, annals.ErrStreamDeleted):

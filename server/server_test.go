@@ -213,8 +213,9 @@ func TestDuplicateEventIDOverTheWire(t *testing.T) {
 	}
 	defer r.Close()
 	_, err = r.Append(ctx, "second", annals.Any, annals.EventData{ID: id, Type: "Twice"})
-	if !errors.Is(err, annals.ErrDuplicateEventID) {
-		t.Fatalf("the same id in another stream, through remote: %v, want ErrDuplicateEventID", err)
+	var dup *annals.DuplicateEventError
+	if !errors.Is(err, annals.ErrDuplicateEventID) || !errors.As(err, &dup) || dup.ID != id || dup.Stream != "first" || dup.Revision != 0 {
+		t.Fatalf("the same id in another stream, through remote: %v, want a *DuplicateEventError naming first@0", err)
 	}
 	// A retry at the same place is no error.
 	if _, err := r.Append(ctx, "first", annals.NoStream, annals.EventData{ID: id, Type: "Once"}); err != nil {
