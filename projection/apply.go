@@ -1,0 +1,285 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/annals/annals"
+)
+
+// errRestart ends a session after a reset: Run starts another from the
+// new checkpoint.
+var errRestart = errors.New("projection: restart from the checkpoint")
+
+// errSubscriptionEnded: the store's subscription returned without error,
+// which a catch-up subscription never does while its context lives.
+var errSubscriptionEnded = errors.New("projection: subscription ended")
+
+// session loads the checkpoint, subscribes from the next position and
+// applies batches until ctx ends, a reset restarts it, or an error.
+func (p *Projector[M]) session(ctx context.Context) error {
+	cp, err := p.target.Load(ctx, p.proj.Name)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.position, p.parked = cp.Position, cp.Parked
+	p.mu.Unlock()
+
+	sctx, cancel := context.WithCancel(ctx)
+	msgs := make(chan annals.Message, p.opts.BatchEvents)
+	readDone := make(chan struct{})
+	var readErr error
+	go func() {
+		defer close(readDone)
+		readErr = p.read(sctx, cp.Position+1, msgs)
+	}()
+	defer func() {
+		cancel()
+		<-readDone
+	}()
+
+	batch := make([]annals.Message, 0, p.opts.BatchEvents)
+	for {
+		if err := p.waitWhilePaused(ctx); err != nil {
+			return err
+		}
+		select {
+		case m := <-msgs:
+			batch = append(batch, m)
+		case <-readDone:
+			if readErr == nil {
+				readErr = errSubscriptionEnded
+			}
+			return readErr
+		case req := <-p.resets:
+			err := p.reset(ctx)
+			req.done <- err
+			if err != nil {
+				return err
+			}
+			return errRestart
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		// Pause takes effect before anything more is applied; the batch
+		// in hand waits (it is at most BatchEvents messages).
+		if err := p.waitWhilePaused(ctx); err != nil {
+			return err
+		}
+	drain:
+		for len(batch) < p.opts.BatchEvents {
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			default:
+				break drain
+			}
+		}
+		if err := p.apply(ctx, batch); err != nil {
+			return err
+		}
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// waitWhilePaused blocks while the projector is paused; a reset request
+// is served even then.
+func (p *Projector[M]) waitWhilePaused(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		paused, resumed := p.paused, p.resumed
+		p.mu.Unlock()
+		if !paused {
+			return nil
+		}
+		select {
+		case <-resumed:
+		case req := <-p.resets:
+			err := p.reset(ctx)
+			req.done <- err
+			if err != nil {
+				return err
+			}
+			return errRestart
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// read feeds msgs from a catch-up subscription of $all starting at from.
+func (p *Projector[M]) read(ctx context.Context, from uint64, msgs chan<- annals.Message) error {
+	opts := annals.SubscribeAllOptions{From: from, Filter: p.proj.Filter}
+	for m, err := range p.store.SubscribeToAll(ctx, opts) {
+		if err != nil {
+			return err
+		}
+		select {
+		case msgs <- m:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// apply applies msgs, in as few transactions as the error policy allows:
+// all in one; or, when the handler fails on one event, the events before
+// it in one, then the failing one alone, retried with backoff, then
+// parked or the projection stopped; then the rest.
+func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
+	attempt := 0
+	limit := len(msgs) // how many of msgs the next transaction takes
+	var park *ParkedEvent
+	// prefix: the next transaction takes the events before a failing
+	// one; its success does not end the failing event's attempts.
+	prefix := false
+	for len(msgs) > 0 {
+		n := min(limit, len(msgs))
+		failedAt, err := p.commit(ctx, msgs[:n], park)
+		if err == nil {
+			msgs = msgs[n:]
+			if !prefix {
+				attempt = 0
+			}
+			limit, park, prefix = len(msgs), nil, false
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.noteError(err)
+		if errors.Is(err, ErrCheckpointMoved) {
+			// Another writer moved the checkpoint (or a commit whose
+			// answer was lost went through): end the session, and Run
+			// resumes from the stored checkpoint.
+			return err
+		}
+		var he *HandlerError
+		isHandler := errors.As(err, &he)
+		if isHandler && failedAt > 0 {
+			// The events before the failing one are fine: commit them
+			// on their own first. This failure counts as the failing
+			// event's first attempt.
+			attempt++
+			limit, prefix = failedAt, true
+			continue
+		}
+		attempt++
+		if isHandler {
+			limit = 1
+		}
+		if attempt > p.policy.MaxRetries {
+			if !isHandler || p.policy.OnFailure != Park || park != nil {
+				return &FailedError{Name: p.proj.Name, Position: p.Position(), Attempts: attempt, Err: err}
+			}
+			// Give up on the event: the next transaction records it as
+			// parked and moves the checkpoint past it.
+			e := msgs[0].Event
+			park = &ParkedEvent{Position: e.Position, EventID: e.ID, Stream: e.Stream, Type: e.Type,
+				Error: truncate(he.Err.Error()), Attempts: attempt, ParkedAt: p.opts.Now().UTC()}
+			continue
+		}
+		if err := sleep(ctx, p.policy.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit applies msgs in one transaction with the checkpoint of the last
+// one. If park is set, msgs[0] is that event, recorded instead of handled.
+// When the handler fails it returns the index of the failing message and
+// a *HandlerError; the transaction is rolled back.
+func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *ParkedEvent) (int, error) {
+	prev := p.Position()
+	pos := prev
+	var applied, parked uint64
+	caughtUp := false
+	needed := false
+	for _, m := range msgs {
+		switch m.Kind {
+		case annals.MessageEvent:
+			needed = needed || m.Event.Position > prev
+		case annals.MessageCheckpoint:
+			needed = needed || m.Position > prev
+		case annals.MessageCaughtUp:
+			caughtUp = true
+		}
+	}
+	if !needed {
+		p.caughtUp(caughtUp)
+		return 0, nil
+	}
+	tx, err := p.target.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback(ctx)
+	model := tx.Model()
+	for i, m := range msgs {
+		switch m.Kind {
+		case annals.MessageEvent:
+			e := m.Event
+			if e.Position <= pos {
+				// Already dealt with: the checkpoint passed it.
+				continue
+			}
+			if park != nil && i == 0 {
+				if err := tx.Park(ctx, p.proj.Name, *park); err != nil {
+					return 0, err
+				}
+				parked++
+			} else {
+				if err := p.proj.Handle(ctx, model, e); err != nil {
+					return i, &HandlerError{Position: e.Position, Stream: e.Stream, Type: e.Type, Err: err}
+				}
+				applied++
+			}
+			pos = e.Position
+		case annals.MessageCheckpoint:
+			pos = max(pos, m.Position)
+		}
+	}
+	p.mu.Lock()
+	total := p.parked + parked
+	p.mu.Unlock()
+	if err := tx.SaveCheckpoint(ctx, p.proj.Name, prev, Checkpoint{Position: pos, Parked: total}); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.position, p.parked = pos, total
+	p.rate.add(p.opts.Now(), applied)
+	p.mu.Unlock()
+	p.caughtUp(caughtUp)
+	return 0, nil
+}
+
+// caughtUp ends a rebuild once the subscription has delivered all history.
+func (p *Projector[M]) caughtUp(yes bool) {
+	if !yes {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.state == Rebuilding {
+		p.state = Running
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

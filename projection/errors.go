@@ -1,0 +1,62 @@
+package projection
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors of the projector; test with errors.Is and errors.As.
+var (
+	// ErrRunning: Run was called on a projector that is already running.
+	ErrRunning = errors.New("projection: projector is already running")
+	// ErrCheckpointMoved: the stored checkpoint is not the one this
+	// projector read, so another writer advanced it. The transaction is
+	// rolled back; nothing is applied twice.
+	ErrCheckpointMoved = errors.New("projection: checkpoint moved under the projector")
+	// ErrNoReset: Reset was asked of a projection without a Reset func.
+	ErrNoReset = errors.New("projection: projection cannot be reset (no Reset func)")
+	// ErrInvalid: a projection or its options cannot run as given.
+	ErrInvalid = errors.New("projection: invalid projection")
+)
+
+// HandlerError is the error of a projection's handler on one event.
+type HandlerError struct {
+	Position uint64
+	Stream   string
+	Type     string
+	Err      error
+}
+
+func (e *HandlerError) Error() string {
+	return fmt.Sprintf("projection: handling %s at position %d of stream %s: %v", e.Type, e.Position, e.Stream, e.Err)
+}
+
+func (e *HandlerError) Unwrap() error { return e.Err }
+
+// FailedError ends Run when the error policy gave up: the projection
+// stopped at Position (the last event it applied) and Err is the last
+// error. Run again (after fixing the cause) resumes from Position+1.
+type FailedError struct {
+	Name     string
+	Position uint64
+	Attempts int
+	Err      error
+}
+
+func (e *FailedError) Error() string {
+	return fmt.Sprintf("projection %s: failed after %d attempts at position %d: %v", e.Name, e.Attempts, e.Position, e.Err)
+}
+
+func (e *FailedError) Unwrap() error { return e.Err }
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// truncate keeps at most MaxErrorBytes of an error text.
+func truncate(s string) string {
+	if len(s) > MaxErrorBytes {
+		return s[:MaxErrorBytes]
+	}
+	return s
+}

@@ -1,0 +1,176 @@
+package projection_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/projection"
+)
+
+// restarts is how many times each exactly-once test stops its projector
+// mid-stream.
+const restarts = 25
+
+// lastMatching is the position of the last event f matches.
+func lastMatching(t testing.TB, store annals.Store, f *annals.Filter) uint64 {
+	t.Helper()
+	var h uint64
+	for e, err := range store.ReadAll(context.Background(), annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1, Filter: f}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		h = e.Position
+	}
+	return h
+}
+
+// stopAnywhere runs a projector of p on target and stops it at a random
+// moment: after a random number of handled events (the context is
+// cancelled from inside the handler, so inside a transaction) or after a
+// random short time, whichever comes first.
+func stopAnywhere[M any](t *testing.T, rng *rand.Rand, maxWait time.Duration, store annals.Store, target projection.Target[M], p projection.Projection[M]) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stopAfter := 1 + rng.IntN(400)
+	handled := 0
+	inner := p.Handle
+	p.Handle = func(ctx context.Context, m M, e annals.Event) error {
+		handled++
+		if handled == stopAfter {
+			cancel()
+		}
+		return inner(ctx, m, e)
+	}
+	pr, err := projection.New(store, target, p, projection.Options{BatchEvents: 1 + rng.IntN(64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(ctx)
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Duration(rng.Int64N(int64(maxWait)))):
+	}
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stopped at %d (head %d)", pr.Position(), head(t, store))
+}
+
+// exactlyOnce stops and restarts a projection many times (each run lasts
+// at most maxWait) while events keep coming, then runs it to the end; the
+// caller compares the target's read model with a clean run.
+func exactlyOnce[M any](t *testing.T, maxWait time.Duration, store annals.Store, target projection.Target[M], p projection.Projection[M]) {
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	appendEvents(t, store, 1500, 0)
+	for i := range restarts {
+		stopAnywhere(t, rng, maxWait, store, target, p)
+		appendEvents(t, store, 40, i+1)
+	}
+	runToEnd(t, store, target, p)
+}
+
+// runToEnd runs a projector until it has dealt with the last matching
+// event, then stops it.
+func runToEnd[M any](t *testing.T, store annals.Store, target projection.Target[M], p projection.Projection[M]) *projection.Projector[M] {
+	t.Helper()
+	pr, err := projection.New(store, target, p, projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(context.Background())
+	caughtUp(t, pr, lastMatching(t, store, p.Filter))
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
+
+func kvProjection(name string, f *annals.Filter) projection.Projection[projection.KV] {
+	return projection.Projection[projection.KV]{Name: name, Filter: f, Handle: countKV, Reset: resetKV}
+}
+
+func TestExactlyOnceMemory(t *testing.T) {
+	for _, f := range []*annals.Filter{nil, annals.CategoryFilter("order")} {
+		store := newMemoryStore(t)
+		target := projection.NewMemory()
+		exactlyOnce(t, 5*time.Millisecond, store, target, kvProjection("counts", f))
+
+		clean := projection.NewMemory()
+		runToEnd(t, store, clean, kvProjection("counts", f))
+		want := fold(t, store, f)
+		sameModel(t, "clean run", dumpMemory(clean), want)
+		sameModel(t, "after restarts", dumpMemory(target), want)
+	}
+}
+
+func TestExactlyOncePebble(t *testing.T) {
+	for _, f := range []*annals.Filter{nil, annals.EventTypePrefixFilter("Removed")} {
+		store := newMemoryStore(t)
+		dir := t.TempDir()
+		target, err := projection.OpenPebble(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seed := time.Now().UnixNano()
+		t.Logf("seed %d", seed)
+		rng := rand.New(rand.NewPCG(uint64(seed), 1))
+		appendEvents(t, store, 1500, 0)
+		for i := range restarts {
+			stopAnywhere(t, rng, 20*time.Millisecond, store, target, kvProjection("counts", f))
+			appendEvents(t, store, 40, i+1)
+			if i%5 == 4 {
+				// Close and reopen the database: the checkpoint comes
+				// from disk.
+				if err := target.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if target, err = projection.OpenPebble(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		runToEnd(t, store, target, kvProjection("counts", f))
+
+		clean, err := projection.OpenPebble(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		runToEnd(t, store, clean, kvProjection("counts", f))
+		want := fold(t, store, f)
+		sameModel(t, "clean run", dumpPebble(t, clean), want)
+		sameModel(t, "after restarts", dumpPebble(t, target), want)
+		target.Close()
+		clean.Close()
+	}
+}
+
+// Two projectors of one name on one target never apply an event twice:
+// the second writer's checkpoint check fails and it resumes from the
+// stored checkpoint.
+func TestTwoWritersOneCheckpoint(t *testing.T) {
+	store := newMemoryStore(t)
+	target := projection.NewMemory()
+	appendEvents(t, store, 2000, 0)
+	var prs []*projection.Projector[projection.KV]
+	for range 2 {
+		pr, err := projection.New(store, target, kvProjection("counts", nil), projection.Options{BatchEvents: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr.Start(context.Background())
+		prs = append(prs, pr)
+	}
+	for _, pr := range prs {
+		caughtUp(t, pr, head(t, store))
+		if err := pr.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sameModel(t, "two writers", dumpMemory(target), fold(t, store, nil))
+}

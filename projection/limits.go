@@ -1,0 +1,45 @@
+package projection
+
+import "time"
+
+// Bounds of the projector. Options beyond them are clamped, as documented
+// on Options and ErrorPolicy.
+const (
+	// DefaultBatchEvents is how many subscription messages one transaction
+	// applies at most when Options.BatchEvents is 0.
+	DefaultBatchEvents = 256
+	// MaxBatchEvents bounds Options.BatchEvents: a transaction holds its
+	// batch in memory and, on PostgreSQL, its locks until it commits.
+	MaxBatchEvents = 10_000
+	// The subscription reader runs ahead of the applier by at most one
+	// batch: its channel holds BatchEvents messages, so a slow target
+	// stops the reading instead of growing memory.
+
+	// DefaultMaxRetries is how many times a failing event (or a failing
+	// transaction) is retried when ErrorPolicy.MaxRetries is 0.
+	DefaultMaxRetries = 5
+	// MaxRetriesLimit bounds ErrorPolicy.MaxRetries.
+	MaxRetriesLimit = 100
+	// DefaultRetryBackoff is the pause before the first retry when
+	// ErrorPolicy.Backoff is 0; each later retry waits twice as long.
+	DefaultRetryBackoff = 100 * time.Millisecond
+	// MaxRetryBackoff caps the pause between two retries.
+	MaxRetryBackoff = 30 * time.Second
+
+	// MaxNameBytes bounds a projection's name (it is a key of the
+	// checkpoint table and part of the embedded target's keys).
+	MaxNameBytes = 200
+	// MaxErrorBytes bounds the error text recorded with a parked event
+	// and kept as the last error.
+	MaxErrorBytes = 4096
+	// MaxParkedListed bounds the parked events one ParkedEvents call
+	// returns.
+	MaxParkedListed = 1000
+
+	// rateWindow is the span over which Status.EventsPerSecond is
+	// measured, in one-second buckets.
+	rateWindow = 10
+	// resubscribeDelay is the pause before a projector whose store
+	// subscription failed subscribes again from its checkpoint.
+	resubscribeDelay = time.Second
+)

@@ -1,0 +1,214 @@
+package projection
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Memory is the in-memory target: a KV read model and checkpoints behind
+// a mutex, for tests and for read models rebuilt at every start. It keeps
+// nothing across a restart of the process.
+//
+// One transaction at a time: Begin waits for the previous one to end, so
+// a handler must not call Memory's own methods (it would wait for
+// itself); it reads and writes through the KV it is given. Queries (Get,
+// Scan) see only committed state and never wait for a handler.
+type Memory struct {
+	// writer is held from Begin to Commit or Rollback.
+	writer sync.Mutex
+
+	mu          sync.RWMutex // guards what follows
+	data        map[string][]byte
+	checkpoints map[string]Checkpoint
+	parked      map[string][]ParkedEvent
+}
+
+var _ Target[KV] = (*Memory)(nil)
+
+// NewMemory returns an empty in-memory target.
+func NewMemory() *Memory {
+	return &Memory{
+		data:        make(map[string][]byte),
+		checkpoints: make(map[string]Checkpoint),
+		parked:      make(map[string][]ParkedEvent),
+	}
+}
+
+// Get returns the committed value of key.
+func (m *Memory) Get(key []byte) ([]byte, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	v, ok := m.data[string(key)]
+	return bytes.Clone(v), ok
+}
+
+// Scan calls fn on the committed keys that start with prefix, in key
+// order, until fn returns false.
+func (m *Memory) Scan(prefix []byte, fn func(key, value []byte) bool) {
+	m.mu.RLock()
+	keys := make([]string, 0, len(m.data))
+	for k := range m.data {
+		if strings.HasPrefix(k, string(prefix)) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	values := make([][]byte, len(keys))
+	for i, k := range keys {
+		values[i] = m.data[k]
+	}
+	m.mu.RUnlock()
+	for i, k := range keys {
+		if !fn([]byte(k), bytes.Clone(values[i])) {
+			return
+		}
+	}
+}
+
+// Begin opens a transaction, waiting for the one in progress to end.
+func (m *Memory) Begin(ctx context.Context) (Tx[KV], error) {
+	m.writer.Lock()
+	if err := ctx.Err(); err != nil {
+		m.writer.Unlock()
+		return nil, err
+	}
+	return &memoryTx{m: m, writes: make(map[string][]byte)}, nil
+}
+
+// Load returns the named projection's checkpoint.
+func (m *Memory) Load(ctx context.Context, name string) (Checkpoint, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.checkpoints[name], nil
+}
+
+// ParkedEvents lists the named projection's parked events.
+func (m *Memory) ParkedEvents(ctx context.Context, name string, limit int) ([]ParkedEvent, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	p := m.parked[name]
+	return slices.Clone(p[:min(len(p), clampLimit(limit))]), nil
+}
+
+// memoryTx overlays its writes on the committed data until Commit.
+//
+// Invariant: writes holds every key written since the last DeletePrefix
+// that covers it; a nil value is a deletion. deleted holds the prefixes
+// deleted, applied to the committed data before writes at Commit.
+type memoryTx struct {
+	m       *Memory
+	writes  map[string][]byte
+	deleted []string
+	// checkpoint and the parked changes, applied at Commit.
+	name        string
+	checkpoint  *Checkpoint
+	park        []ParkedEvent
+	clearParked bool
+	done        bool
+}
+
+func (t *memoryTx) Model() KV { return t }
+
+func (t *memoryTx) Get(key []byte) ([]byte, bool, error) {
+	if v, ok := t.writes[string(key)]; ok {
+		return bytes.Clone(v), v != nil, nil
+	}
+	for _, p := range t.deleted {
+		if bytes.HasPrefix(key, []byte(p)) {
+			return nil, false, nil
+		}
+	}
+	v, ok := t.m.Get(key)
+	return v, ok, nil
+}
+
+func (t *memoryTx) Set(key, value []byte) error {
+	if value == nil {
+		value = []byte{}
+	}
+	t.writes[string(key)] = bytes.Clone(value)
+	return nil
+}
+
+func (t *memoryTx) Delete(key []byte) error {
+	t.writes[string(key)] = nil
+	return nil
+}
+
+func (t *memoryTx) DeletePrefix(prefix []byte) error {
+	for k := range t.writes {
+		if strings.HasPrefix(k, string(prefix)) {
+			delete(t.writes, k)
+		}
+	}
+	t.deleted = append(t.deleted, string(prefix))
+	return nil
+}
+
+func (t *memoryTx) SaveCheckpoint(ctx context.Context, name string, prev uint64, cp Checkpoint) error {
+	// The writer lock is held, so the committed checkpoint cannot move
+	// before Commit: checking it here is checking it at Commit.
+	if cur, _ := t.m.Load(ctx, name); cur.Position != prev {
+		return ErrCheckpointMoved
+	}
+	t.name, t.checkpoint = name, &cp
+	return nil
+}
+
+func (t *memoryTx) Park(ctx context.Context, name string, pe ParkedEvent) error {
+	t.name = name
+	t.park = append(t.park, pe)
+	return nil
+}
+
+func (t *memoryTx) ClearParked(ctx context.Context, name string) error {
+	t.name, t.clearParked, t.park = name, true, nil
+	return nil
+}
+
+func (t *memoryTx) Commit(ctx context.Context) error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	defer t.m.writer.Unlock()
+	m := t.m
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range t.deleted {
+		for k := range m.data {
+			if strings.HasPrefix(k, p) {
+				delete(m.data, k)
+			}
+		}
+	}
+	for k, v := range t.writes {
+		if v == nil {
+			delete(m.data, k)
+		} else {
+			m.data[k] = v
+		}
+	}
+	if t.clearParked {
+		delete(m.parked, t.name)
+	}
+	if len(t.park) > 0 {
+		m.parked[t.name] = append(m.parked[t.name], t.park...)
+	}
+	if t.checkpoint != nil {
+		m.checkpoints[t.name] = *t.checkpoint
+	}
+	return nil
+}
+
+func (t *memoryTx) Rollback(ctx context.Context) error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	t.m.writer.Unlock()
+	return nil
+}

@@ -1,0 +1,241 @@
+package projection
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Pebble is the embedded target: a KV read model and checkpoints in a
+// pebble database of their own, committed with fsync. Pebble rather than
+// SQLite because it is already the engine of the embedded store (no new
+// dependency, no cgo), its batches are atomic and durable, and an
+// ordered key space is what most read models of an event store are:
+// lookups by id and scans by prefix.
+//
+// Keys (the read model's keys are the handler's, behind one byte):
+//
+//	'm' key                          a read-model value
+//	'c' name                         a checkpoint: position(8) parked(8)
+//	'p' name 0x00 position(8)        a parked event (JSON)
+//
+// One transaction at a time (an indexed batch; Begin waits for the one in
+// progress): the checkpoint checked by SaveCheckpoint cannot move before
+// Commit. A handler reads and writes through the KV it is given, never
+// through Pebble's own methods.
+type Pebble struct {
+	db     *pebble.DB
+	writer sync.Mutex
+}
+
+var _ Target[KV] = (*Pebble)(nil)
+
+const (
+	pebbleModel      = 'm'
+	pebbleCheckpoint = 'c'
+	pebbleParked     = 'p'
+)
+
+// OpenPebble opens (or creates) the embedded target in dir. Only one
+// process may have it open.
+func OpenPebble(dir string) (*Pebble, error) {
+	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietPebble{}})
+	if err != nil {
+		return nil, fmt.Errorf("projection: open %s: %w", dir, err)
+	}
+	return &Pebble{db: db}, nil
+}
+
+// Close closes the database; transactions in progress must have ended.
+func (p *Pebble) Close() error { return p.db.Close() }
+
+// Get returns the committed value of key.
+func (p *Pebble) Get(key []byte) ([]byte, bool, error) {
+	return pebbleGet(p.db, modelKey(key))
+}
+
+// Scan calls fn on the committed keys that start with prefix, in key
+// order, until fn returns false.
+func (p *Pebble) Scan(prefix []byte, fn func(key, value []byte) bool) error {
+	lower := modelKey(prefix)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		if !fn(bytes.Clone(it.Key()[1:]), bytes.Clone(it.Value())) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// Begin opens a transaction, waiting for the one in progress to end.
+func (p *Pebble) Begin(ctx context.Context) (Tx[KV], error) {
+	p.writer.Lock()
+	if err := ctx.Err(); err != nil {
+		p.writer.Unlock()
+		return nil, err
+	}
+	return &pebbleTx{p: p, b: p.db.NewIndexedBatch()}, nil
+}
+
+// Load returns the named projection's checkpoint.
+func (p *Pebble) Load(ctx context.Context, name string) (Checkpoint, error) {
+	return pebbleCheckpointOf(p.db, name)
+}
+
+// ParkedEvents lists the named projection's parked events.
+func (p *Pebble) ParkedEvents(ctx context.Context, name string, limit int) ([]ParkedEvent, error) {
+	lower := parkedPrefix(name)
+	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []ParkedEvent
+	for ok := it.First(); ok && len(out) < clampLimit(limit); ok = it.Next() {
+		var pe ParkedEvent
+		if err := json.Unmarshal(it.Value(), &pe); err != nil {
+			return nil, fmt.Errorf("projection: parked event %x: %w", it.Key(), err)
+		}
+		out = append(out, pe)
+	}
+	return out, it.Error()
+}
+
+type pebbleReader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+func pebbleGet(r pebbleReader, key []byte) ([]byte, bool, error) {
+	v, closer, err := r.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
+}
+
+func pebbleCheckpointOf(r pebbleReader, name string) (Checkpoint, error) {
+	v, ok, err := pebbleGet(r, checkpointKey(name))
+	if err != nil || !ok {
+		return Checkpoint{}, err
+	}
+	if len(v) != 16 {
+		return Checkpoint{}, fmt.Errorf("projection: checkpoint of %s: %d bytes, want 16", name, len(v))
+	}
+	return Checkpoint{Position: binary.BigEndian.Uint64(v), Parked: binary.BigEndian.Uint64(v[8:])}, nil
+}
+
+type pebbleTx struct {
+	p    *Pebble
+	b    *pebble.Batch
+	done bool
+}
+
+func (t *pebbleTx) Model() KV { return pebbleKV{t.b} }
+
+func (t *pebbleTx) SaveCheckpoint(ctx context.Context, name string, prev uint64, cp Checkpoint) error {
+	// Read through the batch: the committed checkpoint (the writer lock
+	// keeps it still) or one this transaction wrote.
+	cur, err := pebbleCheckpointOf(t.b, name)
+	if err != nil {
+		return err
+	}
+	if cur.Position != prev {
+		return ErrCheckpointMoved
+	}
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), cp.Position)
+	v = binary.BigEndian.AppendUint64(v, cp.Parked)
+	return t.b.Set(checkpointKey(name), v, nil)
+}
+
+func (t *pebbleTx) Park(ctx context.Context, name string, pe ParkedEvent) error {
+	v, err := json.Marshal(pe)
+	if err != nil {
+		return err
+	}
+	return t.b.Set(binary.BigEndian.AppendUint64(parkedPrefix(name), pe.Position), v, nil)
+}
+
+func (t *pebbleTx) ClearParked(ctx context.Context, name string) error {
+	lower := parkedPrefix(name)
+	return t.b.DeleteRange(lower, prefixEnd(lower), nil)
+}
+
+func (t *pebbleTx) Commit(ctx context.Context) error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	defer t.p.writer.Unlock()
+	defer t.b.Close()
+	return t.b.Commit(pebble.Sync)
+}
+
+func (t *pebbleTx) Rollback(ctx context.Context) error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	defer t.p.writer.Unlock()
+	return t.b.Close()
+}
+
+// pebbleKV is the read model seen through a transaction's batch.
+type pebbleKV struct{ b *pebble.Batch }
+
+func (kv pebbleKV) Get(key []byte) ([]byte, bool, error) { return pebbleGet(kv.b, modelKey(key)) }
+func (kv pebbleKV) Set(key, value []byte) error          { return kv.b.Set(modelKey(key), value, nil) }
+func (kv pebbleKV) Delete(key []byte) error              { return kv.b.Delete(modelKey(key), nil) }
+func (kv pebbleKV) DeletePrefix(prefix []byte) error {
+	lower := modelKey(prefix)
+	return kv.b.DeleteRange(lower, prefixEnd(lower), nil)
+}
+
+func modelKey(key []byte) []byte {
+	return append([]byte{pebbleModel}, key...)
+}
+
+func checkpointKey(name string) []byte {
+	return append([]byte{pebbleCheckpoint}, name...)
+}
+
+func parkedPrefix(name string) []byte {
+	k := append([]byte{pebbleParked}, name...)
+	return append(k, 0)
+}
+
+// prefixEnd is the smallest key after every key that starts with prefix.
+// Every prefix here starts with a table byte below 0xff, so one exists.
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	panic("projection: no key after prefix")
+}
+
+// quietPebble drops pebble's own log lines.
+type quietPebble struct{}
+
+func (quietPebble) Infof(format string, args ...any)  {}
+func (quietPebble) Errorf(format string, args ...any) {}
+func (quietPebble) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}

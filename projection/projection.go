@@ -1,0 +1,126 @@
+package projection
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/annals/annals"
+)
+
+// Projection describes a read model: which events it reads and how it
+// applies them. M is the target's model type (see Target).
+type Projection[M any] struct {
+	// Name identifies the projection's checkpoint in its target. Required;
+	// at most MaxNameBytes, no NUL byte.
+	Name string
+	// Filter, if not nil, limits the events handled (by category, stream
+	// prefix, event type...). Filtered-out events still advance the
+	// checkpoint, in the store's checkpoint steps.
+	Filter *annals.Filter
+	// Handle applies one event to the read model through m, inside the
+	// transaction that will also store the checkpoint. It must write only
+	// through m: anything else (an email, a call to another service) is
+	// not rolled back and may happen more than once. Required.
+	Handle func(ctx context.Context, m M, e annals.Event) error
+	// Reset deletes the read model through m, for Projector.Reset.
+	// Optional; without it Reset fails with ErrNoReset.
+	Reset func(ctx context.Context, m M) error
+	// Policy says what to do when Handle fails.
+	Policy ErrorPolicy
+}
+
+// OnFailure is what a projection does with an event once its retries are
+// spent.
+type OnFailure uint8
+
+const (
+	// Stop the projection (state failed) at the event: the default. The
+	// read model stays consistent with a prefix of the log.
+	Stop OnFailure = iota
+	// Park the event (record it with its error in the target, in the
+	// transaction that moves the checkpoint past it) and go on.
+	Park
+)
+
+// ErrorPolicy is a projection's answer to a failing handler.
+type ErrorPolicy struct {
+	// MaxRetries is how many times a failing event is retried, alone in
+	// its own transaction, before OnFailure applies: 0 means
+	// DefaultMaxRetries, a negative value none; at most MaxRetriesLimit.
+	MaxRetries int
+	// Backoff is the pause before the first retry (0 means
+	// DefaultRetryBackoff); it doubles with each retry, up to
+	// MaxRetryBackoff.
+	Backoff time.Duration
+	// OnFailure: Stop (the default) or Park.
+	OnFailure OnFailure
+}
+
+func (p ErrorPolicy) withDefaults() ErrorPolicy {
+	switch {
+	case p.MaxRetries == 0:
+		p.MaxRetries = DefaultMaxRetries
+	case p.MaxRetries < 0:
+		p.MaxRetries = 0
+	case p.MaxRetries > MaxRetriesLimit:
+		p.MaxRetries = MaxRetriesLimit
+	}
+	if p.Backoff <= 0 {
+		p.Backoff = DefaultRetryBackoff
+	}
+	if p.Backoff > MaxRetryBackoff {
+		p.Backoff = MaxRetryBackoff
+	}
+	return p
+}
+
+// backoff is the pause before retry number attempt (1-based).
+func (p ErrorPolicy) backoff(attempt int) time.Duration {
+	d := p.Backoff
+	for i := 1; i < attempt && d < MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxRetryBackoff)
+}
+
+// Options tune a projector.
+type Options struct {
+	// BatchEvents is the most subscription messages applied in one
+	// transaction: 0 means DefaultBatchEvents; clamped to MaxBatchEvents.
+	// A transaction takes what has arrived, up to this many, so a live
+	// projection commits each event as it comes and a catching-up one
+	// commits full batches.
+	BatchEvents int
+	// Now is the clock (for events per second and parking times); nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.BatchEvents <= 0 {
+		o.BatchEvents = DefaultBatchEvents
+	}
+	o.BatchEvents = min(o.BatchEvents, MaxBatchEvents)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+func (p *Projection[M]) validate() error {
+	switch {
+	case p.Name == "":
+		return invalid("a projection needs a name")
+	case len(p.Name) > MaxNameBytes:
+		return invalid("name of %d bytes, at most %d", len(p.Name), MaxNameBytes)
+	case strings.IndexByte(p.Name, 0) >= 0:
+		return invalid("name %q holds a NUL byte", p.Name)
+	case p.Handle == nil:
+		return invalid("projection %s has no Handle func", p.Name)
+	}
+	if err := p.Filter.Validate(); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/annals/annals"
+)
+
+// A Projector runs one projection against one store and one target: it
+// follows $all from the stored checkpoint with a catch-up subscription and
+// applies each batch of events in one transaction of the target, together
+// with the checkpoint that passes them.
+//
+// Invariants:
+//
+//   - The applier handles events in strictly increasing global position,
+//     each one only if its position is past the checkpoint it holds, and
+//     the checkpoint it holds is the one it last committed (or loaded).
+//   - A transaction commits the read-model changes of its events and the
+//     checkpoint of its last event together, or nothing (see Target).
+//   - Memory is bounded: the subscription reader is at most BatchEvents
+//     messages ahead of the applier, and a batch holds at most BatchEvents.
+//
+// Run, Start, Stop, Pause, Resume, Reset and Status are safe for
+// concurrent use.
+type Projector[M any] struct {
+	store  annals.Store
+	target Target[M]
+	proj   Projection[M]
+	opts   Options
+	policy ErrorPolicy
+
+	// runMu is held by Run while it runs, and by a Reset done while the
+	// projector is not running: one writer of the checkpoint at a time in
+	// this process.
+	runMu sync.Mutex
+	// resets carries Reset requests to a running projector.
+	resets chan resetRequest
+
+	mu sync.Mutex // guards what follows
+	// runDone is closed when the current Run returns; nil when none runs.
+	runDone     chan struct{}
+	cancel      context.CancelFunc // of the Run started by Start
+	startErr    chan error         // Run's result, for Stop
+	state       State
+	paused      bool
+	resumed     chan struct{} // closed by Resume
+	position    uint64
+	parked      uint64
+	lastError   string
+	lastErrorAt time.Time
+	rate        rate
+}
+
+type resetRequest struct {
+	done chan error
+}
+
+// New returns a projector of p over store into target. It does not start
+// it: call Run or Start.
+func New[M any](store annals.Store, target Target[M], p Projection[M], opts Options) (*Projector[M], error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	return &Projector[M]{
+		store:  store,
+		target: target,
+		proj:   p,
+		opts:   opts.withDefaults(),
+		policy: p.Policy.withDefaults(),
+		resets: make(chan resetRequest),
+	}, nil
+}
+
+// Name is the projection's name.
+func (p *Projector[M]) Name() string { return p.proj.Name }
+
+// Run follows the log and applies it until ctx ends (it then returns nil)
+// or the error policy gives up (it returns a *FailedError). It resumes
+// from the stored checkpoint, so a Run after a crash or a stop neither
+// skips nor repeats an event. Only one Run at a time: a second returns
+// ErrRunning.
+func (p *Projector[M]) Run(ctx context.Context) error {
+	if !p.runMu.TryLock() {
+		return ErrRunning
+	}
+	defer p.runMu.Unlock()
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.runDone = done
+	if p.state != Rebuilding {
+		p.state = Running
+	}
+	if p.paused {
+		p.state = Paused
+	}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.runDone = nil
+		p.mu.Unlock()
+		close(done)
+	}()
+
+	for {
+		err := p.session(ctx)
+		var failed *FailedError
+		switch {
+		case ctx.Err() != nil:
+			p.setState(Stopped)
+			return nil
+		case errors.Is(err, errRestart):
+			continue
+		case errors.As(err, &failed):
+			p.setState(Failed)
+			return err
+		case errors.Is(err, annals.ErrClosed):
+			p.noteError(err)
+			p.setState(Failed)
+			return &FailedError{Name: p.proj.Name, Position: p.Position(), Attempts: 1, Err: err}
+		}
+		// The subscription or the target failed outside a transaction's
+		// retries: resume from the stored checkpoint after a pause.
+		p.noteError(err)
+		select {
+		case <-ctx.Done():
+			p.setState(Stopped)
+			return nil
+		case <-time.After(resubscribeDelay):
+		}
+	}
+}
+
+// Start runs the projector in a goroutine until Stop.
+func (p *Projector[M]) Start(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	p.mu.Lock()
+	p.cancel, p.startErr = cancel, errc
+	p.mu.Unlock()
+	go func() { errc <- p.Run(ctx) }()
+}
+
+// Stop ends the Run started by Start, waits for it and returns its result
+// (nil, or the *FailedError it ended with).
+func (p *Projector[M]) Stop() error {
+	p.mu.Lock()
+	cancel, errc := p.cancel, p.startErr
+	p.cancel, p.startErr = nil, nil
+	p.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	return <-errc
+}
+
+// Pause makes a running projector apply nothing more after the batch in
+// hand, until Resume. The subscription stops reading once its one-batch
+// buffer is full.
+func (p *Projector[M]) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.paused {
+		p.paused = true
+		p.resumed = make(chan struct{})
+		if p.state == Running || p.state == Rebuilding {
+			p.state = Paused
+		}
+	}
+}
+
+// Resume undoes Pause.
+func (p *Projector[M]) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.paused {
+		p.paused = false
+		close(p.resumed)
+		if p.state == Paused {
+			p.state = Running
+		}
+	}
+}
+
+// Reset deletes the read model (Projection.Reset) and sets the checkpoint
+// to 0, in one transaction, and forgets the parked events. A running
+// projector then replays the log from the start (state rebuilding until it
+// catches up); a stopped one does so when it runs again.
+func (p *Projector[M]) Reset(ctx context.Context) error {
+	if p.proj.Reset == nil {
+		return ErrNoReset
+	}
+	p.mu.Lock()
+	runDone := p.runDone
+	p.mu.Unlock()
+	if runDone != nil {
+		req := resetRequest{done: make(chan error, 1)}
+		select {
+		case p.resets <- req:
+			select {
+			case err := <-req.done:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case <-runDone:
+			// Run ended meanwhile: reset here.
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	p.runMu.Lock()
+	defer p.runMu.Unlock()
+	cp, err := p.target.Load(ctx, p.proj.Name)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.position = cp.Position
+	p.mu.Unlock()
+	return p.reset(ctx)
+}
+
+// reset runs the reset transaction; the caller is the only writer.
+func (p *Projector[M]) reset(ctx context.Context) error {
+	tx, err := p.target.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if err := p.proj.Reset(ctx, tx.Model()); err != nil {
+		return fmt.Errorf("projection %s: reset: %w", p.proj.Name, err)
+	}
+	if err := tx.ClearParked(ctx, p.proj.Name); err != nil {
+		return err
+	}
+	if err := tx.SaveCheckpoint(ctx, p.proj.Name, p.Position(), Checkpoint{}); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.position, p.parked = 0, 0
+	p.state = Rebuilding
+	if p.paused {
+		p.state = Paused
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// Position is the checkpoint the projector holds: the last position it
+// committed or loaded.
+func (p *Projector[M]) Position() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.position
+}
+
+// Status reports the projector's state and progress; it reads the store's
+// head to compute the lag.
+func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
+	var head uint64
+	for e, err := range p.store.ReadAll(ctx, annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
+		if err != nil {
+			return Status{}, err
+		}
+		head = e.Position
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := Status{
+		Name:            p.proj.Name,
+		State:           p.state,
+		Position:        p.position,
+		Head:            head,
+		EventsPerSecond: p.rate.perSecond(p.opts.Now()),
+		LastError:       p.lastError,
+		LastErrorAt:     p.lastErrorAt,
+		Parked:          p.parked,
+	}
+	if head > s.Position {
+		s.Lag = head - s.Position
+	}
+	return s, nil
+}
+
+// ParkedEvents lists up to limit parked events, oldest first.
+func (p *Projector[M]) ParkedEvents(ctx context.Context, limit int) ([]ParkedEvent, error) {
+	return p.target.ParkedEvents(ctx, p.proj.Name, clampLimit(limit))
+}
+
+func (p *Projector[M]) setState(s State) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.state = s
+}
+
+func (p *Projector[M]) noteError(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastError = truncate(err.Error())
+	p.lastErrorAt = p.opts.Now()
+}
