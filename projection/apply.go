@@ -268,9 +268,7 @@ func (p *Projector[M]) caughtUp(yes bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.state == Rebuilding {
-		p.state = Running
-	}
+	p.rebuilding = false
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -113,7 +113,7 @@ func TestResetWhileStopped(t *testing.T) {
 	if cp, _ := target.Load(context.Background(), "reset"); cp != (projection.Checkpoint{}) {
 		t.Fatalf("checkpoint after reset: %+v", cp)
 	}
-	if st := state(t, pr); st.State != projection.Rebuilding || st.Lag != 100 {
+	if st := state(t, pr); st.State != projection.Stopped || st.Position != 0 || st.Lag != 100 {
 		t.Fatalf("status after reset: %+v", st)
 	}
 	runToEnd(t, store, target, kvProjection("reset", nil))

@@ -181,3 +181,50 @@ func foldUpTo(t testing.TB, store annals.Store, last uint64) map[string]string {
 	}
 	return out
 }
+
+// Parked events and their count survive a reopening of the embedded
+// target, and a reset forgets them.
+func TestPebbleParked(t *testing.T) {
+	store := newMemoryStore(t)
+	appendEvents(t, store, 120, 0)
+	dir := t.TempDir()
+	target, err := projection.OpenPebble(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	p := kvProjection("park", nil)
+	p.Handle = failingAt(33, &calls, always)
+	p.Policy = projection.ErrorPolicy{MaxRetries: -1, OnFailure: projection.Park}
+	runToEnd(t, store, target, p)
+	if err := target.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if target, err = projection.OpenPebble(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	if cp, _ := target.Load(context.Background(), "park"); cp != (projection.Checkpoint{Position: 120, Parked: 1}) {
+		t.Fatalf("checkpoint %+v", cp)
+	}
+	pr, err := projection.New(store, target, p, projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parked, err := pr.ParkedEvents(context.Background(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(parked) != 1 || parked[0].Position != 33 || parked[0].Attempts != 1 || parked[0].Error != errBoom.Error() {
+		t.Fatalf("parked %+v", parked)
+	}
+	if err := pr.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if parked, _ := pr.ParkedEvents(context.Background(), 0); len(parked) != 0 {
+		t.Fatalf("parked after reset %+v", parked)
+	}
+	if got := dumpPebble(t, target); len(got) != 0 {
+		t.Fatalf("model after reset %v", got)
+	}
+}

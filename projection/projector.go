@@ -46,7 +46,10 @@ type Projector[M any] struct {
 	runDone     chan struct{}
 	cancel      context.CancelFunc // of the Run started by Start
 	startErr    chan error         // Run's result, for Stop
-	state       State
+	// The state is derived from these (see stateLocked).
+	running     bool // a Run is in progress
+	failed      bool // the last Run ended with a *FailedError
+	rebuilding  bool // reset, and not yet caught up with the log
 	paused      bool
 	resumed     chan struct{} // closed by Resume
 	position    uint64
@@ -92,16 +95,12 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	p.mu.Lock()
 	p.runDone = done
-	if p.state != Rebuilding {
-		p.state = Running
-	}
-	if p.paused {
-		p.state = Paused
-	}
+	p.running, p.failed = true, false
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
 		p.runDone = nil
+		p.running = false
 		p.mu.Unlock()
 		close(done)
 	}()
@@ -111,16 +110,15 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 		var failed *FailedError
 		switch {
 		case ctx.Err() != nil:
-			p.setState(Stopped)
 			return nil
 		case errors.Is(err, errRestart):
 			continue
 		case errors.As(err, &failed):
-			p.setState(Failed)
+			p.setFailed()
 			return err
 		case errors.Is(err, annals.ErrClosed):
 			p.noteError(err)
-			p.setState(Failed)
+			p.setFailed()
 			return &FailedError{Name: p.proj.Name, Position: p.Position(), Attempts: 1, Err: err}
 		}
 		// The subscription or the target failed outside a transaction's
@@ -128,7 +126,6 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 		p.noteError(err)
 		select {
 		case <-ctx.Done():
-			p.setState(Stopped)
 			return nil
 		case <-time.After(resubscribeDelay):
 		}
@@ -168,9 +165,6 @@ func (p *Projector[M]) Pause() {
 	if !p.paused {
 		p.paused = true
 		p.resumed = make(chan struct{})
-		if p.state == Running || p.state == Rebuilding {
-			p.state = Paused
-		}
 	}
 }
 
@@ -181,9 +175,6 @@ func (p *Projector[M]) Resume() {
 	if p.paused {
 		p.paused = false
 		close(p.resumed)
-		if p.state == Paused {
-			p.state = Running
-		}
 	}
 }
 
@@ -247,10 +238,7 @@ func (p *Projector[M]) reset(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.position, p.parked = 0, 0
-	p.state = Rebuilding
-	if p.paused {
-		p.state = Paused
-	}
+	p.rebuilding = true
 	p.mu.Unlock()
 	return nil
 }
@@ -277,7 +265,7 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 	defer p.mu.Unlock()
 	s := Status{
 		Name:            p.proj.Name,
-		State:           p.state,
+		State:           p.stateLocked(),
 		Position:        p.position,
 		Head:            head,
 		EventsPerSecond: p.rate.perSecond(p.opts.Now()),
@@ -296,10 +284,25 @@ func (p *Projector[M]) ParkedEvents(ctx context.Context, limit int) ([]ParkedEve
 	return p.target.ParkedEvents(ctx, p.proj.Name, clampLimit(limit))
 }
 
-func (p *Projector[M]) setState(s State) {
+// stateLocked derives the state; p.mu is held.
+func (p *Projector[M]) stateLocked() State {
+	switch {
+	case p.failed:
+		return Failed
+	case !p.running:
+		return Stopped
+	case p.paused:
+		return Paused
+	case p.rebuilding:
+		return Rebuilding
+	}
+	return Running
+}
+
+func (p *Projector[M]) setFailed() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.state = s
+	p.failed = true
 }
 
 func (p *Projector[M]) noteError(err error) {
