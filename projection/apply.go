@@ -131,56 +131,70 @@ func (p *Projector[M]) read(ctx context.Context, from uint64, msgs chan<- annals
 // it in one, then the failing one alone, retried with backoff, then
 // parked or the projection stopped; then the rest.
 func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
-	attempt := 0
-	limit := len(msgs) // how many of msgs the next transaction takes
-	var park *ParkedEvent
+	attempt := 0          // attempts at msgs[0] (or at the whole batch)
+	limit := len(msgs)    // how many of msgs the next transaction takes
+	var park *ParkedEvent // set: the next transaction parks msgs[0]
+	var lastErr error
 	// prefix: the next transaction takes the events before a failing
-	// one; its success does not end the failing event's attempts.
+	// one; after it, the failing event is msgs[0] and has had attempt
+	// attempts already.
 	prefix := false
 	for len(msgs) > 0 {
 		n := min(limit, len(msgs))
 		failedAt, err := p.commit(ctx, msgs[:n], park)
 		if err == nil {
 			msgs = msgs[n:]
+			limit, park = len(msgs), nil
 			if !prefix {
 				attempt = 0
+				continue
 			}
-			limit, park, prefix = len(msgs), nil, false
+			prefix = false
+			limit = 1
+			if attempt > p.policy.MaxRetries {
+				if park, err = p.giveUp(msgs[0].Event, attempt, lastErr); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := sleep(ctx, p.policy.backoff(attempt)); err != nil {
+				return err
+			}
 			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		p.noteError(err)
+		lastErr = err
 		if errors.Is(err, ErrCheckpointMoved) {
 			// Another writer moved the checkpoint (or a commit whose
 			// answer was lost went through): end the session, and Run
 			// resumes from the stored checkpoint.
 			return err
 		}
+		attempt++
 		var he *HandlerError
 		isHandler := errors.As(err, &he)
 		if isHandler && failedAt > 0 {
 			// The events before the failing one are fine: commit them
 			// on their own first. This failure counts as the failing
 			// event's first attempt.
-			attempt++
 			limit, prefix = failedAt, true
 			continue
 		}
-		attempt++
 		if isHandler {
 			limit = 1
 		}
 		if attempt > p.policy.MaxRetries {
-			if !isHandler || p.policy.OnFailure != Park || park != nil {
+			if !isHandler || park != nil {
+				// The target fails, not the event (parking it
+				// included): nothing to park.
 				return &FailedError{Name: p.proj.Name, Position: p.Position(), Attempts: attempt, Err: err}
 			}
-			// Give up on the event: the next transaction records it as
-			// parked and moves the checkpoint past it.
-			e := msgs[0].Event
-			park = &ParkedEvent{Position: e.Position, EventID: e.ID, Stream: e.Stream, Type: e.Type,
-				Error: truncate(he.Err.Error()), Attempts: attempt, ParkedAt: p.opts.Now().UTC()}
+			if park, err = p.giveUp(msgs[0].Event, attempt, err); err != nil {
+				return err
+			}
 			continue
 		}
 		if err := sleep(ctx, p.policy.backoff(attempt)); err != nil {
@@ -188,6 +202,21 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 		}
 	}
 	return nil
+}
+
+// giveUp applies OnFailure to e after attempt failed attempts: the
+// *FailedError that stops the projection, or the parked event the next
+// transaction records (moving the checkpoint past e).
+func (p *Projector[M]) giveUp(e annals.Event, attempt int, err error) (*ParkedEvent, error) {
+	if p.policy.OnFailure != Park {
+		return nil, &FailedError{Name: p.proj.Name, Position: p.Position(), Attempts: attempt, Err: err}
+	}
+	msg := err.Error()
+	if he, ok := errors.AsType[*HandlerError](err); ok {
+		msg = he.Err.Error()
+	}
+	return &ParkedEvent{Position: e.Position, EventID: e.ID, Stream: e.Stream, Type: e.Type,
+		Error: truncate(msg), Attempts: attempt, ParkedAt: p.opts.Now().UTC()}, nil
 }
 
 // commit applies msgs in one transaction with the checkpoint of the last

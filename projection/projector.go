@@ -43,9 +43,9 @@ type Projector[M any] struct {
 
 	mu sync.Mutex // guards what follows
 	// runDone is closed when the current Run returns; nil when none runs.
-	runDone     chan struct{}
-	cancel      context.CancelFunc // of the Run started by Start
-	startErr    chan error         // Run's result, for Stop
+	runDone  chan struct{}
+	cancel   context.CancelFunc // of the Run started by Start
+	startErr chan error         // Run's result, for Stop
 	// The state is derived from these (see stateLocked).
 	running     bool // a Run is in progress
 	failed      bool // the last Run ended with a *FailedError
