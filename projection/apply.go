@@ -24,7 +24,7 @@ func (p *Projector[M]) session(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
-	p.position, p.parked = cp.Position, cp.Parked
+	p.position, p.parked, p.loaded = cp.Position, cp.Parked, true
 	p.mu.Unlock()
 
 	sctx, cancel := context.WithCancel(ctx)

@@ -57,7 +57,11 @@ func stopAnywhere[M any](t *testing.T, rng *rand.Rand, maxWait time.Duration, st
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stopped at %d (head %d)", pr.Position(), head(t, store))
+	cp, err := target.Load(context.Background(), p.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stopped at %d (head %d)", cp.Position, head(t, store))
 }
 
 // exactlyOnce stops and restarts a projection many times (each run lasts
@@ -69,8 +73,14 @@ func exactlyOnce[M any](t *testing.T, maxWait time.Duration, store annals.Store,
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	appendEvents(t, store, 1500, 0)
 	for i := range restarts {
+		// Writers append while the projector runs, so it stops both
+		// while catching up and while live.
+		appended := make(chan error, 1)
+		go func() { appended <- appendSome(store, 40, i+1) }()
 		stopAnywhere(t, rng, maxWait, store, target, p)
-		appendEvents(t, store, 40, i+1)
+		if err := <-appended; err != nil {
+			t.Fatal(err)
+		}
 	}
 	runToEnd(t, store, target, p)
 }
@@ -122,8 +132,12 @@ func TestExactlyOncePebble(t *testing.T) {
 		rng := rand.New(rand.NewPCG(uint64(seed), 1))
 		appendEvents(t, store, 1500, 0)
 		for i := range restarts {
+			appended := make(chan error, 1)
+			go func() { appended <- appendSome(store, 40, i+1) }()
 			stopAnywhere(t, rng, 20*time.Millisecond, store, target, kvProjection("counts", f))
-			appendEvents(t, store, 40, i+1)
+			if err := <-appended; err != nil {
+				t.Fatal(err)
+			}
 			if i%5 == 4 {
 				// Close and reopen the database: the checkpoint comes
 				// from disk.

@@ -99,6 +99,13 @@ func sameModel(t testing.TB, what string, got, want map[string]string) {
 // appendEvents appends n events spread over streams of two categories.
 func appendEvents(t testing.TB, store annals.Store, n, salt int) {
 	t.Helper()
+	if err := appendSome(store, n, salt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// appendSome is appendEvents for other goroutines than the test's.
+func appendSome(store annals.Store, n, salt int) error {
 	ctx := context.Background()
 	for i := range n {
 		cat := "order"
@@ -111,9 +118,10 @@ func appendEvents(t testing.TB, store annals.Store, n, salt int) {
 			typ = "Removed"
 		}
 		if _, err := store.Append(ctx, stream, annals.Any, annals.EventData{Type: typ, Data: []byte(`{}`)}); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }
 
 func head(t testing.TB, store annals.Store) uint64 {

@@ -211,6 +211,10 @@ func TestPebbleParked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Before it runs, a projector reports the stored checkpoint.
+	if st := state(t, pr); st.State != projection.Stopped || st.Position != 120 || st.Parked != 1 || st.Lag != 0 {
+		t.Fatalf("status before running %+v", st)
+	}
 	parked, err := pr.ParkedEvents(context.Background(), 0)
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,7 @@ type Projector[M any] struct {
 	rebuilding  bool // reset, and not yet caught up with the log
 	paused      bool
 	resumed     chan struct{} // closed by Resume
+	loaded      bool          // position and parked hold the stored checkpoint
 	position    uint64
 	parked      uint64
 	lastError   string
@@ -127,19 +128,26 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case req := <-p.resets:
+			req.done <- p.loadAndReset(ctx)
 		case <-time.After(resubscribeDelay):
 		}
 	}
 }
 
-// Start runs the projector in a goroutine until Stop.
-func (p *Projector[M]) Start(ctx context.Context) {
+// Start runs the projector in a goroutine until Stop (or ctx ends). It
+// fails with ErrRunning if a Start is not yet stopped.
+func (p *Projector[M]) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel != nil {
+		return ErrRunning
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	p.mu.Lock()
 	p.cancel, p.startErr = cancel, errc
-	p.mu.Unlock()
 	go func() { errc <- p.Run(ctx) }()
+	return nil
 }
 
 // Stop ends the Run started by Start, waits for it and returns its result
@@ -207,12 +215,18 @@ func (p *Projector[M]) Reset(ctx context.Context) error {
 	}
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
+	return p.loadAndReset(ctx)
+}
+
+// loadAndReset resets from the stored checkpoint (the one held may be
+// stale between sessions); the caller is the only writer.
+func (p *Projector[M]) loadAndReset(ctx context.Context) error {
 	cp, err := p.target.Load(ctx, p.proj.Name)
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.position = cp.Position
+	p.position, p.loaded = cp.Position, true
 	p.mu.Unlock()
 	return p.reset(ctx)
 }
@@ -244,7 +258,7 @@ func (p *Projector[M]) reset(ctx context.Context) error {
 }
 
 // Position is the checkpoint the projector holds: the last position it
-// committed or loaded.
+// committed or loaded (0 before it first loads it; Status loads it).
 func (p *Projector[M]) Position() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -260,6 +274,21 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 			return Status{}, err
 		}
 		head = e.Position
+	}
+	p.mu.Lock()
+	loaded := p.loaded
+	p.mu.Unlock()
+	if !loaded {
+		// Not run yet: report the stored checkpoint.
+		cp, err := p.target.Load(ctx, p.proj.Name)
+		if err != nil {
+			return Status{}, err
+		}
+		p.mu.Lock()
+		if !p.loaded {
+			p.position, p.parked, p.loaded = cp.Position, cp.Parked, true
+		}
+		p.mu.Unlock()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
