@@ -280,7 +280,14 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, err
+		// The commit's outcome is unknown (its answer may be lost): the
+		// stored checkpoint tells. If it moved to pos, the transaction
+		// went through; if it is still at prev, it did not, and the
+		// batch is retried.
+		cp, lerr := p.target.Load(ctx, p.proj.Name)
+		if lerr != nil || cp.Position != pos || pos == prev {
+			return 0, err
+		}
 	}
 	p.mu.Lock()
 	p.position, p.parked = pos, total
