@@ -243,7 +243,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		p.caughtUp(caughtUp)
 		return 0, nil
 	}
-	tx, err := p.target.Begin(ctx)
+	tx, err := p.target.Begin(ctx, p.proj.Name)
 	if err != nil {
 		return 0, err
 	}
@@ -258,7 +258,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 				continue
 			}
 			if park != nil && i == 0 {
-				if err := tx.Park(ctx, p.proj.Name, *park); err != nil {
+				if err := tx.Park(ctx, *park); err != nil {
 					return 0, err
 				}
 				parked++
@@ -276,7 +276,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 	p.mu.Lock()
 	total := p.parked + parked
 	p.mu.Unlock()
-	if err := tx.SaveCheckpoint(ctx, p.proj.Name, prev, Checkpoint{Position: pos, Parked: total}); err != nil {
+	if err := tx.SaveCheckpoint(ctx, prev, Checkpoint{Position: pos, Parked: total}); err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {

@@ -50,7 +50,7 @@ func TestPauseResume(t *testing.T) {
 	if st := state(t, pr); st.State != projection.Running || st.Lag != 0 || st.EventsPerSecond <= 0 {
 		t.Fatalf("resumed: %+v", st)
 	}
-	sameModel(t, "resumed", dumpMemory(target), fold(t, store, nil))
+	sameModel(t, "resumed", dumpMemory(target, "pause"), fold(t, store, nil))
 }
 
 func TestResetWhileRunning(t *testing.T) {
@@ -96,7 +96,7 @@ func TestResetWhileRunning(t *testing.T) {
 	if parked, _ := pr.ParkedEvents(context.Background(), 10); len(parked) != 0 {
 		t.Fatalf("parked events survived the reset: %+v", parked)
 	}
-	sameModel(t, "rebuilt", dumpMemory(target), fold(t, store, nil))
+	sameModel(t, "rebuilt", dumpMemory(target, "reset"), fold(t, store, nil))
 }
 
 func TestResetWhileStopped(t *testing.T) {
@@ -107,7 +107,7 @@ func TestResetWhileStopped(t *testing.T) {
 	if err := pr.Reset(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got := dumpMemory(target); len(got) != 0 {
+	if got := dumpMemory(target, "reset"); len(got) != 0 {
 		t.Fatalf("model after reset: %v", got)
 	}
 	if cp, _ := target.Load(context.Background(), "reset"); cp != (projection.Checkpoint{}) {
@@ -117,7 +117,7 @@ func TestResetWhileStopped(t *testing.T) {
 		t.Fatalf("status after reset: %+v", st)
 	}
 	runToEnd(t, store, target, kvProjection("reset", nil))
-	sameModel(t, "replayed", dumpMemory(target), fold(t, store, nil))
+	sameModel(t, "replayed", dumpMemory(target, "reset"), fold(t, store, nil))
 
 	noReset := kvProjection("x", nil)
 	noReset.Reset = nil
@@ -163,5 +163,27 @@ func TestStatusJSON(t *testing.T) {
 	want := `{"name":"p","state":"rebuilding","position":3,"head":5,"lag":2,"eventsPerSecond":0,"parked":0}`
 	if string(b) != want {
 		t.Fatalf("got %s\nwant %s", b, want)
+	}
+}
+
+// Projections sharing a KV target have their own key spaces: a reset of
+// one deletes nothing of the other's.
+func TestSharedTarget(t *testing.T) {
+	store := newMemoryStore(t)
+	appendEvents(t, store, 100, 0)
+	mem := projection.NewMemory()
+	peb := openPebble(t)
+	for _, target := range []projection.Target[projection.KV]{mem, peb} {
+		a := runToEnd(t, store, target, kvProjection("a", nil))
+		runToEnd(t, store, target, kvProjection("b", annals.CategoryFilter("cart")))
+		if err := a.Reset(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := fold(t, store, annals.CategoryFilter("cart"))
+	sameModel(t, "memory b", dumpMemory(mem, "b"), want)
+	sameModel(t, "pebble b", dumpPebble(t, peb, "b"), want)
+	if len(dumpMemory(mem, "a")) != 0 || len(dumpPebble(t, peb, "a")) != 0 {
+		t.Fatal("a's model survived its reset")
 	}
 }

@@ -114,8 +114,8 @@ func TestExactlyOnceMemory(t *testing.T) {
 		clean := projection.NewMemory()
 		runToEnd(t, store, clean, kvProjection("counts", f))
 		want := fold(t, store, f)
-		sameModel(t, "clean run", dumpMemory(clean), want)
-		sameModel(t, "after restarts", dumpMemory(target), want)
+		sameModel(t, "clean run", dumpMemory(clean, "counts"), want)
+		sameModel(t, "after restarts", dumpMemory(target, "counts"), want)
 	}
 }
 
@@ -157,8 +157,8 @@ func TestExactlyOncePebble(t *testing.T) {
 		}
 		runToEnd(t, store, clean, kvProjection("counts", f))
 		want := fold(t, store, f)
-		sameModel(t, "clean run", dumpPebble(t, clean), want)
-		sameModel(t, "after restarts", dumpPebble(t, target), want)
+		sameModel(t, "clean run", dumpPebble(t, clean, "counts"), want)
+		sameModel(t, "after restarts", dumpPebble(t, target, "counts"), want)
 		target.Close()
 		clean.Close()
 	}
@@ -186,5 +186,5 @@ func TestTwoWritersOneCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sameModel(t, "two writers", dumpMemory(target), fold(t, store, nil))
+	sameModel(t, "two writers", dumpMemory(target, "counts"), fold(t, store, nil))
 }

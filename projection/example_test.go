@@ -60,7 +60,7 @@ func Example() {
 		panic(err)
 	}
 
-	target.Scan(nil, func(k, v []byte) bool {
+	target.Scan("order-items", nil, func(k, v []byte) bool {
 		fmt.Printf("%s: %s items\n", k, v)
 		return true
 	})

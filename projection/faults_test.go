@@ -38,11 +38,11 @@ func (f *faulty[M]) roll() int {
 	return f.rng.IntN(3)
 }
 
-func (f *faulty[M]) Begin(ctx context.Context) (projection.Tx[M], error) {
+func (f *faulty[M]) Begin(ctx context.Context, name string) (projection.Tx[M], error) {
 	if f.roll() == 2 {
 		return nil, errInjected
 	}
-	tx, err := f.Target.Begin(ctx)
+	tx, err := f.Target.Begin(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +96,9 @@ func TestTargetFaults(t *testing.T) {
 		}
 		var got map[string]string
 		if m, ok := target.(*projection.Memory); ok {
-			got = dumpMemory(m)
+			got = dumpMemory(m, "faults")
 		} else {
-			got = dumpPebble(t, target.(*projection.Pebble))
+			got = dumpPebble(t, target.(*projection.Pebble), "faults")
 		}
 		sameModel(t, name, got, fold(t, store, nil))
 		if cp, _ := target.Load(context.Background(), "faults"); cp.Position != 1000 {
@@ -129,7 +129,7 @@ func TestTargetDown(t *testing.T) {
 	if st := state(t, pr); st.State != projection.Failed || st.Parked != 0 || st.Position != 0 {
 		t.Fatalf("status %+v", st)
 	}
-	if got := dumpMemory(target); len(got) != 0 {
+	if got := dumpMemory(target, "down"); len(got) != 0 {
 		t.Fatalf("model %v", got)
 	}
 }

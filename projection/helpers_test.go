@@ -60,19 +60,19 @@ func fold(t testing.TB, store annals.Store, f *annals.Filter) map[string]string 
 	return out
 }
 
-func dumpMemory(m *projection.Memory) map[string]string {
+func dumpMemory(m *projection.Memory, name string) map[string]string {
 	out := map[string]string{}
-	m.Scan([]byte("s/"), func(k, v []byte) bool {
+	m.Scan(name, []byte("s/"), func(k, v []byte) bool {
 		out[strings.TrimPrefix(string(k), "s/")] = string(v)
 		return true
 	})
 	return out
 }
 
-func dumpPebble(t testing.TB, p *projection.Pebble) map[string]string {
+func dumpPebble(t testing.TB, p *projection.Pebble, name string) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := p.Scan([]byte("s/"), func(k, v []byte) bool {
+	err := p.Scan(name, []byte("s/"), func(k, v []byte) bool {
 		out[strings.TrimPrefix(string(k), "s/")] = string(v)
 		return true
 	})

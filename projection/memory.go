@@ -8,9 +8,9 @@ import (
 	"sync"
 )
 
-// Memory is the in-memory target: a KV read model and checkpoints behind
-// a mutex, for tests and for read models rebuilt at every start. It keeps
-// nothing across a restart of the process.
+// Memory is the in-memory target: a KV read model per projection and the
+// checkpoints behind a mutex, for tests and for read models rebuilt at
+// every start. It keeps nothing across a restart of the process.
 //
 // One transaction at a time: Begin waits for the previous one to end, so
 // a handler must not call Memory's own methods (it would wait for
@@ -20,7 +20,9 @@ type Memory struct {
 	// writer is held from Begin to Commit or Rollback.
 	writer sync.Mutex
 
-	mu          sync.RWMutex // guards what follows
+	mu sync.RWMutex // guards what follows
+	// data holds every projection's model, keyed name 0x00 key: names
+	// hold no NUL, so two projections' keys never meet.
 	data        map[string][]byte
 	checkpoints map[string]Checkpoint
 	parked      map[string][]ParkedEvent
@@ -37,21 +39,28 @@ func NewMemory() *Memory {
 	}
 }
 
-// Get returns the committed value of key.
-func (m *Memory) Get(key []byte) ([]byte, bool) {
+func memoryKey(name string, key []byte) string { return name + "\x00" + string(key) }
+
+// Get returns the committed value of key in the named projection's model.
+func (m *Memory) Get(name string, key []byte) ([]byte, bool) {
+	return m.get(memoryKey(name, key))
+}
+
+func (m *Memory) get(k string) ([]byte, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	v, ok := m.data[string(key)]
+	v, ok := m.data[k]
 	return bytes.Clone(v), ok
 }
 
-// Scan calls fn on the committed keys that start with prefix, in key
-// order, until fn returns false.
-func (m *Memory) Scan(prefix []byte, fn func(key, value []byte) bool) {
+// Scan calls fn on the committed keys of the named projection's model
+// that start with prefix, in key order, until fn returns false.
+func (m *Memory) Scan(name string, prefix []byte, fn func(key, value []byte) bool) {
+	lower := memoryKey(name, prefix)
 	m.mu.RLock()
-	keys := make([]string, 0, len(m.data))
+	var keys []string
 	for k := range m.data {
-		if strings.HasPrefix(k, string(prefix)) {
+		if strings.HasPrefix(k, lower) {
 			keys = append(keys, k)
 		}
 	}
@@ -62,20 +71,20 @@ func (m *Memory) Scan(prefix []byte, fn func(key, value []byte) bool) {
 	}
 	m.mu.RUnlock()
 	for i, k := range keys {
-		if !fn([]byte(k), bytes.Clone(values[i])) {
+		if !fn([]byte(k[len(name)+1:]), bytes.Clone(values[i])) {
 			return
 		}
 	}
 }
 
 // Begin opens a transaction, waiting for the one in progress to end.
-func (m *Memory) Begin(ctx context.Context) (Tx[KV], error) {
+func (m *Memory) Begin(ctx context.Context, name string) (Tx[KV], error) {
 	m.writer.Lock()
 	if err := ctx.Err(); err != nil {
 		m.writer.Unlock()
 		return nil, err
 	}
-	return &memoryTx{m: m, writes: make(map[string][]byte)}, nil
+	return &memoryTx{m: m, name: name, writes: make(map[string][]byte)}, nil
 }
 
 // Load returns the named projection's checkpoint.
@@ -97,13 +106,14 @@ func (m *Memory) ParkedEvents(ctx context.Context, name string, limit int) ([]Pa
 //
 // Invariant: writes holds every key written since the last DeletePrefix
 // that covers it; a nil value is a deletion. deleted holds the prefixes
-// deleted, applied to the committed data before writes at Commit.
+// deleted, applied to the committed data before writes at Commit. Keys
+// and prefixes here are the data's (name 0x00 key).
 type memoryTx struct {
 	m       *Memory
+	name    string
 	writes  map[string][]byte
 	deleted []string
 	// checkpoint and the parked changes, applied at Commit.
-	name        string
 	checkpoint  *Checkpoint
 	park        []ParkedEvent
 	clearParked bool
@@ -113,15 +123,16 @@ type memoryTx struct {
 func (t *memoryTx) Model() KV { return t }
 
 func (t *memoryTx) Get(key []byte) ([]byte, bool, error) {
-	if v, ok := t.writes[string(key)]; ok {
+	k := memoryKey(t.name, key)
+	if v, ok := t.writes[k]; ok {
 		return bytes.Clone(v), v != nil, nil
 	}
 	for _, p := range t.deleted {
-		if bytes.HasPrefix(key, []byte(p)) {
+		if strings.HasPrefix(k, p) {
 			return nil, false, nil
 		}
 	}
-	v, ok := t.m.Get(key)
+	v, ok := t.m.get(k)
 	return v, ok, nil
 }
 
@@ -129,43 +140,43 @@ func (t *memoryTx) Set(key, value []byte) error {
 	if value == nil {
 		value = []byte{}
 	}
-	t.writes[string(key)] = bytes.Clone(value)
+	t.writes[memoryKey(t.name, key)] = bytes.Clone(value)
 	return nil
 }
 
 func (t *memoryTx) Delete(key []byte) error {
-	t.writes[string(key)] = nil
+	t.writes[memoryKey(t.name, key)] = nil
 	return nil
 }
 
 func (t *memoryTx) DeletePrefix(prefix []byte) error {
+	p := memoryKey(t.name, prefix)
 	for k := range t.writes {
-		if strings.HasPrefix(k, string(prefix)) {
+		if strings.HasPrefix(k, p) {
 			delete(t.writes, k)
 		}
 	}
-	t.deleted = append(t.deleted, string(prefix))
+	t.deleted = append(t.deleted, p)
 	return nil
 }
 
-func (t *memoryTx) SaveCheckpoint(ctx context.Context, name string, prev uint64, cp Checkpoint) error {
+func (t *memoryTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error {
 	// The writer lock is held, so the committed checkpoint cannot move
 	// before Commit: checking it here is checking it at Commit.
-	if cur, _ := t.m.Load(ctx, name); cur.Position != prev {
+	if cur, _ := t.m.Load(ctx, t.name); cur.Position != prev {
 		return ErrCheckpointMoved
 	}
-	t.name, t.checkpoint = name, &cp
+	t.checkpoint = &cp
 	return nil
 }
 
-func (t *memoryTx) Park(ctx context.Context, name string, pe ParkedEvent) error {
-	t.name = name
+func (t *memoryTx) Park(ctx context.Context, pe ParkedEvent) error {
 	t.park = append(t.park, pe)
 	return nil
 }
 
-func (t *memoryTx) ClearParked(ctx context.Context, name string) error {
-	t.name, t.clearParked, t.park = name, true, nil
+func (t *memoryTx) ClearParked(ctx context.Context) error {
+	t.clearParked, t.park = true, nil
 	return nil
 }
 

@@ -13,16 +13,18 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// Pebble is the embedded target: a KV read model and checkpoints in a
-// pebble database of their own, committed with fsync. Pebble rather than
+// Pebble is the embedded target: a KV read model per projection and the
+// checkpoints in a pebble database of their own, committed with fsync. Pebble rather than
 // SQLite because it is already the engine of the embedded store (no new
 // dependency, no cgo), its batches are atomic and durable, and an
 // ordered key space is what most read models of an event store are:
 // lookups by id and scans by prefix.
 //
-// Keys (the read model's keys are the handler's, behind one byte):
+// Keys (the read model's keys are the handler's, behind the table byte
+// and the projection's name; names hold no NUL, so two projections' keys
+// never meet):
 //
-//	'm' key                          a read-model value
+//	'm' name 0x00 key                a read-model value
 //	'c' name                         a checkpoint: position(8) parked(8)
 //	'p' name 0x00 position(8)        a parked event (JSON)
 //
@@ -56,22 +58,23 @@ func OpenPebble(dir string) (*Pebble, error) {
 // Close closes the database; transactions in progress must have ended.
 func (p *Pebble) Close() error { return p.db.Close() }
 
-// Get returns the committed value of key.
-func (p *Pebble) Get(key []byte) ([]byte, bool, error) {
-	return pebbleGet(p.db, modelKey(key))
+// Get returns the committed value of key in the named projection's model.
+func (p *Pebble) Get(name string, key []byte) ([]byte, bool, error) {
+	return pebbleGet(p.db, modelKey(name, key))
 }
 
-// Scan calls fn on the committed keys that start with prefix, in key
-// order, until fn returns false.
-func (p *Pebble) Scan(prefix []byte, fn func(key, value []byte) bool) error {
-	lower := modelKey(prefix)
+// Scan calls fn on the committed keys of the named projection's model
+// that start with prefix, in key order, until fn returns false.
+func (p *Pebble) Scan(name string, prefix []byte, fn func(key, value []byte) bool) error {
+	skip := len(modelKey(name, nil))
+	lower := modelKey(name, prefix)
 	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return err
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
-		if !fn(bytes.Clone(it.Key()[1:]), bytes.Clone(it.Value())) {
+		if !fn(bytes.Clone(it.Key()[skip:]), bytes.Clone(it.Value())) {
 			break
 		}
 	}
@@ -79,13 +82,13 @@ func (p *Pebble) Scan(prefix []byte, fn func(key, value []byte) bool) error {
 }
 
 // Begin opens a transaction, waiting for the one in progress to end.
-func (p *Pebble) Begin(ctx context.Context) (Tx[KV], error) {
+func (p *Pebble) Begin(ctx context.Context, name string) (Tx[KV], error) {
 	p.writer.Lock()
 	if err := ctx.Err(); err != nil {
 		p.writer.Unlock()
 		return nil, err
 	}
-	return &pebbleTx{p: p, b: p.db.NewIndexedBatch()}, nil
+	return &pebbleTx{p: p, name: name, b: p.db.NewIndexedBatch()}, nil
 }
 
 // Load returns the named projection's checkpoint.
@@ -141,13 +144,15 @@ func pebbleCheckpointOf(r pebbleReader, name string) (Checkpoint, error) {
 
 type pebbleTx struct {
 	p    *Pebble
+	name string
 	b    *pebble.Batch
 	done bool
 }
 
-func (t *pebbleTx) Model() KV { return pebbleKV{t.b} }
+func (t *pebbleTx) Model() KV { return pebbleKV{t.b, modelKey(t.name, nil)} }
 
-func (t *pebbleTx) SaveCheckpoint(ctx context.Context, name string, prev uint64, cp Checkpoint) error {
+func (t *pebbleTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error {
+	name := t.name
 	// Read through the batch: the committed checkpoint (the writer lock
 	// keeps it still) or one this transaction wrote.
 	cur, err := pebbleCheckpointOf(t.b, name)
@@ -162,7 +167,8 @@ func (t *pebbleTx) SaveCheckpoint(ctx context.Context, name string, prev uint64,
 	return t.b.Set(checkpointKey(name), v, nil)
 }
 
-func (t *pebbleTx) Park(ctx context.Context, name string, pe ParkedEvent) error {
+func (t *pebbleTx) Park(ctx context.Context, pe ParkedEvent) error {
+	name := t.name
 	v, err := json.Marshal(pe)
 	if err != nil {
 		return err
@@ -170,8 +176,8 @@ func (t *pebbleTx) Park(ctx context.Context, name string, pe ParkedEvent) error 
 	return t.b.Set(binary.BigEndian.AppendUint64(parkedPrefix(name), pe.Position), v, nil)
 }
 
-func (t *pebbleTx) ClearParked(ctx context.Context, name string) error {
-	lower := parkedPrefix(name)
+func (t *pebbleTx) ClearParked(ctx context.Context) error {
+	lower := parkedPrefix(t.name)
 	return t.b.DeleteRange(lower, prefixEnd(lower), nil)
 }
 
@@ -194,19 +200,32 @@ func (t *pebbleTx) Rollback(ctx context.Context) error {
 	return t.b.Close()
 }
 
-// pebbleKV is the read model seen through a transaction's batch.
-type pebbleKV struct{ b *pebble.Batch }
+// pebbleKV is one projection's read model seen through a transaction's
+// batch; space is the model's key prefix ('m' name 0x00).
+type pebbleKV struct {
+	b     *pebble.Batch
+	space []byte
+}
 
-func (kv pebbleKV) Get(key []byte) ([]byte, bool, error) { return pebbleGet(kv.b, modelKey(key)) }
-func (kv pebbleKV) Set(key, value []byte) error          { return kv.b.Set(modelKey(key), value, nil) }
-func (kv pebbleKV) Delete(key []byte) error              { return kv.b.Delete(modelKey(key), nil) }
+func (kv pebbleKV) key(k []byte) []byte {
+	return append(append(make([]byte, 0, len(kv.space)+len(k)), kv.space...), k...)
+}
+
+func (kv pebbleKV) Get(key []byte) ([]byte, bool, error) { return pebbleGet(kv.b, kv.key(key)) }
+func (kv pebbleKV) Set(key, value []byte) error          { return kv.b.Set(kv.key(key), value, nil) }
+func (kv pebbleKV) Delete(key []byte) error              { return kv.b.Delete(kv.key(key), nil) }
 func (kv pebbleKV) DeletePrefix(prefix []byte) error {
-	lower := modelKey(prefix)
+	lower := kv.key(prefix)
 	return kv.b.DeleteRange(lower, prefixEnd(lower), nil)
 }
 
-func modelKey(key []byte) []byte {
-	return append([]byte{pebbleModel}, key...)
+// modelKey is 'm' name 0x00 key.
+func modelKey(name string, key []byte) []byte {
+	k := make([]byte, 0, 2+len(name)+len(key))
+	k = append(k, pebbleModel)
+	k = append(k, name...)
+	k = append(k, 0)
+	return append(k, key...)
 }
 
 func checkpointKey(name string) []byte {

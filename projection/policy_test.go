@@ -60,7 +60,7 @@ func TestPolicyStop(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 	// The read model holds exactly the events before the bad one.
-	sameModel(t, "stopped", dumpMemory(target), foldUpTo(t, store, 119))
+	sameModel(t, "stopped", dumpMemory(target, "stop"), foldUpTo(t, store, 119))
 	if cp, _ := target.Load(context.Background(), "stop"); cp.Position != 119 {
 		t.Fatalf("stored checkpoint %d, want 119", cp.Position)
 	}
@@ -105,7 +105,7 @@ func TestPolicyPark(t *testing.T) {
 	}
 	n, sum := parseCount(want[e77.Stream])
 	want[e77.Stream] = fmtCount(n-1, sum-77)
-	sameModel(t, "parked", dumpMemory(target), want)
+	sameModel(t, "parked", dumpMemory(target, "park"), want)
 }
 
 func TestPolicyTransientFailure(t *testing.T) {
@@ -128,7 +128,7 @@ func TestPolicyTransientFailure(t *testing.T) {
 	if n := calls.Load(); n != 3 {
 		t.Fatalf("handler called %d times on the flaky event, want 3", n)
 	}
-	sameModel(t, "after retries", dumpMemory(target), fold(t, store, nil))
+	sameModel(t, "after retries", dumpMemory(target, "transient"), fold(t, store, nil))
 	if st, _ := pr.Status(context.Background()); st.Parked != 0 || st.LastError == "" {
 		t.Fatalf("status %+v", st)
 	}
@@ -163,7 +163,7 @@ func TestFailedThenRunAgain(t *testing.T) {
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	sameModel(t, "run again", dumpMemory(target), fold(t, store, nil))
+	sameModel(t, "run again", dumpMemory(target, "again"), fold(t, store, nil))
 }
 
 func foldUpTo(t testing.TB, store annals.Store, last uint64) map[string]string {
@@ -228,7 +228,7 @@ func TestPebbleParked(t *testing.T) {
 	if parked, _ := pr.ParkedEvents(context.Background(), 0); len(parked) != 0 {
 		t.Fatalf("parked after reset %+v", parked)
 	}
-	if got := dumpPebble(t, target); len(got) != 0 {
+	if got := dumpPebble(t, target, "park"); len(got) != 0 {
 		t.Fatalf("model after reset %v", got)
 	}
 }

@@ -63,12 +63,12 @@ CREATE TABLE IF NOT EXISTS ` + t.parked + ` (
 }
 
 // Begin opens a transaction (read committed).
-func (t *Postgres) Begin(ctx context.Context) (Tx[pgx.Tx], error) {
+func (t *Postgres) Begin(ctx context.Context, name string) (Tx[pgx.Tx], error) {
 	tx, err := t.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return postgresTx{t: t, tx: tx}, nil
+	return postgresTx{t: t, tx: tx, name: name}, nil
 }
 
 // Load returns the named projection's checkpoint.
@@ -97,20 +97,21 @@ func (t *Postgres) ParkedEvents(ctx context.Context, name string, limit int) ([]
 }
 
 type postgresTx struct {
-	t  *Postgres
-	tx pgx.Tx
+	t    *Postgres
+	tx   pgx.Tx
+	name string
 }
 
 func (p postgresTx) Model() pgx.Tx { return p.tx }
 
-func (p postgresTx) SaveCheckpoint(ctx context.Context, name string, prev uint64, cp Checkpoint) error {
+func (p postgresTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error {
 	// Insert the first checkpoint, or move the one still at prev. Under
 	// read committed a concurrent writer's update makes this one re-read
 	// the row after that writer commits, find it moved, and change
 	// nothing.
 	tag, err := p.tx.Exec(ctx, `INSERT INTO `+p.t.checkpoints+` AS c (name, position, parked) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, parked = EXCLUDED.parked WHERE c.position = $4`,
-		name, int64(cp.Position), int64(cp.Parked), int64(prev))
+		p.name, int64(cp.Position), int64(cp.Parked), int64(prev))
 	if err != nil {
 		return err
 	}
@@ -120,15 +121,15 @@ ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, parked = EXCLUDED
 	return nil
 }
 
-func (p postgresTx) Park(ctx context.Context, name string, pe ParkedEvent) error {
+func (p postgresTx) Park(ctx context.Context, pe ParkedEvent) error {
 	_, err := p.tx.Exec(ctx, `INSERT INTO `+p.t.parked+` (name, position, event_id, stream, type, error, attempts, parked_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
-		name, int64(pe.Position), pe.EventID, pe.Stream, pe.Type, pe.Error, pe.Attempts, pe.ParkedAt)
+		p.name, int64(pe.Position), pe.EventID, pe.Stream, pe.Type, pe.Error, pe.Attempts, pe.ParkedAt)
 	return err
 }
 
-func (p postgresTx) ClearParked(ctx context.Context, name string) error {
-	_, err := p.tx.Exec(ctx, `DELETE FROM `+p.t.parked+` WHERE name = $1`, name)
+func (p postgresTx) ClearParked(ctx context.Context) error {
+	_, err := p.tx.Exec(ctx, `DELETE FROM `+p.t.parked+` WHERE name = $1`, p.name)
 	return err
 }
 

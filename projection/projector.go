@@ -233,7 +233,7 @@ func (p *Projector[M]) loadAndReset(ctx context.Context) error {
 
 // reset runs the reset transaction; the caller is the only writer.
 func (p *Projector[M]) reset(ctx context.Context) error {
-	tx, err := p.target.Begin(ctx)
+	tx, err := p.target.Begin(ctx, p.proj.Name)
 	if err != nil {
 		return err
 	}
@@ -241,10 +241,10 @@ func (p *Projector[M]) reset(ctx context.Context) error {
 	if err := p.proj.Reset(ctx, tx.Model()); err != nil {
 		return fmt.Errorf("projection %s: reset: %w", p.proj.Name, err)
 	}
-	if err := tx.ClearParked(ctx, p.proj.Name); err != nil {
+	if err := tx.ClearParked(ctx); err != nil {
 		return err
 	}
-	if err := tx.SaveCheckpoint(ctx, p.proj.Name, p.Position(), Checkpoint{}); err != nil {
+	if err := tx.SaveCheckpoint(ctx, p.Position(), Checkpoint{}); err != nil {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {

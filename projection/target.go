@@ -17,8 +17,8 @@ import (
 // whole of the exactly-once effect: an event is applied if and only if the
 // stored checkpoint has passed it.
 type Target[M any] interface {
-	// Begin opens a transaction.
-	Begin(ctx context.Context) (Tx[M], error)
+	// Begin opens a transaction for the named projection.
+	Begin(ctx context.Context, name string) (Tx[M], error)
 	// Load returns the stored checkpoint of the named projection; the zero
 	// Checkpoint if there is none.
 	Load(ctx context.Context, name string) (Checkpoint, error)
@@ -27,18 +27,18 @@ type Target[M any] interface {
 	ParkedEvents(ctx context.Context, name string, limit int) ([]ParkedEvent, error)
 }
 
-// Tx is one transaction of a Target.
+// Tx is one transaction of a Target, for one projection.
 type Tx[M any] interface {
 	// Model is what the handler writes the read model through.
 	Model() M
-	// SaveCheckpoint stores cp as the named projection's checkpoint, if
-	// the stored one is still at position prev; otherwise it fails with
+	// SaveCheckpoint stores cp as the projection's checkpoint, if the
+	// stored one is still at position prev; otherwise it fails with
 	// ErrCheckpointMoved (and the transaction must be rolled back).
-	SaveCheckpoint(ctx context.Context, name string, prev uint64, cp Checkpoint) error
+	SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error
 	// Park records an event the projection gave up on.
-	Park(ctx context.Context, name string, pe ParkedEvent) error
-	// ClearParked forgets the named projection's parked events.
-	ClearParked(ctx context.Context, name string) error
+	Park(ctx context.Context, pe ParkedEvent) error
+	// ClearParked forgets the projection's parked events.
+	ClearParked(ctx context.Context) error
 	// Commit makes the transaction's writes durable and visible.
 	Commit(ctx context.Context) error
 	// Rollback discards the transaction; after Commit it does nothing.
@@ -66,15 +66,17 @@ type ParkedEvent struct {
 }
 
 // KV is the read model of the in-memory and embedded targets: an ordered
-// key-value space, read and written inside one transaction (reads see the
-// transaction's own writes).
+// key-value space of one projection (each projection has its own: keys
+// of two projections never meet), read and written inside one
+// transaction (reads see the transaction's own writes).
 type KV interface {
 	// Get returns the value of key and whether it exists.
 	Get(key []byte) (value []byte, ok bool, err error)
 	Set(key, value []byte) error
 	Delete(key []byte) error
 	// DeletePrefix deletes every key that starts with prefix; an empty
-	// prefix deletes the whole read model (not the checkpoints).
+	// prefix deletes the projection's whole read model (not its
+	// checkpoint).
 	DeletePrefix(prefix []byte) error
 }
 
