@@ -187,3 +187,44 @@ func TestSharedTarget(t *testing.T) {
 		t.Fatal("a's model survived its reset")
 	}
 }
+
+// After a reset a running projector reports rebuilding until it has
+// replayed the history, then running.
+func TestRebuildingState(t *testing.T) {
+	store := newMemoryStore(t)
+	appendEvents(t, store, 100, 0)
+	target := projection.NewMemory()
+	var gated atomic.Bool
+	gate := make(chan struct{})
+	p := kvProjection("rebuild", nil)
+	p.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {
+		if gated.Load() {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return countKV(ctx, kv, e)
+	}
+	pr, err := projection.New(store, target, p, projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(context.Background())
+	defer pr.Stop()
+	caughtUp(t, pr, 100)
+	waitFor(t, 5*time.Second, "running", func() bool { return state(t, pr).State == projection.Running })
+
+	gated.Store(true)
+	if err := pr.Reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := state(t, pr); st.State != projection.Rebuilding || st.Position != 0 || st.Lag != 100 {
+		t.Fatalf("after reset: %+v", st)
+	}
+	close(gate)
+	caughtUp(t, pr, 100)
+	waitFor(t, 5*time.Second, "running after the rebuild", func() bool { return state(t, pr).State == projection.Running })
+	sameModel(t, "rebuilt", dumpMemory(target, "rebuild"), fold(t, store, nil))
+}

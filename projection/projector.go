@@ -136,7 +136,8 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 }
 
 // Start runs the projector in a goroutine until Stop (or ctx ends). It
-// fails with ErrRunning if a Start is not yet stopped.
+// fails with ErrRunning if the last Start was not followed by Stop, even
+// if its Run has ended by itself (failed): Stop collects that result.
 func (p *Projector[M]) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
