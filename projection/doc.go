@@ -16,6 +16,12 @@
 // writes its own tables through a pgx.Tx). A target is any Target; the
 // type parameter M is what the handler writes through.
 //
+// Single instance: on a target with leases (Leaser; Postgres, through a
+// session-level advisory lock) a projector applies only while it holds
+// the projection's lease; a second instance, in any process, waits in
+// state Standby and takes over when the first stops or dies. Pebble's
+// directory is exclusive to one process; Memory is one process's.
+//
 // Errors: a failing event is retried alone with doubling backoff
 // (ErrorPolicy), then the projection stops (Failed, the default) or the
 // event is parked (recorded in the target in the transaction that moves

@@ -15,6 +15,9 @@ var (
 	ErrCheckpointMoved = errors.New("projection: checkpoint moved under the projector")
 	// ErrNoReset: Reset was asked of a projection without a Reset func.
 	ErrNoReset = errors.New("projection: projection cannot be reset (no Reset func)")
+	// ErrStandby: Reset was asked of a projector waiting for its lease;
+	// reset through the instance that holds it.
+	ErrStandby = errors.New("projection: projector is on standby (another instance holds the lease)")
 	// ErrInvalid: a projection or its options cannot run as given.
 	ErrInvalid = errors.New("projection: invalid projection")
 )

@@ -42,4 +42,17 @@ const (
 	// resubscribeDelay is the pause before a projector whose store
 	// subscription failed subscribes again from its checkpoint.
 	resubscribeDelay = time.Second
+
+	// LeasePollInterval is how often a standby projector asks a target
+	// with leases (Leaser) whether the projection's lease is free: the
+	// longest a standby waits after the running instance stops or dies
+	// (on PostgreSQL, once the server has ended the dead session).
+	LeasePollInterval = 500 * time.Millisecond
+	// LeaseCheckInterval is how often the holder of a PostgreSQL lease
+	// checks that the lease's connection is still alive; a lost
+	// connection frees the lock, so the holder stops applying and waits
+	// for the lease again.
+	LeaseCheckInterval = 2 * time.Second
+	// leaseCloseTimeout bounds the closing of a lease's connection.
+	leaseCloseTimeout = 5 * time.Second
 )

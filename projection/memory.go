@@ -10,7 +10,9 @@ import (
 
 // Memory is the in-memory target: a KV read model per projection and the
 // checkpoints behind a mutex, for tests and for read models rebuilt at
-// every start. It keeps nothing across a restart of the process.
+// every start. It keeps nothing across a restart of the process, and is
+// seen by one process only: there is no lease, and a single instance is
+// the caller's to ensure (one Projector per projection).
 //
 // One transaction at a time: Begin waits for the previous one to end, so
 // a handler must not call Memory's own methods (it would wait for

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -45,10 +46,18 @@ const (
 	pebbleParked     = 'p'
 )
 
-// OpenPebble opens (or creates) the embedded target in dir. Only one
-// process may have it open.
+// OpenPebble opens (or creates) the embedded target in dir. The
+// directory is locked while open: a second OpenPebble of it, in this
+// process or another, fails, so a pebble target's projections run in one
+// process at a time and no lease is needed beyond the lock. Within that
+// process, run one Projector per projection: two would not wait for each
+// other (the checkpoint check still keeps the effect exact).
 func OpenPebble(dir string) (*Pebble, error) {
 	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietPebble{}})
+	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		// Pebble's lock file is held by another process.
+		return nil, fmt.Errorf("projection: open %s: in use by another process (a pebble target is exclusive to one process): %w", dir, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("projection: open %s: %w", dir, err)
 	}

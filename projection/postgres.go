@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,18 +18,30 @@ import (
 // are rows of projection_parked. Both tables live in one schema, created
 // if missing.
 //
+// Single instance: Postgres is a Leaser. The lease of a projection is a
+// session-level advisory lock (pg_try_advisory_lock) keyed by the schema
+// and the projection's name, held on a connection of its own taken out
+// of the pool for as long as the lease. A second projector of the same
+// name, in any process on the same database, waits in state Standby and
+// takes over when the first stops (Release closes the connection) or
+// dies (the server ends its session, which frees the lock).
+//
 // The checkpoint row is updated only where it still holds the position
 // the projector read (SaveCheckpoint), and the update takes the row's
-// lock until commit: a second projector of the same name, in any process,
-// fails with ErrCheckpointMoved instead of applying an event twice. (It
-// does not wait its turn: single-instance leases are not done yet.)
+// lock until commit: should two writers ever run at once despite the
+// lease, the second fails with ErrCheckpointMoved instead of applying an
+// event twice.
 type Postgres struct {
 	pool        *pgxpool.Pool
+	schema      string
 	checkpoints string // quoted schema.projection_checkpoints
 	parked      string // quoted schema.projection_parked
 }
 
-var _ Target[pgx.Tx] = (*Postgres)(nil)
+var (
+	_ Target[pgx.Tx] = (*Postgres)(nil)
+	_ Leaser         = (*Postgres)(nil)
+)
 
 // NewPostgres returns the target on pool, with its tables in schema
 // ("public" if empty), creating them if missing.
@@ -36,6 +51,7 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, schema string) (*Postg
 	}
 	t := &Postgres{
 		pool:        pool,
+		schema:      schema,
 		checkpoints: pgx.Identifier{schema, "projection_checkpoints"}.Sanitize(),
 		parked:      pgx.Identifier{schema, "projection_parked"}.Sanitize(),
 	}
@@ -62,6 +78,9 @@ CREATE TABLE IF NOT EXISTS ` + t.parked + ` (
 	return t, nil
 }
 
+// Schema is the schema of the target's tables.
+func (t *Postgres) Schema() string { return t.schema }
+
 // Begin opens a transaction (read committed).
 func (t *Postgres) Begin(ctx context.Context, name string) (Tx[pgx.Tx], error) {
 	tx, err := t.pool.Begin(ctx)
@@ -79,6 +98,99 @@ func (t *Postgres) Load(ctx context.Context, name string) (Checkpoint, error) {
 		return Checkpoint{}, nil
 	}
 	return cp, err
+}
+
+// TryLease takes the named projection's advisory lock on a connection of
+// its own, or returns nil if another session holds it.
+func (t *Postgres) TryLease(ctx context.Context, name string) (Lease, error) {
+	c, err := t.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var got bool
+	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, t.leaseKey(name)).Scan(&got); err != nil {
+		// The connection's state is unknown: do not hand it back.
+		conn := c.Hijack()
+		closeConn(conn)
+		return nil, err
+	}
+	if !got {
+		// Nothing is held on the connection: it can serve others.
+		c.Release()
+		return nil, nil
+	}
+	// The lock belongs to the session: take the connection out of the
+	// pool so that no one else uses it and closing it frees the lock.
+	l := &postgresLease{
+		conn: c.Hijack(),
+		lost: make(chan struct{}),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	go l.watch()
+	return l, nil
+}
+
+// leaseKey is the advisory lock's key: a 64-bit hash of the schema and
+// the name. Two projections whose keys collide only wait for each other;
+// the checkpoint check keeps the effect exact either way.
+func (t *Postgres) leaseKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("annals.projection\x00"))
+	h.Write([]byte(t.schema))
+	h.Write([]byte{0})
+	h.Write([]byte(name))
+	return int64(h.Sum64())
+}
+
+// postgresLease is a held advisory lock and the connection it lives on.
+type postgresLease struct {
+	conn *pgx.Conn
+	lost chan struct{} // closed by watch when the connection fails
+	stop chan struct{} // closed by Release
+	done chan struct{} // closed when watch returns
+	once sync.Once
+}
+
+// watch pings the connection every LeaseCheckInterval until Release; a
+// failed ping means the session (and so the lock) may be gone.
+func (l *postgresLease) watch() {
+	defer close(l.done)
+	tick := time.NewTicker(LeaseCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), LeaseCheckInterval)
+		err := l.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			close(l.lost)
+			<-l.stop
+			return
+		}
+	}
+}
+
+func (l *postgresLease) Lost() <-chan struct{} { return l.lost }
+
+// Release closes the lease's connection: the session ends and the lock
+// with it.
+func (l *postgresLease) Release() {
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.done
+		closeConn(l.conn)
+	})
+}
+
+func closeConn(conn *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), leaseCloseTimeout)
+	defer cancel()
+	conn.Close(ctx)
 }
 
 // ParkedEvents lists the named projection's parked events.

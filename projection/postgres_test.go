@@ -87,8 +87,9 @@ func TestExactlyOncePostgres(t *testing.T) {
 }
 
 // The PostgreSQL target on the PostgreSQL store, two projectors of one
-// name racing (as two processes would): the checkpoint row's check keeps
-// the effect exactly once.
+// name started together on one pool: the lease lets one apply while the
+// other waits (both sessions are the pool's, as two processes' would be),
+// and the effect is exactly once.
 func TestPostgresTwoWriters(t *testing.T) {
 	target, pool, table := pgTarget(t)
 	store := teststores.Postgres(t, teststores.Schema(t))
@@ -103,8 +104,21 @@ func TestPostgresTwoWriters(t *testing.T) {
 		pr.Start(context.Background())
 		prs = append(prs, pr)
 	}
+	// Whichever took the lease catches up; the other waits.
+	h := head(t, store)
+	waitFor(t, 20*time.Second, "one projector to reach the head", func() bool {
+		return prs[0].Position() >= h || prs[1].Position() >= h
+	})
+	standby := 0
 	for _, pr := range prs {
-		caughtUp(t, pr, head(t, store))
+		if state(t, pr).State == projection.Standby {
+			standby++
+		}
+	}
+	if standby != 1 {
+		t.Fatalf("%d projectors on standby, want 1", standby)
+	}
+	for _, pr := range prs {
 		if err := pr.Stop(); err != nil {
 			t.Fatal(err)
 		}

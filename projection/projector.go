@@ -51,6 +51,7 @@ type Projector[M any] struct {
 	failed      bool // the last Run ended with a *FailedError
 	rebuilding  bool // reset, and not yet caught up with the log
 	paused      bool
+	standby     bool          // waiting for the lease (Leaser targets)
 	resumed     chan struct{} // closed by Resume
 	loaded      bool          // position and parked hold the stored checkpoint
 	position    uint64
@@ -87,7 +88,9 @@ func (p *Projector[M]) Name() string { return p.proj.Name }
 // or the error policy gives up (it returns a *FailedError). It resumes
 // from the stored checkpoint, so a Run after a crash or a stop neither
 // skips nor repeats an event. Only one Run at a time: a second returns
-// ErrRunning.
+// ErrRunning. On a target with leases (Leaser) Run first waits for the
+// projection's lease, in state Standby, and applies only while it holds
+// it: one instance across processes.
 func (p *Projector[M]) Run(ctx context.Context) error {
 	if !p.runMu.TryLock() {
 		return ErrRunning
@@ -101,17 +104,87 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 	defer func() {
 		p.mu.Lock()
 		p.runDone = nil
-		p.running = false
+		p.running, p.standby = false, false
 		p.mu.Unlock()
 		close(done)
 	}()
 
 	for {
-		err := p.session(ctx)
+		lctx, release, err := p.lease(ctx)
+		if err != nil {
+			// ctx ended while waiting for the lease.
+			return nil
+		}
+		err = p.follow(ctx, lctx)
+		release()
+		if !errors.Is(err, errLeaseLost) {
+			return err
+		}
+		// The lease's connection broke: another instance may take over,
+		// so stop applying and wait for the lease again.
+		p.noteError(err)
+	}
+}
+
+// errLeaseLost ends follow when the target reports the lease lost.
+var errLeaseLost = errors.New("projection: lease lost")
+
+// lease waits until this instance holds the projection's lease, if the
+// target has leases (Leaser), in state Standby meanwhile. It returns a
+// context that ends with ctx or when the lease is lost, and the func
+// that releases the lease. It fails only when ctx ends.
+func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), error) {
+	l, ok := p.target.(Leaser)
+	if !ok {
+		return ctx, func() {}, nil
+	}
+	defer p.setStandby(false)
+	for {
+		lease, err := l.TryLease(ctx, p.proj.Name)
+		if err != nil && ctx.Err() == nil {
+			p.noteError(err)
+		}
+		if lease != nil {
+			lctx, cancel := context.WithCancel(ctx)
+			stop := make(chan struct{})
+			go func() {
+				select {
+				case <-lease.Lost():
+					cancel()
+				case <-stop:
+				}
+			}()
+			return lctx, func() {
+				close(stop)
+				cancel()
+				lease.Release()
+			}, nil
+		}
+		p.setStandby(true)
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case req := <-p.resets:
+			// Another instance is the writer: a reset from here would
+			// race with it.
+			req.done <- ErrStandby
+		case <-time.After(LeasePollInterval):
+		}
+	}
+}
+
+// follow applies the log while ctx and lctx (ctx, or ended by a lost
+// lease) live. It returns nil when ctx ends, errLeaseLost when only lctx
+// does, or the *FailedError that ends Run.
+func (p *Projector[M]) follow(ctx, lctx context.Context) error {
+	for {
+		err := p.session(lctx)
 		var failed *FailedError
 		switch {
 		case ctx.Err() != nil:
 			return nil
+		case lctx.Err() != nil:
+			return errLeaseLost
 		case errors.Is(err, errRestart):
 			continue
 		case errors.As(err, &failed):
@@ -126,10 +199,13 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 		// retries: resume from the stored checkpoint after a pause.
 		p.noteError(err)
 		select {
-		case <-ctx.Done():
-			return nil
+		case <-lctx.Done():
+			if ctx.Err() != nil {
+				return nil
+			}
+			return errLeaseLost
 		case req := <-p.resets:
-			req.done <- p.loadAndReset(ctx)
+			req.done <- p.loadAndReset(lctx)
 		case <-time.After(resubscribeDelay):
 		}
 	}
@@ -277,16 +353,17 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 		head = e.Position
 	}
 	p.mu.Lock()
-	loaded := p.loaded
+	stale := !p.loaded || p.standby
 	p.mu.Unlock()
-	if !loaded {
-		// Not run yet: report the stored checkpoint.
+	if stale {
+		// Not run yet, or another instance is the writer: report the
+		// stored checkpoint.
 		cp, err := p.target.Load(ctx, p.proj.Name)
 		if err != nil {
 			return Status{}, err
 		}
 		p.mu.Lock()
-		if !p.loaded {
+		if !p.loaded || p.standby {
 			p.position, p.parked, p.loaded = cp.Position, cp.Parked, true
 		}
 		p.mu.Unlock()
@@ -321,12 +398,20 @@ func (p *Projector[M]) stateLocked() State {
 		return Failed
 	case !p.running:
 		return Stopped
+	case p.standby:
+		return Standby
 	case p.paused:
 		return Paused
 	case p.rebuilding:
 		return Rebuilding
 	}
 	return Running
+}
+
+func (p *Projector[M]) setStandby(b bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.standby = b
 }
 
 func (p *Projector[M]) setFailed() {

@@ -16,6 +16,9 @@ const (
 	Rebuilding
 	// Failed: the error policy gave up; LastError says why.
 	Failed
+	// Standby: running, but another instance holds the projection's
+	// lease (see Leaser); it takes over when that instance stops or dies.
+	Standby
 )
 
 func (s State) String() string {
@@ -30,6 +33,8 @@ func (s State) String() string {
 		return "rebuilding"
 	case Failed:
 		return "failed"
+	case Standby:
+		return "standby"
 	}
 	return "unknown"
 }

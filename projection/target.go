@@ -27,6 +27,31 @@ type Target[M any] interface {
 	ParkedEvents(ctx context.Context, name string, limit int) ([]ParkedEvent, error)
 }
 
+// A Leaser is a Target that keeps a projection to one running instance
+// across processes. A Projector on a Leaser applies events only while it
+// holds the projection's lease; without it, it waits in state Standby and
+// asks again every LeasePollInterval.
+//
+// The lease is an optimisation of who works, not the safety of the
+// effect: the checkpoint check of SaveCheckpoint still makes a second
+// writer fail rather than apply twice, should two instances ever both
+// believe they hold the lease (a partition between a holder and its
+// database, until the database ends the holder's session).
+type Leaser interface {
+	// TryLease takes the named projection's lease if it is free, and
+	// returns nil (and no error) if another instance holds it.
+	TryLease(ctx context.Context, name string) (Lease, error)
+}
+
+// A Lease is held until Release, or until it is lost.
+type Lease interface {
+	// Lost is closed if the lease is lost before Release (on PostgreSQL,
+	// its connection broke): the holder must stop applying.
+	Lost() <-chan struct{}
+	// Release gives the lease up; it may be called more than once.
+	Release()
+}
+
 // Tx is one transaction of a Target, for one projection.
 type Tx[M any] interface {
 	// Model is what the handler writes the read model through.
