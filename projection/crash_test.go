@@ -1,0 +1,429 @@
+package projection_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/internal/teststores"
+	"github.com/annals/annals/postgres"
+	"github.com/annals/annals/projection"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// The crash tests run the projector as a child process (this test binary,
+// started with childEnv set) and kill it with SIGKILL at random moments
+// while it applies: no deferred code, no Stop, no rollback runs in the
+// child, so what survives is what the target committed.
+const (
+	// childEnv selects the child's target ("postgres" or "pebble"); the
+	// other childXxx variables say where its store and target are.
+	childEnv         = "ANNALS_PROJECTION_CHILD"
+	childStoreEnv    = "ANNALS_PROJECTION_STORE"  // store schema or directory
+	childTargetEnv   = "ANNALS_PROJECTION_TARGET" // target schema or directory
+	childTableEnv    = "ANNALS_PROJECTION_TABLE"  // the PostgreSQL read model's table
+	childBatchEnv    = "ANNALS_PROJECTION_BATCH"  // Options.BatchEvents
+	childUntilEnv    = "ANNALS_PROJECTION_UNTIL"  // exit 0 once the checkpoint reaches it
+	childReportEvery = 2 * time.Millisecond       // how often the child prints its checkpoint
+
+	// crashKills is how many times each crash test kills its child
+	// (crashKillsShort under -short).
+	crashKills      = 25
+	crashKillsShort = 5
+	// maxKillDelay bounds the random pause between the child's first
+	// commit and its SIGKILL.
+	maxKillDelay = 40 * time.Millisecond
+	// postgresEventsPerKill and pebbleEventsPerKill size the logs of the
+	// crash tests so that every kill lands before the head: a child
+	// applies far fewer between its start and its kill (on pebble, about
+	// 2000 in the longest delay).
+	postgresEventsPerKill = 400
+	pebbleEventsPerKill   = 5000
+	// childTimeout bounds how long the test waits for a child to make
+	// progress or to finish.
+	childTimeout = 20 * time.Second
+)
+
+// TestMain lets a crash test start this binary as a projector process:
+// with childEnv set, it runs runChild instead of the tests.
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		if err := runChild(); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runChild opens the store and target named by the environment and runs
+// the tests' counting projection on them, printing its checkpoint as it
+// moves, until killed or until it reaches childUntilEnv.
+func runChild() error {
+	ctx := context.Background()
+	batch, err := strconv.Atoi(os.Getenv(childBatchEnv))
+	if err != nil {
+		return err
+	}
+	var until uint64
+	if s := os.Getenv(childUntilEnv); s != "" {
+		if until, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return err
+		}
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	switch os.Getenv(childEnv) {
+	case "postgres":
+		store, err := postgres.Open(ctx, teststores.PostgresDSN(), postgres.Options{Schema: os.Getenv(childStoreEnv), MaxConns: 4, Logger: quiet})
+		if err != nil {
+			return err
+		}
+		pool, err := pgxpool.New(ctx, teststores.PostgresDSN())
+		if err != nil {
+			return err
+		}
+		target, err := projection.NewPostgres(ctx, pool, os.Getenv(childTargetEnv))
+		if err != nil {
+			return err
+		}
+		return follow(store, target, pgProjection("counts", os.Getenv(childTableEnv), nil), batch, until)
+	case "pebble":
+		store, err := embedded.Open(os.Getenv(childStoreEnv), embedded.Options{Logger: quiet})
+		if err != nil {
+			return err
+		}
+		target, err := projection.OpenPebble(os.Getenv(childTargetEnv))
+		if err != nil {
+			return err
+		}
+		if err := follow(store, target, kvProjection("counts", nil), batch, until); err != nil {
+			return err
+		}
+		// A clean end: the parent opens both directories next.
+		if err := target.Close(); err != nil {
+			return err
+		}
+		return store.Close()
+	}
+	return fmt.Errorf("unknown child %q", os.Getenv(childEnv))
+}
+
+// follow runs p and prints each new checkpoint on stdout; it returns once
+// the checkpoint reaches until (if not 0).
+func follow[M any](store annals.Store, target projection.Target[M], p projection.Projection[M], batch int, until uint64) error {
+	pr, err := projection.New(store, target, p, projection.Options{BatchEvents: batch})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- pr.Run(ctx) }()
+	tick := time.NewTicker(childReportEvery)
+	defer tick.Stop()
+	var last uint64
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("Run returned before the end: %v", err)
+		case <-tick.C:
+		}
+		if pos := pr.Position(); pos != last {
+			fmt.Println(pos)
+			last = pos
+		}
+		if until > 0 && last >= until {
+			cancel()
+			return <-errc
+		}
+	}
+}
+
+// child is a running child process and the last checkpoint it printed.
+type child struct {
+	cmd      *exec.Cmd
+	stderr   bytes.Buffer
+	reported atomic.Uint64
+	read     chan struct{} // closed when its stdout ends
+}
+
+func startChild(t *testing.T, env ...string) *child {
+	t.Helper()
+	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^$"), read: make(chan struct{})}
+	c.cmd.Env = append(os.Environ(), env...)
+	c.cmd.Stderr = &c.stderr
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(c.read)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if pos, err := strconv.ParseUint(sc.Text(), 10, 64); err == nil {
+				c.reported.Store(pos)
+			}
+		}
+	}()
+	return c
+}
+
+// waitPast waits until the child reports a checkpoint past pos: it has
+// committed at least one transaction, so it is applying.
+func (c *child) waitPast(t *testing.T, pos uint64) {
+	t.Helper()
+	deadline := time.Now().Add(childTimeout)
+	for c.reported.Load() <= pos {
+		select {
+		case <-c.read:
+			c.cmd.Wait()
+			t.Fatalf("child ended before passing position %d: %v\n%s", pos, c.cmd.ProcessState, c.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			c.kill(t)
+			t.Fatalf("child did not pass position %d in %v\n%s", pos, childTimeout, c.stderr.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// kill sends SIGKILL and reaps the child.
+func (c *child) kill(t *testing.T) {
+	t.Helper()
+	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-c.read
+	err := c.cmd.Wait()
+	if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child was not killed by SIGKILL: %v\n%s", err, c.stderr.String())
+	}
+}
+
+// finish waits for a child started with childUntilEnv to exit 0.
+func (c *child) finish(t *testing.T) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		<-c.read
+		done <- c.cmd.Wait()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("final child: %v\n%s", err, c.stderr.String())
+		}
+	case <-time.After(childTimeout):
+		c.kill(t)
+		t.Fatalf("final child did not finish in %v\n%s", childTimeout, c.stderr.String())
+	}
+}
+
+// appendBulk appends n events (a multiple of 100) in appends of 100, to
+// streams of two categories.
+func appendBulk(t *testing.T, store annals.Store, n int) {
+	t.Helper()
+	batch := make([]annals.EventData, 100)
+	for j := range batch {
+		batch[j] = annals.EventData{Type: "Added", Data: []byte(`{}`)}
+	}
+	for i := 0; i < n/len(batch); i++ {
+		cat := "order"
+		if i%3 == 0 {
+			cat = "cart"
+		}
+		if _, err := store.Append(context.Background(), fmt.Sprintf("%s-%d", cat, i%23), annals.Any, batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func killCount() int {
+	if testing.Short() {
+		return crashKillsShort
+	}
+	return crashKills
+}
+
+// TestCrashPostgres kills a projector process on the PostgreSQL target
+// (and the PostgreSQL store) at random moments while it applies, with
+// events still being appended, restarts it after each kill, and compares
+// the read model with one built in a single clean run.
+func TestCrashPostgres(t *testing.T) {
+	storeSchema := teststores.Schema(t)
+	store := teststores.Postgres(t, storeSchema)
+	target, pool, table := pgTarget(t)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	// The log is long enough for the kills to land while the child
+	// catches up, whatever its speed; appends go on meanwhile.
+	appendBulk(t, store, postgresEventsPerKill*killCount())
+
+	// An appender keeps the log growing, so that the child applies
+	// events appended while it runs as well.
+	stop := make(chan struct{})
+	appended := make(chan error, 1)
+	go func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				appended <- nil
+				return
+			default:
+			}
+			if err := appendSome(store, 20, i); err != nil {
+				appended <- err
+				return
+			}
+		}
+	}()
+	env := []string{childEnv + "=postgres", childStoreEnv + "=" + storeSchema, childTargetEnv + "=" + target.Schema(), childTableEnv + "=" + table}
+	start := time.Now()
+	var checkpoint uint64
+	kills, midStream := killCount(), 0
+	for i := range kills {
+		c := startChild(t, append(env, fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(32)))...)
+		c.waitPast(t, checkpoint)
+		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
+		c.kill(t)
+		cp, err := target.Load(context.Background(), "counts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := head(t, store)
+		if cp.Position < checkpoint {
+			t.Fatalf("kill %d: the checkpoint went back from %d to %d", i, checkpoint, cp.Position)
+		}
+		if cp.Position < h {
+			midStream++
+		}
+		t.Logf("kill %d: checkpoint %d, head %d", i, cp.Position, h)
+		checkpoint = cp.Position
+	}
+	close(stop)
+	if err := <-appended; err != nil {
+		t.Fatal(err)
+	}
+	if midStream != kills {
+		t.Fatalf("%d of %d kills landed before the head; want all", midStream, kills)
+	}
+	h := head(t, store)
+	startChild(t, append(env, childBatchEnv+"=64", fmt.Sprintf("%s=%d", childUntilEnv, h))...).finish(t)
+	t.Logf("%d kills, %d events, %v", kills, h, time.Since(start).Round(time.Millisecond))
+
+	clean, cleanPool, cleanTable := pgTarget(t)
+	runToEnd(t, store, clean, pgProjection("counts", cleanTable, nil))
+	want := dumpPostgres(t, cleanPool, cleanTable)
+	sameModel(t, "clean run", want, fold(t, store, nil))
+	sameModel(t, "after the kills", dumpPostgres(t, pool, table), want)
+	if cp, err := target.Load(context.Background(), "counts"); err != nil || cp.Position != h {
+		t.Fatalf("final checkpoint %+v (%v), want position %d", cp, err, h)
+	}
+}
+
+// TestCrashPebble is TestCrashPostgres on the pebble target with the
+// embedded store. Both directories are exclusive to one process, so the
+// test opens them only while no child runs, and the log does not grow
+// during the kills: it is made long enough to outlast them.
+func TestCrashPebble(t *testing.T) {
+	storeDir, targetDir := filepath.Join(t.TempDir(), "store"), filepath.Join(t.TempDir(), "target")
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	store, err := embedded.Open(storeDir, embedded.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kills := killCount()
+	events := uint64(pebbleEventsPerKill * (kills + 1))
+	appendBulk(t, store, int(events))
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	env := []string{childEnv + "=pebble", childStoreEnv + "=" + storeDir, childTargetEnv + "=" + targetDir}
+	checkpointOf := func() uint64 {
+		target, err := projection.OpenPebble(targetDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer target.Close()
+		cp, err := target.Load(context.Background(), "counts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cp.Position
+	}
+	start := time.Now()
+	var checkpoint uint64
+	for i := range kills {
+		c := startChild(t, append(env, fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(32)))...)
+		c.waitPast(t, checkpoint)
+		if i == 0 {
+			// The child holds the target: this process cannot open it.
+			p, err := projection.OpenPebble(targetDir)
+			if err == nil {
+				p.Close()
+				c.kill(t)
+				t.Fatal("OpenPebble of a directory another process has open succeeded")
+			}
+			if !strings.Contains(err.Error(), "in use by another process") {
+				c.kill(t)
+				t.Fatalf("OpenPebble of a directory another process has open: %v; want it to say so", err)
+			}
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
+		c.kill(t)
+		cp := checkpointOf()
+		if cp < checkpoint {
+			t.Fatalf("kill %d: the checkpoint went back from %d to %d", i, checkpoint, cp)
+		}
+		if cp >= events {
+			t.Fatalf("kill %d: the child reached the head (%d) before it was killed: lengthen the log", i, cp)
+		}
+		t.Logf("kill %d: checkpoint %d", i, cp)
+		checkpoint = cp
+	}
+	startChild(t, append(env, childBatchEnv+"=256", fmt.Sprintf("%s=%d", childUntilEnv, events))...).finish(t)
+	t.Logf("%d kills, %d events, %v", kills, events, time.Since(start).Round(time.Millisecond))
+
+	store, err = embedded.Open(storeDir, embedded.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	target, err := projection.OpenPebble(targetDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	clean := projection.NewMemory()
+	runToEnd(t, store, clean, kvProjection("counts", nil))
+	want := dumpMemory(clean, "counts")
+	sameModel(t, "clean run", want, fold(t, store, nil))
+	sameModel(t, "after the kills", dumpPebble(t, target, "counts"), want)
+	if cp, err := target.Load(context.Background(), "counts"); err != nil || cp.Position != events {
+		t.Fatalf("final checkpoint %+v (%v), want position %d", cp, err, events)
+	}
+}
