@@ -184,30 +184,14 @@ func answer(reqs []*request) {
 // collect takes first and whatever else is already queued, within the
 // group bounds.
 func (w *writer) collect(first *request) []*request {
-	reqs := []*request{first}
-	bytes := first.bytes
-	for len(reqs) < w.s.opts.GroupOps && bytes < w.s.opts.GroupBytes {
-		select {
-		case r := <-w.s.requests:
-			reqs = append(reqs, r)
-			bytes += r.bytes
-		default:
-			return reqs
-		}
-	}
-	return reqs
+	return core.Collect(w.s.requests, first, func(r *request) int { return r.bytes }, w.s.opts.GroupOps, w.s.opts.GroupBytes)
 }
 
 func (w *writer) refuseQueued() {
-	for {
-		select {
-		case r := <-w.s.requests:
-			r.err = annals.ErrClosed
-			close(r.done)
-		default:
-			return
-		}
-	}
+	core.Refuse(w.s.requests, func(r *request) {
+		r.err = annals.ErrClosed
+		close(r.done)
+	})
 }
 
 // commit runs one group to an answer for each of its requests, retrying

@@ -34,3 +34,34 @@ func Submit[R any](ctx context.Context, queue chan<- R, req R, done, quit, write
 		return ctx.Err()
 	}
 }
+
+// Collect takes first and whatever else is already queued, up to maxOps
+// requests or until their sizes reach maxBytes: one group for a writer. It
+// never waits.
+func Collect[R any](queue <-chan R, first R, sizeBytes func(R) int, maxOps, maxBytes int) []R {
+	reqs := []R{first}
+	bytes := sizeBytes(first)
+	for len(reqs) < maxOps && bytes < maxBytes {
+		select {
+		case r := <-queue:
+			reqs = append(reqs, r)
+			bytes += sizeBytes(r)
+		default:
+			return reqs
+		}
+	}
+	return reqs
+}
+
+// Refuse answers every request still queued with refuse, without waiting:
+// a stopping writer's last act, so no caller waits forever.
+func Refuse[R any](queue <-chan R, refuse func(R)) {
+	for {
+		select {
+		case r := <-queue:
+			refuse(r)
+		default:
+			return
+		}
+	}
+}

@@ -41,3 +41,30 @@ func TestSubmit(t *testing.T) {
 		t.Fatalf("gave up after queueing: %v", err)
 	}
 }
+
+func TestCollectAndRefuse(t *testing.T) {
+	size := func(n int) int { return n }
+	queue := make(chan int, 8)
+	for _, n := range []int{1, 1, 1, 1, 5} {
+		queue <- n
+	}
+	// The op bound: first plus two.
+	if got := Collect(queue, 9, size, 3, 1000); len(got) != 3 || got[0] != 9 {
+		t.Fatalf("op bound: %v", got)
+	}
+	// The byte bound: stops once the sizes reach it.
+	if got := Collect(queue, 1, size, 100, 3); len(got) != 3 {
+		t.Fatalf("byte bound: %v", got)
+	}
+	// Never waits for more.
+	if got := Collect(queue, 0, size, 100, 1000); len(got) != 2 {
+		t.Fatalf("what is queued: %v", got)
+	}
+	queue <- 7
+	queue <- 8
+	var refused []int
+	Refuse(queue, func(n int) { refused = append(refused, n) })
+	if len(refused) != 2 || len(queue) != 0 {
+		t.Fatalf("refused %v, %d left", refused, len(queue))
+	}
+}
