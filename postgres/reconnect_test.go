@@ -147,47 +147,12 @@ func TestTerminatedConnections(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	// The log, read once the killing stopped.
-	var log []annals.Event
-	for e, err := range s.ReadAll(ctx, annals.ReadAllOptions{}) {
-		if err != nil {
-			t.Fatal(err)
+	// The log, read once the killing stopped, and the live subscription.
+	logLen := checkStorm(t, ctx, s, acked, notWrit, live, subDone, func() {
+		if kills.Load() == 0 {
+			t.Fatalf("no connection was terminated: the test proved nothing")
 		}
-		log = append(log, e)
-	}
-	inLog := map[uuid.UUID]uint64{}
-	for i, e := range log {
-		if e.Position != uint64(i+1) {
-			t.Fatalf("the log has a gap: position %d at index %d", e.Position, i)
-		}
-		inLog[e.ID] = e.Position
-	}
-	for id, pos := range acked {
-		if inLog[id] != pos {
-			t.Fatalf("acknowledged event %s at %d is at %d in the log", id, pos, inLog[id])
-		}
-	}
-	for id := range notWrit {
-		if _, ok := inLog[id]; ok {
-			t.Fatalf("event %s was answered ErrNotWritten but is in the log", id)
-		}
-	}
-	if kills.Load() == 0 {
-		t.Fatalf("no connection was terminated: the test proved nothing")
-	}
-	// The live subscription delivers the whole log, in order.
-	for i := range log {
-		select {
-		case e := <-live:
-			if e.Position != log[i].Position || e.ID != log[i].ID {
-				t.Fatalf("the live subscription's event %d is position %d, the log's is %d", i, e.Position, log[i].Position)
-			}
-		case err := <-subDone:
-			t.Fatalf("the live subscription ended: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatalf("the live subscription delivered %d of %d events", i, len(log))
-		}
-	}
+	})
 	// And it goes on live after the storm.
 	res, err := s.Append(ctx, "after-1", annals.NoStream, annals.EventData{Type: "After"})
 	if err != nil {
@@ -204,5 +169,58 @@ func TestTerminatedConnections(t *testing.T) {
 		t.Fatalf("the live subscription missed the append after the storm")
 	}
 	t.Logf("%d backends terminated; %d appends acknowledged and in place, %d not written, %d unknown; log of %d gapless",
-		kills.Load(), len(acked), len(notWrit), len(unknown), len(log))
+		kills.Load(), len(acked), len(notWrit), len(unknown), logLen)
+}
+
+// checkStorm checks a store after appends through failures: the log is
+// gapless and holds every event once, every acknowledged event at its
+// acknowledged position and none answered ErrNotWritten; then (after
+// between, if set) the live subscription delivers the whole log in order.
+// It returns the log's length.
+func checkStorm(t *testing.T, ctx context.Context, s *Store, acked map[uuid.UUID]uint64, notWritten map[uuid.UUID]bool,
+	live <-chan annals.Event, subDone <-chan error, between func()) (logLen int) {
+	t.Helper()
+	var log []annals.Event
+	for e, err := range s.ReadAll(ctx, annals.ReadAllOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		log = append(log, e)
+	}
+	inLog := map[uuid.UUID]uint64{}
+	for i, e := range log {
+		if e.Position != uint64(i+1) {
+			t.Fatalf("the log has a gap: position %d at index %d", e.Position, i)
+		}
+		if _, dup := inLog[e.ID]; dup {
+			t.Fatalf("event %s is in the log twice", e.ID)
+		}
+		inLog[e.ID] = e.Position
+	}
+	for id, pos := range acked {
+		if inLog[id] != pos {
+			t.Fatalf("acknowledged event %s at %d is at %d in the log", id, pos, inLog[id])
+		}
+	}
+	for id := range notWritten {
+		if _, ok := inLog[id]; ok {
+			t.Fatalf("event %s was answered ErrNotWritten but is in the log", id)
+		}
+	}
+	if between != nil {
+		between()
+	}
+	for i := range log {
+		select {
+		case e := <-live:
+			if e.Position != log[i].Position || e.ID != log[i].ID {
+				t.Fatalf("the live subscription's event %d is position %d, the log's is %d", i, e.Position, log[i].Position)
+			}
+		case err := <-subDone:
+			t.Fatalf("the live subscription ended: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the live subscription delivered %d of %d events", i, len(log))
+		}
+	}
+	return len(log)
 }

@@ -110,45 +110,7 @@ func TestServerRestart(t *testing.T) {
 	}
 	t.Logf("restart took %v; %d appends acknowledged, errors %v", took, len(acked), errs)
 
-	var log []annals.Event
-	for e, err := range s.ReadAll(ctx, annals.ReadAllOptions{}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		log = append(log, e)
-	}
-	inLog := map[uuid.UUID]uint64{}
-	for i, e := range log {
-		if e.Position != uint64(i+1) {
-			t.Fatalf("the log has a gap: position %d at index %d", e.Position, i)
-		}
-		if _, dup := inLog[e.ID]; dup {
-			t.Fatalf("event %s is in the log twice", e.ID)
-		}
-		inLog[e.ID] = e.Position
-	}
-	for id, pos := range acked {
-		if inLog[id] != pos {
-			t.Fatalf("acknowledged event %s at %d is at %d in the log", id, pos, inLog[id])
-		}
-	}
-	for id := range notWrit {
-		if _, ok := inLog[id]; ok {
-			t.Fatalf("event %s was answered ErrNotWritten but is in the log", id)
-		}
-	}
-	for i := range log {
-		select {
-		case e := <-live:
-			if e.Position != log[i].Position || e.ID != log[i].ID {
-				t.Fatalf("the subscription's event %d is position %d, the log's is %d", i, e.Position, log[i].Position)
-			}
-		case err := <-subDone:
-			t.Fatalf("the subscription ended: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatalf("the subscription delivered %d of %d events", i, len(log))
-		}
-	}
+	checkStorm(t, ctx, s, acked, notWrit, live, subDone, nil)
 	var after time.Time
 	if err := admin(t).QueryRow(ctx, `SELECT pg_postmaster_start_time()`).Scan(&after); err != nil {
 		t.Fatal(err)
