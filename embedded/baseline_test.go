@@ -6,12 +6,15 @@ import (
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/annals/annals/internal/core"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -22,6 +25,10 @@ import (
 // takes every pending append, writes them as CRC-framed records, one
 // fdatasync, then answers them all). No index, no reads: what the disk and
 // the scheduler allow.
+// baselineGroupOps bounds a baseline writer's group, as the store's
+// GroupOps default does.
+const baselineGroupOps = 2048
+
 func BenchmarkRawFileBaseline(b *testing.B) {
 	for _, writers := range []int{1, 8, 64, 256} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
@@ -42,22 +49,13 @@ func BenchmarkRawFileBaseline(b *testing.B) {
 				defer writerWG.Done()
 				var buf []byte
 				for {
-					var group []*req
+					var first *req
 					select {
-					case r := <-reqs:
-						group = append(group, r)
+					case first = <-reqs:
 					case <-stop:
 						return
 					}
-				drain:
-					for len(group) < 2048 {
-						select {
-						case r := <-reqs:
-							group = append(group, r)
-						default:
-							break drain
-						}
-					}
+					group := core.Collect(reqs, first, func(*req) int { return 0 }, baselineGroupOps, math.MaxInt)
 					buf = buf[:0]
 					for _, r := range group {
 						buf = binary.LittleEndian.AppendUint32(buf, uint32(len(r.payload)))
@@ -122,22 +120,13 @@ func BenchmarkPebbleBaseline(b *testing.B) {
 				var pos uint64
 				payload := make([]byte, 250)
 				for {
-					var group []*req
+					var first *req
 					select {
-					case r := <-reqs:
-						group = append(group, r)
+					case first = <-reqs:
 					case <-stop:
 						return
 					}
-				drain:
-					for {
-						select {
-						case r := <-reqs:
-							group = append(group, r)
-						default:
-							break drain
-						}
-					}
+					group := core.Collect(reqs, first, func(*req) int { return 0 }, baselineGroupOps, math.MaxInt)
 					batch := db.NewBatch()
 					for range group {
 						pos++
