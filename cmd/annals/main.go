@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
@@ -454,11 +455,23 @@ func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
 	return fn(s)
 }
 
+// postgresOpenTimeout bounds connecting to PostgreSQL and migrating its
+// schema when a command opens the store.
+const postgresOpenTimeout = 30 * time.Second
+
 // openStore opens the store e names: PostgreSQL with --postgres, else the
 // embedded store in --db.
 func openStore(ctx context.Context, e *env, limits annals.Limits, logger *slog.Logger) (annals.Store, error) {
 	if e.postgres != "" {
-		return postgres.Open(ctx, e.postgres, postgres.Options{Schema: e.schema, Limits: limits, Logger: logger})
+		// A DSN naming a host that never answers must not hang the
+		// command: opening connects and migrates within postgresOpenTimeout.
+		ctx, cancel := context.WithTimeout(ctx, postgresOpenTimeout)
+		defer cancel()
+		s, err := postgres.Open(ctx, e.postgres, postgres.Options{Schema: e.schema, Limits: limits, Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("opening the PostgreSQL store (within %v): %w", postgresOpenTimeout, err)
+		}
+		return s, nil
 	}
 	return embedded.Open(e.db, embedded.Options{Limits: limits, Logger: logger})
 }
