@@ -202,7 +202,7 @@ func handleKV(ctx context.Context, kv projection.KV, e annals.Event) error {
 		}
 		return kv.DeletePrefix(kvVendorRows(se.vendor))
 	case ProductAdded:
-		return addKV(kv, se.product, ev)
+		return addKV(kv, se.product, ev, e.Revision)
 	case ProductTitleRenamed:
 		return updateKV(kv, se.product, func(r *ListedProduct) { r.Title = ev.Title })
 	case ProductPriceChanged:
@@ -214,11 +214,16 @@ func handleKV(ctx context.Context, kv projection.KV, e annals.Event) error {
 	return nil
 }
 
-func addKV(kv projection.KV, product string, ev ProductAdded) error {
-	// A product added again (its stream deleted and written anew) may
-	// name another vendor: its old row goes first.
-	if err := withdrawKV(kv, product); err != nil {
-		return err
+func addKV(kv projection.KV, product string, ev ProductAdded, revision uint64) error {
+	// A product added again (its stream deleted and written anew: its
+	// revisions go on) may name another vendor: its old row goes first.
+	// At revision 0 the stream never had an event, so there is nothing
+	// to look up: that saves a read that misses, the costliest kind in
+	// pebble, on nearly every ProductAdded.
+	if revision > 0 {
+		if err := withdrawKV(kv, product); err != nil {
+			return err
+		}
 	}
 	if err := kv.Set(kvPointer(product), []byte(ev.Vendor)); err != nil {
 		return err

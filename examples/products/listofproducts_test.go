@@ -32,7 +32,8 @@ func newShop(s annals.Store) *products.Shop {
 // One product of a blocked vendor is appended as AddProduct's non-atomic
 // check lets it through (the vendor blocked between the check and the
 // append), and a product of the blocked vendor is renamed after the
-// block: neither may be listed.
+// block: neither may be listed. A product of another vendor is deleted
+// and added again by a third: it is listed there only.
 func shopScenario(t testing.TB, ctx context.Context, s annals.Store) (uint64, []products.ListedProduct) {
 	t.Helper()
 	shop := newShop(s)
@@ -84,6 +85,17 @@ func shopScenario(t testing.TB, ctx context.Context, s annals.Store) (uint64, []
 	product("p7", products.ChangePrice{Price: 10})
 	product("p2", products.ChangePrice{Price: 8500})
 	add("p8", "bolt", "Washer", 3)
+	// A product's stream deleted and written anew, now another vendor's:
+	// its revisions go on, and its old place in the model must go.
+	_, err = s.Delete(ctx, products.ProductStream("p2"), annals.Any)
+	must(err)
+	again, err := products.Codec.Encode(products.ProductAdded{Vendor: "bolt", Title: "Bag", Price: 50})
+	must(err)
+	res, err := s.Append(ctx, products.ProductStream("p2"), annals.Any, again)
+	must(err)
+	if res.NextExpected == annals.Exact(0) {
+		t.Fatal("the stream written anew starts again at revision 0")
+	}
 
 	var head uint64
 	for e, err := range s.ReadAll(ctx, annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
@@ -92,7 +104,7 @@ func shopScenario(t testing.TB, ctx context.Context, s annals.Store) (uint64, []
 	}
 	return head, []products.ListedProduct{
 		{Product: "p1", Vendor: "acme", Title: "Big anvil", Price: 5000},
-		{Product: "p2", Vendor: "acme", Title: "Rocket", Price: 8500},
+		{Product: "p2", Vendor: "bolt", Title: "Bag", Price: 50},
 		{Product: "p3", Vendor: "bolt", Title: "Bolt", Price: 12},
 		{Product: "p8", Vendor: "bolt", Title: "Washer", Price: 3},
 	}
