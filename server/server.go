@@ -1,7 +1,8 @@
 // Package server serves an Annals store over the KurrentDB (EventStoreDB)
 // gRPC protocol, so the official clients connect to it as to KurrentDB, and
-// over HTTP/1.1 (/health/live) on the same port (split.go sorts the
-// connections).
+// over HTTP/1.1 (/health/live, and /api/projections to watch and control
+// the projections of Options.Projections) on the same port (split.go
+// sorts the connections).
 //
 // Served so far: Streams.Append, Streams.BatchAppend, Streams.Read
 // (counted reads and catch-up subscriptions, of a stream or of $all, with
@@ -25,6 +26,7 @@ import (
 
 	"github.com/annals/annals"
 	ps "github.com/annals/annals/persistent"
+	"github.com/annals/annals/projection"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/gossip"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/persistent"
@@ -62,6 +64,10 @@ type Options struct {
 	TLS *tls.Config
 	// Credentials, if set, checks every call's Basic credentials.
 	Credentials Credentials
+	// Projections, if set, are served for status and control over HTTP
+	// under /api/projections (see projection.Registry.Handler), behind
+	// Credentials like every gRPC call.
+	Projections *projection.Registry
 }
 
 // Server serves one store.
@@ -123,6 +129,9 @@ func New(store annals.Store, opts Options) *Server {
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})
+	if opts.Projections != nil {
+		mountProjections(mux, opts.Projections, opts.Credentials)
+	}
 	if opts.TLS != nil {
 		opts.TLS = opts.TLS.Clone()
 		opts.TLS.NextProtos = []string{"h2", "http/1.1"} // h2 is gRPC (split.go)

@@ -89,6 +89,9 @@ func commands() []command {
 			"measure a server with the official Go client (a fresh one by default)", setupBench},
 		{"demo", "seats [--seats N] [--clients M] [--duration D | --reservations N] [--conference ID]",
 			"the seat-booking demo: many clients, one conference, never overbooked", setupDemo},
+		{"projections", "[list] | status|pause|resume|reset|rebuild|replay-parked NAME\n" +
+			"                     | parked NAME [--limit N]   [--server URL] [--json]",
+			"a server's projections: status, pause, resume, reset, rebuild, parked events", setupProjections},
 		{"help", "[command]", "show this help, or one command's", nil},
 	}
 }
@@ -139,7 +142,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return report(stderr, name, usagef("%v", err))
 	}
-	if fs.NArg() > 0 {
+	if fs.NArg() > 0 && !wordCommands[cmd.name] {
 		return report(stderr, name, usagef("unexpected argument %q (every value goes with a flag)", fs.Arg(0)))
 	}
 	if err := sf.check(fs); err != nil {
@@ -242,7 +245,7 @@ to exist. With --postgres DSN the commands use a PostgreSQL store instead
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s  %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s  %s\n", c.name, c.summary)
 	}
 	for _, c := range commands() {
 		if c.setup == nil {
@@ -366,6 +369,7 @@ func wrap(text string, col int) string {
 }
 
 var commandNotes = map[string]string{
+	"projections": projectionsNotes,
 	"append": `  --stdin reads one event per line, each a JSON object
     {"type":T,"data":JSON,"metadata":JSON,"id":"UUID"}
   (type required; data defaults to {}, metadata to none, id to a random

@@ -13,6 +13,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
 )
 
@@ -45,7 +46,10 @@ func setupServe(fs *flag.FlagSet) runFunc {
 		}
 		logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 		tuneGC()
-		opts := server.Options{Logger: logger}
+		// The projections this server runs, served under /api/projections
+		// (annals projections). None are built in yet: the registry is
+		// where they go, so the endpoint answers an empty list meanwhile.
+		opts := server.Options{Logger: logger, Projections: projection.NewRegistry()}
 		if useTLS {
 			if opts.TLS, err = loadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
 				return err

@@ -1,0 +1,185 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/projection"
+	"github.com/annals/annals/server"
+)
+
+// serveProjections serves a fresh store with opts on a loopback port, with
+// a registry holding one running projector of it, and returns the base
+// URL and the projector.
+func serveProjections(t *testing.T, opts server.Options) (string, *projection.Projector[projection.KV]) {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if _, err := store.Append(context.Background(), "order-1", annals.Any, annals.EventData{Type: "Placed", Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pr, err := projection.New(store, projection.NewMemory(), projection.Projection[projection.KV]{
+		Name: "orders",
+		Handle: func(ctx context.Context, kv projection.KV, e annals.Event) error {
+			return kv.Set([]byte(e.Stream), e.Data)
+		},
+		Reset: func(ctx context.Context, kv projection.KV) error { return kv.DeletePrefix(nil) },
+	}, projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if opts.Projections != nil {
+		if err := opts.Projections.Add(pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts.Logger = quiet
+	srv := server.New(store, opts)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+		pr.Stop()
+		store.Close()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for pr.Position() < 5 {
+		if time.Now().After(deadline) {
+			t.Fatal("the projector does not catch up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return "http://" + l.Addr().String(), pr
+}
+
+// do sends a request, with Basic credentials if user is not empty, and
+// returns the code and the body decoded into a map.
+func do(t *testing.T, method, url, user, pass string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, pass)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if ct := resp.Header.Get("Content-Type"); ct == "application/json" {
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("%s %s: %v: %q", method, url, err, body)
+		}
+	}
+	return resp.StatusCode, m
+}
+
+func TestProjectionsHTTP(t *testing.T) {
+	base, pr := serveProjections(t, server.Options{Projections: projection.NewRegistry()})
+
+	code, m := do(t, "GET", base+"/api/projections", "", "")
+	list, _ := m["projections"].([]any)
+	if code != 200 || len(list) != 1 {
+		t.Fatalf("list: %d %v", code, m)
+	}
+	if st := list[0].(map[string]any); st["name"] != "orders" || st["state"] != "running" || st["position"] != 5.0 || st["head"] != 5.0 {
+		t.Fatalf("listed %v", st)
+	}
+	if code, m := do(t, "POST", base+"/api/projections/orders/pause", "", ""); code != 200 || m["state"] != "paused" {
+		t.Fatalf("pause: %d %v", code, m)
+	}
+	if st, _ := pr.Status(context.Background()); st.State != projection.Paused {
+		t.Fatalf("after pause: %+v", st)
+	}
+	if code, m := do(t, "POST", base+"/api/projections/orders/resume", "", ""); code != 200 || m["state"] != "running" {
+		t.Fatalf("resume: %d %v", code, m)
+	}
+	if code, m := do(t, "GET", base+"/api/projections/orders/parked?limit=10", "", ""); code != 200 || m["parked"] == nil {
+		t.Fatalf("parked: %d %v", code, m)
+	}
+	if code, m := do(t, "POST", base+"/api/projections/orders/replay-parked", "", ""); code != 200 || m["replayed"] != 0.0 {
+		t.Fatalf("replay-parked: %d %v", code, m)
+	}
+	if code, m := do(t, "GET", base+"/api/projections/missing", "", ""); code != 404 || !strings.Contains(m["error"].(string), "missing") {
+		t.Fatalf("missing: %d %v", code, m)
+	}
+	if code, _ := do(t, "GET", base+"/api/projections/orders/pause", "", ""); code != 405 {
+		t.Fatalf("GET pause: %d", code)
+	}
+	// The rest of the server's HTTP is untouched.
+	if code, _ := do(t, "GET", base+"/health/live", "", ""); code != 204 {
+		t.Fatalf("/health/live: %d", code)
+	}
+}
+
+func TestProjectionsHTTPNotServed(t *testing.T) {
+	base, _ := serveProjections(t, server.Options{})
+	if code, _ := do(t, "GET", base+"/api/projections", "", ""); code != 404 {
+		t.Fatalf("without a registry: %d, want 404", code)
+	}
+}
+
+func TestProjectionsHTTPCredentials(t *testing.T) {
+	base, pr := serveProjections(t, server.Options{Projections: projection.NewRegistry(), Credentials: server.AdminCredentials("secret")})
+
+	for _, tc := range []struct{ method, path, user, pass string }{
+		{"GET", "/api/projections", "", ""},
+		{"GET", "/api/projections/orders", "admin", "wrong"},
+		{"GET", "/api/projections/orders/parked", "", ""},
+		{"POST", "/api/projections/orders/pause", "", ""},
+		{"POST", "/api/projections/orders/pause", "someone", "secret"},
+		{"POST", "/api/projections/nope/pause", "", ""},
+	} {
+		code, m := do(t, tc.method, base+tc.path, tc.user, tc.pass)
+		if code != http.StatusUnauthorized || m["error"] == nil {
+			t.Errorf("%s %s as %q: %d %v, want 401", tc.method, tc.path, tc.user, code, m)
+		}
+	}
+	if st, _ := pr.Status(context.Background()); st.State != projection.Running {
+		t.Fatalf("refused requests acted: %+v", st)
+	}
+
+	if code, m := do(t, "GET", base+"/api/projections/orders", "admin", "secret"); code != 200 || m["name"] != "orders" {
+		t.Fatalf("status with credentials: %d %v", code, m)
+	}
+	if code, m := do(t, "POST", base+"/api/projections/orders/pause", "admin", "secret"); code != 200 || m["state"] != "paused" {
+		t.Fatalf("pause with credentials: %d %v", code, m)
+	}
+	// The liveness probe stays open, as the gRPC handshake does.
+	if code, _ := do(t, "GET", base+"/health/live", "", ""); code != 204 {
+		t.Fatalf("/health/live: %d", code)
+	}
+}
