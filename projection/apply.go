@@ -3,6 +3,8 @@ package projection
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/annals/annals"
@@ -19,13 +21,13 @@ var errSubscriptionEnded = errors.New("projection: subscription ended")
 // session loads the checkpoint, subscribes from the next position and
 // applies batches until ctx ends, a reset restarts it, or an error.
 func (p *Projector[M]) session(ctx context.Context) error {
-	cp, err := p.target.Load(ctx, p.proj.Name)
-	if err != nil {
+	if err := p.load(ctx); err != nil {
 		return err
 	}
-	p.mu.Lock()
-	p.position, p.parked, p.loaded = cp.Position, cp.Parked, true
-	p.mu.Unlock()
+	if err := p.setup(ctx); err != nil {
+		return err
+	}
+	from := p.Position() + 1
 
 	sctx, cancel := context.WithCancel(ctx)
 	msgs := make(chan annals.Message, p.opts.BatchEvents)
@@ -33,7 +35,7 @@ func (p *Projector[M]) session(ctx context.Context) error {
 	var readErr error
 	go func() {
 		defer close(readDone)
-		readErr = p.read(sctx, cp.Position+1, msgs)
+		readErr = p.read(sctx, from, msgs)
 	}()
 	defer func() {
 		cancel()
@@ -45,23 +47,32 @@ func (p *Projector[M]) session(ctx context.Context) error {
 		if err := p.waitWhilePaused(ctx); err != nil {
 			return err
 		}
-		select {
-		case m := <-msgs:
-			batch = append(batch, m)
-		case <-readDone:
-			if readErr == nil {
-				readErr = errSubscriptionEnded
+		if len(batch) == 0 {
+			ready, built := p.rebuildSignals()
+			select {
+			case m := <-msgs:
+				batch = append(batch, m)
+			case <-readDone:
+				if readErr == nil {
+					readErr = errSubscriptionEnded
+				}
+				return readErr
+			case req := <-p.requests:
+				if err := p.serve(ctx, req); err != nil {
+					return err
+				}
+				continue
+			case <-ready:
+				if err := p.finishRebuild(ctx); err != nil {
+					continue // given up and noted; the active generation goes on
+				}
+				return errRestart
+			case <-built:
+				p.rebuildEnded()
+				continue
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			return readErr
-		case req := <-p.resets:
-			err := p.reset(ctx)
-			req.done <- err
-			if err != nil {
-				return err
-			}
-			return errRestart
-		case <-ctx.Done():
-			return ctx.Err()
 		}
 		// Pause takes effect before anything more is applied; the batch
 		// in hand waits (it is at most BatchEvents messages).
@@ -77,16 +88,64 @@ func (p *Projector[M]) session(ctx context.Context) error {
 				break drain
 			}
 		}
-		if err := p.apply(ctx, batch); err != nil {
+		n := p.applicable(batch)
+		if n == 0 {
+			// A rebuild's builder at its parent's position: wait for
+			// the parent to move.
+			if err := p.waitForParent(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := p.apply(ctx, batch[:n]); err != nil {
 			return err
 		}
-		clear(batch)
-		batch = batch[:0]
+		rest := copy(batch, batch[n:])
+		clear(batch[rest:])
+		batch = batch[:rest]
 	}
 }
 
-// waitWhilePaused blocks while the projector is paused; a reset request
-// is served even then.
+// serve runs a writer's request in the applier.
+func (p *Projector[M]) serve(ctx context.Context, req request) error {
+	err := req.do(ctx)
+	req.done <- err
+	switch {
+	case err == nil && req.restart:
+		return errRestart
+	case err != nil && (req.restart || errors.Is(err, ErrCheckpointMoved)):
+		return err
+	}
+	return nil
+}
+
+// setup runs Projection.Setup in a transaction of its own when the
+// projector starts from position 0, storing the checkpoint 0 with it, so
+// that queries find the model's tables before the first event.
+func (p *Projector[M]) setup(ctx context.Context) error {
+	setup := p.def().Setup
+	if setup == nil || p.Position() != 0 {
+		return nil
+	}
+	tx, err := p.target.Begin(ctx, p.slot())
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if err := setup(ctx, tx.Model()); err != nil {
+		return fmt.Errorf("projection %s: setup: %w", p.name, err)
+	}
+	p.mu.Lock()
+	parked := p.parked
+	p.mu.Unlock()
+	if err := tx.SaveCheckpoint(ctx, 0, Checkpoint{Parked: parked}); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// waitWhilePaused blocks while the projector is paused; requests (a
+// reset, a replay of parked events) are served even then.
 func (p *Projector[M]) waitWhilePaused(ctx context.Context) error {
 	for {
 		p.mu.Lock()
@@ -97,13 +156,10 @@ func (p *Projector[M]) waitWhilePaused(ctx context.Context) error {
 		}
 		select {
 		case <-resumed:
-		case req := <-p.resets:
-			err := p.reset(ctx)
-			req.done <- err
-			if err != nil {
+		case req := <-p.requests:
+			if err := p.serve(ctx, req); err != nil {
 				return err
 			}
-			return errRestart
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -112,7 +168,7 @@ func (p *Projector[M]) waitWhilePaused(ctx context.Context) error {
 
 // read feeds msgs from a catch-up subscription of $all starting at from.
 func (p *Projector[M]) read(ctx context.Context, from uint64, msgs chan<- annals.Message) error {
-	opts := annals.SubscribeAllOptions{From: from, Filter: p.proj.Filter}
+	opts := annals.SubscribeAllOptions{From: from, Filter: p.def().Filter}
 	for m, err := range p.store.SubscribeToAll(ctx, opts) {
 		if err != nil {
 			return err
@@ -190,7 +246,7 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 			if !isHandler || park != nil {
 				// The target fails, not the event (parking it
 				// included): nothing to park.
-				return &FailedError{Name: p.proj.Name, Position: p.Position(), Attempts: attempt, Err: err}
+				return &FailedError{Name: p.name, Position: p.Position(), Attempts: attempt, Err: err}
 			}
 			if park, err = p.giveUp(msgs[0].Event, attempt, err); err != nil {
 				return err
@@ -209,7 +265,7 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 // transaction records (moving the checkpoint past e).
 func (p *Projector[M]) giveUp(e annals.Event, attempt int, err error) (*ParkedEvent, error) {
 	if p.policy.OnFailure != Park {
-		return nil, &FailedError{Name: p.proj.Name, Position: p.Position(), Attempts: attempt, Err: err}
+		return nil, &FailedError{Name: p.name, Position: p.Position(), Attempts: attempt, Err: err}
 	}
 	msg := err.Error()
 	if he, ok := errors.AsType[*HandlerError](err); ok {
@@ -243,12 +299,21 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		p.caughtUp(caughtUp)
 		return 0, nil
 	}
-	tx, err := p.target.Begin(ctx, p.proj.Name)
+	tx, err := p.target.Begin(ctx, p.slot())
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback(ctx)
 	model := tx.Model()
+	p.mu.Lock()
+	replayUntil := p.replayUntil
+	p.mu.Unlock()
+	if p.parent != nil {
+		// A builder applies only what its parent has applied.
+		replayUntil = math.MaxUint64
+	}
+	replayCtx := withReplaying(ctx, true)
+	handle := p.def().Handle
 	for i, m := range msgs {
 		switch m.Kind {
 		case annals.MessageEvent:
@@ -263,7 +328,11 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 				}
 				parked++
 			} else {
-				if err := p.proj.Handle(ctx, model, e); err != nil {
+				hctx := ctx
+				if e.Position <= replayUntil {
+					hctx = replayCtx
+				}
+				if err := handle(hctx, model, e); err != nil {
 					return i, &HandlerError{Position: e.Position, Stream: e.Stream, Type: e.Type, Err: err}
 				}
 				applied++
@@ -284,7 +353,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		// stored checkpoint tells. If it moved to pos, the transaction
 		// went through; if it is still at prev, it did not, and the
 		// batch is retried.
-		cp, lerr := p.target.Load(ctx, p.proj.Name)
+		cp, lerr := p.target.Load(ctx, p.slot())
 		if lerr != nil || cp.Position != pos || pos == prev {
 			return 0, err
 		}
@@ -292,6 +361,8 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 	p.mu.Lock()
 	p.position, p.parked = pos, total
 	p.rate.add(p.opts.Now(), applied)
+	close(p.progress)
+	p.progress = make(chan struct{})
 	p.mu.Unlock()
 	p.caughtUp(caughtUp)
 	return 0, nil
@@ -303,8 +374,11 @@ func (p *Projector[M]) caughtUp(yes bool) {
 		return
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.rebuilding = false
+	p.mu.Unlock()
+	if p.parent != nil {
+		p.parent.builderCaughtUp()
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

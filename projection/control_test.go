@@ -160,7 +160,7 @@ func TestStatusJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"name":"p","state":"rebuilding","position":3,"head":5,"lag":2,"eventsPerSecond":0,"parked":0}`
+	want := `{"name":"p","state":"rebuilding","position":3,"head":5,"lag":2,"eventsPerSecond":0,"parked":0,"generation":0}`
 	if string(b) != want {
 		t.Fatalf("got %s\nwant %s", b, want)
 	}

@@ -18,6 +18,16 @@ var (
 	// ErrStandby: Reset was asked of a projector waiting for its lease;
 	// reset through the instance that holds it.
 	ErrStandby = errors.New("projection: projector is on standby (another instance holds the lease)")
+	// ErrGenerationMoved: a blue/green switch found another generation
+	// active than the one it replaces (another instance switched).
+	ErrGenerationMoved = errors.New("projection: active generation moved")
+	// ErrActiveGeneration: Drop was asked to delete the active generation.
+	ErrActiveGeneration = errors.New("projection: cannot drop the active generation")
+	// ErrNotRunning: Rebuild was asked of a projector that is not
+	// running (a blue/green rebuild runs beside the live projection).
+	ErrNotRunning = errors.New("projection: projector is not running")
+	// ErrRebuilding: a blue/green rebuild is already in progress.
+	ErrRebuilding = errors.New("projection: a rebuild is in progress")
 	// ErrInvalid: a projection or its options cannot run as given.
 	ErrInvalid = errors.New("projection: invalid projection")
 )

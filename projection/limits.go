@@ -53,6 +53,13 @@ const (
 	// connection frees the lock, so the holder stops applying and waits
 	// for the lease again.
 	LeaseCheckInterval = 2 * time.Second
+	// modelSchemaNameBytes is how much of a projection's name shows in
+	// its PostgreSQL model schema's name (rm_<name>_<hash>[_g<n>]), which
+	// must fit PostgreSQL's 63 bytes.
+	modelSchemaNameBytes = 28
+	// dropTimeout bounds the dropping of a rebuild's generation when the
+	// rebuild is given up.
+	dropTimeout = 10 * time.Second
 	// leaseCloseTimeout bounds the closing of a lease's connection.
 	leaseCloseTimeout = 5 * time.Second
 )

@@ -28,6 +28,10 @@ type Memory struct {
 	data        map[string][]byte
 	checkpoints map[string]Checkpoint
 	parked      map[string][]ParkedEvent
+	// generations holds the active generation of the projections that
+	// switched (absent: 0). Names in data, checkpoints and parked are
+	// slots (slotName).
+	generations map[string]uint64
 }
 
 var _ Target[KV] = (*Memory)(nil)
@@ -38,14 +42,19 @@ func NewMemory() *Memory {
 		data:        make(map[string][]byte),
 		checkpoints: make(map[string]Checkpoint),
 		parked:      make(map[string][]ParkedEvent),
+		generations: make(map[string]uint64),
 	}
 }
 
 func memoryKey(name string, key []byte) string { return name + "\x00" + string(key) }
 
-// Get returns the committed value of key in the named projection's model.
+// Get returns the committed value of key in the named projection's
+// active model.
 func (m *Memory) Get(name string, key []byte) ([]byte, bool) {
-	return m.get(memoryKey(name, key))
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	v, ok := m.data[memoryKey(slotName(name, m.generations[name]), key)]
+	return bytes.Clone(v), ok
 }
 
 func (m *Memory) get(k string) ([]byte, bool) {
@@ -58,8 +67,9 @@ func (m *Memory) get(k string) ([]byte, bool) {
 // Scan calls fn on the committed keys of the named projection's model
 // that start with prefix, in key order, until fn returns false.
 func (m *Memory) Scan(name string, prefix []byte, fn func(key, value []byte) bool) {
-	lower := memoryKey(name, prefix)
 	m.mu.RLock()
+	slot := slotName(name, m.generations[name])
+	lower := memoryKey(slot, prefix)
 	var keys []string
 	for k := range m.data {
 		if strings.HasPrefix(k, lower) {
@@ -73,7 +83,7 @@ func (m *Memory) Scan(name string, prefix []byte, fn func(key, value []byte) boo
 	}
 	m.mu.RUnlock()
 	for i, k := range keys {
-		if !fn([]byte(k[len(name)+1:]), bytes.Clone(values[i])) {
+		if !fn([]byte(k[len(slot)+1:]), bytes.Clone(values[i])) {
 			return
 		}
 	}
@@ -104,6 +114,53 @@ func (m *Memory) ParkedEvents(ctx context.Context, name string, limit int) ([]Pa
 	return slices.Clone(p[:min(len(p), clampLimit(limit))]), nil
 }
 
+// Generation returns the named projection's active generation.
+func (m *Memory) Generation(ctx context.Context, name string) (uint64, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.generations[name], nil
+}
+
+// Switch makes generation to active, if from still is, and drops
+// generation from, at once.
+func (m *Memory) Switch(ctx context.Context, name string, from, to uint64) error {
+	m.writer.Lock()
+	defer m.writer.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.generations[name] != from {
+		return ErrGenerationMoved
+	}
+	m.generations[name] = to
+	m.dropLocked(slotName(name, from))
+	return nil
+}
+
+// Drop deletes generation gen of the named projection (a rebuild given
+// up); it refuses the active generation.
+func (m *Memory) Drop(ctx context.Context, name string, gen uint64) error {
+	m.writer.Lock()
+	defer m.writer.Unlock()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.generations[name] == gen {
+		return ErrActiveGeneration
+	}
+	m.dropLocked(slotName(name, gen))
+	return nil
+}
+
+func (m *Memory) dropLocked(slot string) {
+	prefix := memoryKey(slot, nil)
+	for k := range m.data {
+		if strings.HasPrefix(k, prefix) {
+			delete(m.data, k)
+		}
+	}
+	delete(m.checkpoints, slot)
+	delete(m.parked, slot)
+}
+
 // memoryTx overlays its writes on the committed data until Commit.
 //
 // Invariant: writes holds every key written since the last DeletePrefix
@@ -118,6 +175,7 @@ type memoryTx struct {
 	// checkpoint and the parked changes, applied at Commit.
 	checkpoint  *Checkpoint
 	park        []ParkedEvent
+	unpark      []uint64
 	clearParked bool
 	done        bool
 }
@@ -177,6 +235,11 @@ func (t *memoryTx) Park(ctx context.Context, pe ParkedEvent) error {
 	return nil
 }
 
+func (t *memoryTx) Unpark(ctx context.Context, position uint64) error {
+	t.unpark = append(t.unpark, position)
+	return nil
+}
+
 func (t *memoryTx) ClearParked(ctx context.Context) error {
 	t.clearParked, t.park = true, nil
 	return nil
@@ -207,6 +270,11 @@ func (t *memoryTx) Commit(ctx context.Context) error {
 	}
 	if t.clearParked {
 		delete(m.parked, t.name)
+	}
+	if len(t.unpark) > 0 {
+		m.parked[t.name] = slices.DeleteFunc(m.parked[t.name], func(pe ParkedEvent) bool {
+			return slices.Contains(t.unpark, pe.Position)
+		})
 	}
 	if len(t.park) > 0 {
 		m.parked[t.name] = append(m.parked[t.name], t.park...)

@@ -28,6 +28,13 @@ import (
 //	'm' name 0x00 key                a read-model value
 //	'c' name                         a checkpoint: position(8) parked(8)
 //	'p' name 0x00 position(8)        a parked event (JSON)
+//	'g' name                         the active generation(8), if not 0
+//
+// name here is a slot: the projection's name for generation 0, name 0x01
+// generation after a blue/green switch (slotName). Queries (Get, Scan)
+// read the active generation and its model from one snapshot, and a
+// switch is one batch: a query sees the old read model or the new one,
+// whole.
 //
 // One transaction at a time (an indexed batch; Begin waits for the one in
 // progress): the checkpoint checked by SaveCheckpoint cannot move before
@@ -44,6 +51,7 @@ const (
 	pebbleModel      = 'm'
 	pebbleCheckpoint = 'c'
 	pebbleParked     = 'p'
+	pebbleGeneration = 'g'
 )
 
 // OpenPebble opens (or creates) the embedded target in dir. The
@@ -67,17 +75,31 @@ func OpenPebble(dir string) (*Pebble, error) {
 // Close closes the database; transactions in progress must have ended.
 func (p *Pebble) Close() error { return p.db.Close() }
 
-// Get returns the committed value of key in the named projection's model.
+// Get returns the committed value of key in the named projection's
+// active model.
 func (p *Pebble) Get(name string, key []byte) ([]byte, bool, error) {
-	return pebbleGet(p.db, modelKey(name, key))
+	snap := p.db.NewSnapshot()
+	defer snap.Close()
+	gen, err := pebbleGenerationOf(snap, name)
+	if err != nil {
+		return nil, false, err
+	}
+	return pebbleGet(snap, modelKey(slotName(name, gen), key))
 }
 
-// Scan calls fn on the committed keys of the named projection's model
-// that start with prefix, in key order, until fn returns false.
+// Scan calls fn on the committed keys of the named projection's active
+// model that start with prefix, in key order, until fn returns false.
 func (p *Pebble) Scan(name string, prefix []byte, fn func(key, value []byte) bool) error {
-	skip := len(modelKey(name, nil))
-	lower := modelKey(name, prefix)
-	it, err := p.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	snap := p.db.NewSnapshot()
+	defer snap.Close()
+	gen, err := pebbleGenerationOf(snap, name)
+	if err != nil {
+		return err
+	}
+	slot := slotName(name, gen)
+	skip := len(modelKey(slot, nil))
+	lower := modelKey(slot, prefix)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return err
 	}
@@ -122,6 +144,75 @@ func (p *Pebble) ParkedEvents(ctx context.Context, name string, limit int) ([]Pa
 		out = append(out, pe)
 	}
 	return out, it.Error()
+}
+
+// Generation returns the named projection's active generation.
+func (p *Pebble) Generation(ctx context.Context, name string) (uint64, error) {
+	return pebbleGenerationOf(p.db, name)
+}
+
+// Switch makes generation to active, if from still is, and drops
+// generation from, in one batch committed with fsync.
+func (p *Pebble) Switch(ctx context.Context, name string, from, to uint64) error {
+	return p.generationBatch(ctx, name, func(b *pebble.Batch, active uint64) error {
+		if active != from {
+			return ErrGenerationMoved
+		}
+		if err := b.Set(generationKey(name), binary.BigEndian.AppendUint64(nil, to), nil); err != nil {
+			return err
+		}
+		return dropPebbleSlot(b, slotName(name, from))
+	})
+}
+
+// Drop deletes generation gen of the named projection (a rebuild given
+// up); it refuses the active generation.
+func (p *Pebble) Drop(ctx context.Context, name string, gen uint64) error {
+	return p.generationBatch(ctx, name, func(b *pebble.Batch, active uint64) error {
+		if active == gen {
+			return ErrActiveGeneration
+		}
+		return dropPebbleSlot(b, slotName(name, gen))
+	})
+}
+
+// generationBatch runs fn in a batch of its own, as the one writer.
+func (p *Pebble) generationBatch(ctx context.Context, name string, fn func(b *pebble.Batch, active uint64) error) error {
+	p.writer.Lock()
+	defer p.writer.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	active, err := pebbleGenerationOf(p.db, name)
+	if err != nil {
+		return err
+	}
+	b := p.db.NewBatch()
+	defer b.Close()
+	if err := fn(b, active); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+func dropPebbleSlot(b *pebble.Batch, slot string) error {
+	model := modelKey(slot, nil)
+	parked := parkedPrefix(slot)
+	return errors.Join(
+		b.DeleteRange(model, prefixEnd(model), nil),
+		b.DeleteRange(parked, prefixEnd(parked), nil),
+		b.Delete(checkpointKey(slot), nil))
+}
+
+func pebbleGenerationOf(r pebbleReader, name string) (uint64, error) {
+	v, ok, err := pebbleGet(r, generationKey(name))
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("projection: generation of %s: %d bytes, want 8", name, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 type pebbleReader interface {
@@ -185,6 +276,10 @@ func (t *pebbleTx) Park(ctx context.Context, pe ParkedEvent) error {
 	return t.b.Set(binary.BigEndian.AppendUint64(parkedPrefix(name), pe.Position), v, nil)
 }
 
+func (t *pebbleTx) Unpark(ctx context.Context, position uint64) error {
+	return t.b.Delete(binary.BigEndian.AppendUint64(parkedPrefix(t.name), position), nil)
+}
+
 func (t *pebbleTx) ClearParked(ctx context.Context) error {
 	lower := parkedPrefix(t.name)
 	return t.b.DeleteRange(lower, prefixEnd(lower), nil)
@@ -239,6 +334,10 @@ func modelKey(name string, key []byte) []byte {
 
 func checkpointKey(name string) []byte {
 	return append([]byte{pebbleCheckpoint}, name...)
+}
+
+func generationKey(name string) []byte {
+	return append([]byte{pebbleGeneration}, name...)
 }
 
 func parkedPrefix(name string) []byte {

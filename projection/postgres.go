@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -36,6 +38,10 @@ type Postgres struct {
 	schema      string
 	checkpoints string // quoted schema.projection_checkpoints
 	parked      string // quoted schema.projection_parked
+	generations string // quoted schema.projection_generations
+	// created holds the model schemas this process has created (slot
+	// name → struct{}), so Begin creates each one once.
+	created sync.Map
 }
 
 var (
@@ -54,6 +60,7 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, schema string) (*Postg
 		schema:      schema,
 		checkpoints: pgx.Identifier{schema, "projection_checkpoints"}.Sanitize(),
 		parked:      pgx.Identifier{schema, "projection_parked"}.Sanitize(),
+		generations: pgx.Identifier{schema, "projection_generations"}.Sanitize(),
 	}
 	ddl := `CREATE SCHEMA IF NOT EXISTS ` + pgx.Identifier{schema}.Sanitize() + `;
 CREATE TABLE IF NOT EXISTS ` + t.checkpoints + ` (
@@ -71,6 +78,10 @@ CREATE TABLE IF NOT EXISTS ` + t.parked + ` (
 	attempts  integer NOT NULL,
 	parked_at timestamptz NOT NULL,
 	PRIMARY KEY (name, position)
+);
+CREATE TABLE IF NOT EXISTS ` + t.generations + ` (
+	name       text PRIMARY KEY,
+	generation bigint NOT NULL
 )`
 	if _, err := pool.Exec(ctx, ddl); err != nil {
 		return nil, fmt.Errorf("projection: creating the tables in %s: %w", schema, err)
@@ -81,13 +92,106 @@ CREATE TABLE IF NOT EXISTS ` + t.parked + ` (
 // Schema is the schema of the target's tables.
 func (t *Postgres) Schema() string { return t.schema }
 
-// Begin opens a transaction (read committed).
+// Begin opens a transaction (read committed) with search_path at the
+// model schema of slot name (created if missing), then public.
 func (t *Postgres) Begin(ctx context.Context, name string) (Tx[pgx.Tx], error) {
+	schema, err := t.ensureSchema(ctx, name)
+	if err != nil {
+		return nil, err
+	}
 	tx, err := t.pool.Begin(ctx)
 	if err != nil {
 		return nil, err
 	}
+	if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+schema+`, public`); err != nil {
+		tx.Rollback(ctx)
+		return nil, err
+	}
 	return postgresTx{t: t, tx: tx, name: name}, nil
+}
+
+// ensureSchema creates the model schema of slot name once per process and
+// returns it, quoted.
+func (t *Postgres) ensureSchema(ctx context.Context, slot string) (string, error) {
+	schema := pgx.Identifier{t.modelSchema(slot)}.Sanitize()
+	if _, ok := t.created.Load(slot); ok {
+		return schema, nil
+	}
+	if _, err := t.pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+		if !isUniqueViolation(err) {
+			return "", fmt.Errorf("projection: creating schema %s: %w", schema, err)
+		}
+		// Two sessions created it at once: it exists.
+	}
+	t.created.Store(slot, struct{}{})
+	return schema, nil
+}
+
+// modelSchema names the schema of a slot's read model: readable (rm_,
+// the name's letters and digits, the generation) and unique (a hash of
+// the target's schema and the slot), within PostgreSQL's 63 bytes.
+func (t *Postgres) modelSchema(slot string) string {
+	name, gen, _ := strings.Cut(slot, string(rune(generationSeparator)))
+	base := make([]byte, 0, modelSchemaNameBytes)
+	for i := 0; i < len(name) && len(base) < modelSchemaNameBytes; i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			base = append(base, c)
+		case c >= 'A' && c <= 'Z':
+			base = append(base, c+'a'-'A')
+		default:
+			base = append(base, '_')
+		}
+	}
+	h := fnv.New32a()
+	h.Write([]byte(t.schema))
+	h.Write([]byte{0})
+	h.Write([]byte(slot))
+	s := fmt.Sprintf("rm_%s_%08x", base, h.Sum32())
+	if gen != "" {
+		s += "_g" + gen
+	}
+	return s
+}
+
+// ModelSchema is the schema of the named projection's active read model,
+// where its handler's unqualified tables are. Prefer Query, which also
+// keeps a blue/green switch from dropping the schema under a reader.
+func (t *Postgres) ModelSchema(ctx context.Context, name string) (string, error) {
+	gen, err := t.Generation(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	return t.modelSchema(slotName(name, gen)), nil
+}
+
+// Query runs fn in a read-only transaction on the named projection's
+// active read model (search_path at its schema, then public). A
+// blue/green switch waits for the queries in progress and the queries
+// after it see the new generation: a query never finds its tables
+// dropped under it.
+func (t *Postgres) Query(ctx context.Context, name string, fn func(ctx context.Context, tx pgx.Tx) error) error {
+	tx, err := t.pool.BeginTx(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	// The switch takes this lock exclusively (Switch).
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, t.generationKey(name)); err != nil {
+		return err
+	}
+	gen, err := t.generation(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	schema := pgx.Identifier{t.modelSchema(slotName(name, gen))}.Sanitize()
+	if _, err := tx.Exec(ctx, `SET LOCAL search_path TO `+schema+`, public`); err != nil {
+		return err
+	}
+	if err := fn(ctx, tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // Load returns the named projection's checkpoint.
@@ -135,8 +239,15 @@ func (t *Postgres) TryLease(ctx context.Context, name string) (Lease, error) {
 // the name. Two projections whose keys collide only wait for each other;
 // the checkpoint check keeps the effect exact either way.
 func (t *Postgres) leaseKey(name string) int64 {
+	return t.lockKey("annals.projection", name)
+}
+
+// lockKey is a 64-bit advisory lock key: a hash of what it is for, the
+// target's schema and the projection's name.
+func (t *Postgres) lockKey(what, name string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("annals.projection\x00"))
+	h.Write([]byte(what))
+	h.Write([]byte{0})
 	h.Write([]byte(t.schema))
 	h.Write([]byte{0})
 	h.Write([]byte(name))
@@ -187,10 +298,106 @@ func (l *postgresLease) Release() {
 	})
 }
 
+// isUniqueViolation reports PostgreSQL's unique_violation (which CREATE
+// SCHEMA IF NOT EXISTS raises when another session creates it at once).
+func isUniqueViolation(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pgErr.Code == "23505"
+}
+
 func closeConn(conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), leaseCloseTimeout)
 	defer cancel()
 	conn.Close(ctx)
+}
+
+// Generation returns the named projection's active generation.
+func (t *Postgres) Generation(ctx context.Context, name string) (uint64, error) {
+	return t.generation(ctx, t.pool, name)
+}
+
+type queryRower interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func (t *Postgres) generation(ctx context.Context, q queryRower, name string) (uint64, error) {
+	var gen int64
+	err := q.QueryRow(ctx, `SELECT generation FROM `+t.generations+` WHERE name = $1`, name).Scan(&gen)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(gen), err
+}
+
+// generationKey is the advisory lock that queries take shared and a
+// switch or a drop exclusive, so that a schema is never dropped under a
+// query (Query).
+func (t *Postgres) generationKey(name string) int64 {
+	return t.lockKey("annals.projection.generation", name)
+}
+
+// Switch makes generation to active, if from still is, and drops
+// generation from: its checkpoint, parked events and model schema
+// (DROP SCHEMA ... CASCADE), all in one transaction. It first takes the
+// projection's generation lock exclusively: queries in progress end
+// first, queries after it wait and then read the new generation.
+func (t *Postgres) Switch(ctx context.Context, name string, from, to uint64) error {
+	return t.generationTx(ctx, name, func(tx pgx.Tx, active uint64) error {
+		if active != from {
+			return ErrGenerationMoved
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO `+t.generations+` AS g (name, generation) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET generation = EXCLUDED.generation`, name, int64(to)); err != nil {
+			return err
+		}
+		return t.dropSlot(ctx, tx, slotName(name, from))
+	})
+}
+
+// Drop deletes generation gen of the named projection (a rebuild given
+// up); it refuses the active generation.
+func (t *Postgres) Drop(ctx context.Context, name string, gen uint64) error {
+	return t.generationTx(ctx, name, func(tx pgx.Tx, active uint64) error {
+		if active == gen {
+			return ErrActiveGeneration
+		}
+		return t.dropSlot(ctx, tx, slotName(name, gen))
+	})
+}
+
+// generationTx runs fn in a transaction holding the projection's
+// generation lock exclusively, with the active generation.
+func (t *Postgres) generationTx(ctx context.Context, name string, fn func(tx pgx.Tx, active uint64) error) error {
+	tx, err := t.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, t.generationKey(name)); err != nil {
+		return err
+	}
+	active, err := t.generation(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx, active); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+func (t *Postgres) dropSlot(ctx context.Context, tx pgx.Tx, slot string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM `+t.checkpoints+` WHERE name = $1`, slot); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM `+t.parked+` WHERE name = $1`, slot); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{t.modelSchema(slot)}.Sanitize()+` CASCADE`); err != nil {
+		return err
+	}
+	t.created.Delete(slot)
+	return nil
 }
 
 // ParkedEvents lists the named projection's parked events.
@@ -237,6 +444,11 @@ func (p postgresTx) Park(ctx context.Context, pe ParkedEvent) error {
 	_, err := p.tx.Exec(ctx, `INSERT INTO `+p.t.parked+` (name, position, event_id, stream, type, error, attempts, parked_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 		p.name, int64(pe.Position), pe.EventID, pe.Stream, pe.Type, pe.Error, pe.Attempts, pe.ParkedAt)
+	return err
+}
+
+func (p postgresTx) Unpark(ctx context.Context, position uint64) error {
+	_, err := p.tx.Exec(ctx, `DELETE FROM `+p.t.parked+` WHERE name = $1 AND position = $2`, p.name, int64(position))
 	return err
 }
 

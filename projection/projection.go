@@ -12,7 +12,7 @@ import (
 // applies them. M is the target's model type (see Target).
 type Projection[M any] struct {
 	// Name identifies the projection's checkpoint in its target. Required;
-	// at most MaxNameBytes, no NUL byte.
+	// at most MaxNameBytes, no NUL or 0x01 byte.
 	Name string
 	// Filter, if not nil, limits the events handled (by category, stream
 	// prefix, event type...). Filtered-out events still advance the
@@ -23,6 +23,14 @@ type Projection[M any] struct {
 	// through m: anything else (an email, a call to another service) is
 	// not rolled back and may happen more than once. Required.
 	Handle func(ctx context.Context, m M, e annals.Event) error
+	// Setup prepares an empty read model through m: on PostgreSQL it
+	// creates the projection's tables (with unqualified names: the target
+	// runs each transaction with search_path at the projection's own
+	// schema). It runs in a transaction of its own whenever the
+	// projector starts from position 0 (the first run, after a Reset, and
+	// for each new generation of a blue/green rebuild), so it must be
+	// idempotent: CREATE TABLE IF NOT EXISTS. Optional.
+	Setup func(ctx context.Context, m M) error
 	// Reset deletes the read model through m, for Projector.Reset.
 	// Optional; without it Reset fails with ErrNoReset.
 	Reset func(ctx context.Context, m M) error
@@ -114,8 +122,10 @@ func (p *Projection[M]) validate() error {
 		return invalid("a projection needs a name")
 	case len(p.Name) > MaxNameBytes:
 		return invalid("name of %d bytes, at most %d", len(p.Name), MaxNameBytes)
-	case strings.IndexByte(p.Name, 0) >= 0:
-		return invalid("name %q holds a NUL byte", p.Name)
+	case strings.IndexByte(p.Name, 0) >= 0 || strings.IndexByte(p.Name, generationSeparator) >= 0:
+		// NUL ends a name in the KV targets' keys; 0x01 separates a
+		// name from its generation (slotName).
+		return invalid("name %q holds a NUL or 0x01 byte", p.Name)
 	case p.Handle == nil:
 		return invalid("projection %s has no Handle func", p.Name)
 	}

@@ -30,18 +30,29 @@ import (
 type Projector[M any] struct {
 	store  annals.Store
 	target Target[M]
-	proj   Projection[M]
+	name   string // the projection's, for good
 	opts   Options
+	// policy is proj's, with defaults; read and changed (by a rebuild
+	// with a new definition) only by the applier.
 	policy ErrorPolicy
 
-	// runMu is held by Run while it runs, and by a Reset done while the
-	// projector is not running: one writer of the checkpoint at a time in
-	// this process.
+	// runMu is held by Run while it runs, and by a Reset or a
+	// ReplayParked done while the projector is not running: one writer of
+	// the checkpoint at a time in this process.
 	runMu sync.Mutex
-	// resets carries Reset requests to a running projector.
-	resets chan resetRequest
+	// requests carries work that must run as the writer (Reset,
+	// ReplayParked, Rebuild) to a running projector's applier.
+	requests chan request
+	// parent is set on the builder of a blue/green rebuild's next
+	// generation: it applies nothing past the parent's position (see
+	// rebuild.go).
+	parent *Projector[M]
 
 	mu sync.Mutex // guards what follows
+	// proj is the definition applied; a blue/green rebuild with a new
+	// definition (RebuildWith) replaces it at the switch. Read it with
+	// def.
+	proj Projection[M]
 	// runDone is closed when the current Run returns; nil when none runs.
 	runDone  chan struct{}
 	cancel   context.CancelFunc // of the Run started by Start
@@ -51,9 +62,14 @@ type Projector[M any] struct {
 	failed      bool // the last Run ended with a *FailedError
 	rebuilding  bool // reset, and not yet caught up with the log
 	paused      bool
-	standby     bool          // waiting for the lease (Leaser targets)
-	resumed     chan struct{} // closed by Resume
-	loaded      bool          // position and parked hold the stored checkpoint
+	standby     bool            // waiting for the lease (Leaser targets)
+	gen         uint64          // the generation applied (loaded with the checkpoint)
+	replayUntil uint64          // events up to here were handled before a Reset
+	progress    chan struct{}   // closed and replaced at each commit
+	rb          *rebuild[M]     // the blue/green rebuild in progress, if any
+	runCtx      context.Context // of the run in progress (ends with its lease)
+	resumed     chan struct{}   // closed by Resume
+	loaded      bool            // position and parked hold the stored checkpoint
 	position    uint64
 	parked      uint64
 	lastError   string
@@ -61,8 +77,13 @@ type Projector[M any] struct {
 	rate        rate
 }
 
-type resetRequest struct {
-	done chan error
+// request is work for the applier of a running projector: do runs as the
+// only writer of the checkpoint; restart says the session must reload
+// the checkpoint after it succeeds.
+type request struct {
+	do      func(ctx context.Context) error
+	restart bool
+	done    chan error
 }
 
 // New returns a projector of p over store into target. It does not start
@@ -72,17 +93,26 @@ func New[M any](store annals.Store, target Target[M], p Projection[M], opts Opti
 		return nil, err
 	}
 	return &Projector[M]{
-		store:  store,
-		target: target,
-		proj:   p,
-		opts:   opts.withDefaults(),
-		policy: p.Policy.withDefaults(),
-		resets: make(chan resetRequest),
+		store:    store,
+		target:   target,
+		name:     p.Name,
+		proj:     p,
+		opts:     opts.withDefaults(),
+		policy:   p.Policy.withDefaults(),
+		requests: make(chan request),
+		progress: make(chan struct{}),
 	}, nil
 }
 
 // Name is the projection's name.
-func (p *Projector[M]) Name() string { return p.proj.Name }
+func (p *Projector[M]) Name() string { return p.name }
+
+// def is the definition applied.
+func (p *Projector[M]) def() Projection[M] {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proj
+}
 
 // Run follows the log and applies it until ctx ends (it then returns nil)
 // or the error policy gives up (it returns a *FailedError). It resumes
@@ -140,7 +170,7 @@ func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), erro
 	}
 	defer p.setStandby(false)
 	for {
-		lease, err := l.TryLease(ctx, p.proj.Name)
+		lease, err := l.TryLease(ctx, p.name)
 		if err != nil && ctx.Err() == nil {
 			p.noteError(err)
 		}
@@ -164,7 +194,7 @@ func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), erro
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
-		case req := <-p.resets:
+		case req := <-p.requests:
 			// Another instance is the writer: a reset from here would
 			// race with it.
 			req.done <- ErrStandby
@@ -177,6 +207,15 @@ func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), erro
 // lease) live. It returns nil when ctx ends, errLeaseLost when only lctx
 // does, or the *FailedError that ends Run.
 func (p *Projector[M]) follow(ctx, lctx context.Context) error {
+	p.mu.Lock()
+	p.runCtx = lctx
+	p.mu.Unlock()
+	defer func() {
+		p.abandonRebuild()
+		p.mu.Lock()
+		p.runCtx = nil
+		p.mu.Unlock()
+	}()
 	for {
 		err := p.session(lctx)
 		var failed *FailedError
@@ -193,7 +232,7 @@ func (p *Projector[M]) follow(ctx, lctx context.Context) error {
 		case errors.Is(err, annals.ErrClosed):
 			p.noteError(err)
 			p.setFailed()
-			return &FailedError{Name: p.proj.Name, Position: p.Position(), Attempts: 1, Err: err}
+			return &FailedError{Name: p.name, Position: p.Position(), Attempts: 1, Err: err}
 		}
 		// The subscription or the target failed outside a transaction's
 		// retries: resume from the stored checkpoint after a pause.
@@ -204,8 +243,8 @@ func (p *Projector[M]) follow(ctx, lctx context.Context) error {
 				return nil
 			}
 			return errLeaseLost
-		case req := <-p.resets:
-			req.done <- p.loadAndReset(lctx)
+		case req := <-p.requests:
+			req.done <- p.loadAnd(lctx, req.do)
 		case <-time.After(resubscribeDelay):
 		}
 	}
@@ -268,16 +307,24 @@ func (p *Projector[M]) Resume() {
 // projector then replays the log from the start (state rebuilding until it
 // catches up); a stopped one does so when it runs again.
 func (p *Projector[M]) Reset(ctx context.Context) error {
-	if p.proj.Reset == nil {
+	if p.def().Reset == nil {
 		return ErrNoReset
 	}
+	return p.asWriter(ctx, p.reset, true)
+}
+
+// asWriter runs do as the only writer of the checkpoint: in the applier
+// of the running projector (then, if restart, the session reloads the
+// checkpoint), or here, under runMu, from the stored checkpoint if none
+// runs.
+func (p *Projector[M]) asWriter(ctx context.Context, do func(ctx context.Context) error, restart bool) error {
 	p.mu.Lock()
 	runDone := p.runDone
 	p.mu.Unlock()
 	if runDone != nil {
-		req := resetRequest{done: make(chan error, 1)}
+		req := request{do: do, restart: restart, done: make(chan error, 1)}
 		select {
-		case p.resets <- req:
+		case p.requests <- req:
 			select {
 			case err := <-req.done:
 				return err
@@ -285,38 +332,64 @@ func (p *Projector[M]) Reset(ctx context.Context) error {
 				return ctx.Err()
 			}
 		case <-runDone:
-			// Run ended meanwhile: reset here.
+			// Run ended meanwhile: do it here.
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
-	return p.loadAndReset(ctx)
+	return p.loadAnd(ctx, do)
 }
 
-// loadAndReset resets from the stored checkpoint (the one held may be
-// stale between sessions); the caller is the only writer.
-func (p *Projector[M]) loadAndReset(ctx context.Context) error {
-	cp, err := p.target.Load(ctx, p.proj.Name)
+// loadAnd runs do from the stored checkpoint (the one held may be stale
+// between sessions); the caller is the only writer.
+func (p *Projector[M]) loadAnd(ctx context.Context, do func(ctx context.Context) error) error {
+	if err := p.load(ctx); err != nil {
+		return err
+	}
+	return do(ctx)
+}
+
+// load reads the active generation and its checkpoint.
+func (p *Projector[M]) load(ctx context.Context) error {
+	gen := uint64(0)
+	if p.parent != nil {
+		gen = p.gen // a builder's generation is fixed
+	} else {
+		var err error
+		if gen, err = p.target.Generation(ctx, p.name); err != nil {
+			return err
+		}
+	}
+	cp, err := p.target.Load(ctx, slotName(p.name, gen))
 	if err != nil {
 		return err
 	}
 	p.mu.Lock()
-	p.position, p.loaded = cp.Position, true
+	p.gen, p.position, p.parked, p.loaded = gen, cp.Position, cp.Parked, true
 	p.mu.Unlock()
-	return p.reset(ctx)
+	return nil
 }
 
-// reset runs the reset transaction; the caller is the only writer.
+// slot is the target's name of the generation applied.
+func (p *Projector[M]) slot() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slotName(p.name, p.gen)
+}
+
+// reset runs the reset transaction; the caller is the only writer. A
+// blue/green rebuild in progress is given up first.
 func (p *Projector[M]) reset(ctx context.Context) error {
-	tx, err := p.target.Begin(ctx, p.proj.Name)
+	p.abandonRebuild()
+	tx, err := p.target.Begin(ctx, p.slot())
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback(ctx)
-	if err := p.proj.Reset(ctx, tx.Model()); err != nil {
-		return fmt.Errorf("projection %s: reset: %w", p.proj.Name, err)
+	if err := p.def().Reset(ctx, tx.Model()); err != nil {
+		return fmt.Errorf("projection %s: reset: %w", p.name, err)
 	}
 	if err := tx.ClearParked(ctx); err != nil {
 		return err
@@ -328,6 +401,7 @@ func (p *Projector[M]) reset(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
+	p.replayUntil = max(p.replayUntil, p.position)
 	p.position, p.parked = 0, 0
 	p.rebuilding = true
 	p.mu.Unlock()
@@ -358,20 +432,24 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 	if stale {
 		// Not run yet, or another instance is the writer: report the
 		// stored checkpoint.
-		cp, err := p.target.Load(ctx, p.proj.Name)
+		gen, err := p.target.Generation(ctx, p.name)
+		if err != nil {
+			return Status{}, err
+		}
+		cp, err := p.target.Load(ctx, slotName(p.name, gen))
 		if err != nil {
 			return Status{}, err
 		}
 		p.mu.Lock()
 		if !p.loaded || p.standby {
-			p.position, p.parked, p.loaded = cp.Position, cp.Parked, true
+			p.gen, p.position, p.parked, p.loaded = gen, cp.Position, cp.Parked, true
 		}
 		p.mu.Unlock()
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := Status{
-		Name:            p.proj.Name,
+		Name:            p.name,
 		State:           p.stateLocked(),
 		Position:        p.position,
 		Head:            head,
@@ -379,6 +457,8 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 		LastError:       p.lastError,
 		LastErrorAt:     p.lastErrorAt,
 		Parked:          p.parked,
+		Generation:      p.gen,
+		Rebuild:         p.rb.status(head),
 	}
 	if head > s.Position {
 		s.Lag = head - s.Position
@@ -388,7 +468,11 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 
 // ParkedEvents lists up to limit parked events, oldest first.
 func (p *Projector[M]) ParkedEvents(ctx context.Context, limit int) ([]ParkedEvent, error) {
-	return p.target.ParkedEvents(ctx, p.proj.Name, clampLimit(limit))
+	gen, err := p.target.Generation(ctx, p.name)
+	if err != nil {
+		return nil, err
+	}
+	return p.target.ParkedEvents(ctx, slotName(p.name, gen), clampLimit(limit))
 }
 
 // stateLocked derives the state; p.mu is held.
@@ -402,7 +486,7 @@ func (p *Projector[M]) stateLocked() State {
 		return Standby
 	case p.paused:
 		return Paused
-	case p.rebuilding:
+	case p.rebuilding, p.rb != nil:
 		return Rebuilding
 	}
 	return Running

@@ -12,7 +12,9 @@ const (
 	Running
 	// Paused: running, but applying nothing until Resume.
 	Paused
-	// Rebuilding: replaying the log after a Reset, not yet caught up.
+	// Rebuilding: replaying the log after a Reset, not yet caught up;
+	// or building the next generation of a blue/green rebuild while the
+	// active one keeps serving (Status.Rebuild).
 	Rebuilding
 	// Failed: the error policy gave up; LastError says why.
 	Failed
@@ -62,6 +64,20 @@ type Status struct {
 	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
 	// Parked counts the events parked since the last reset.
 	Parked uint64 `json:"parked"`
+	// Generation is the active generation of the read model: 0 until a
+	// blue/green rebuild switches to the next.
+	Generation uint64 `json:"generation"`
+	// Rebuild is the blue/green rebuild in progress, if any.
+	Rebuild *RebuildStatus `json:"rebuild,omitempty"`
+}
+
+// RebuildStatus is the progress of a blue/green rebuild.
+type RebuildStatus struct {
+	// Generation is the one being built.
+	Generation uint64 `json:"generation"`
+	// Position is its checkpoint; Lag is the store's head minus it.
+	Position uint64 `json:"position"`
+	Lag      uint64 `json:"lag"`
 }
 
 // rate counts events in one-second buckets over the last rateWindow

@@ -16,15 +16,32 @@ import (
 // events become visible together, at Commit, or not at all. This is the
 // whole of the exactly-once effect: an event is applied if and only if the
 // stored checkpoint has passed it.
+//
+// Begin, Load and ParkedEvents take a slot: one generation of a
+// projection (the projection's name for generation 0, see slotName), each
+// with its own model, checkpoint and parked events. Generation, Switch
+// and Drop take the projection's name. Queries of a target read the active
+// generation; a Switch changes it in one transaction of the target, so a
+// query sees the old read model or the new one, whole.
 type Target[M any] interface {
-	// Begin opens a transaction for the named projection.
-	Begin(ctx context.Context, name string) (Tx[M], error)
-	// Load returns the stored checkpoint of the named projection; the zero
-	// Checkpoint if there is none.
-	Load(ctx context.Context, name string) (Checkpoint, error)
+	// Begin opens a transaction for the slot.
+	Begin(ctx context.Context, slot string) (Tx[M], error)
+	// Load returns the stored checkpoint of the slot; the zero Checkpoint
+	// if there is none.
+	Load(ctx context.Context, slot string) (Checkpoint, error)
 	// ParkedEvents lists up to limit (at most MaxParkedListed) parked
-	// events of the named projection, oldest first.
-	ParkedEvents(ctx context.Context, name string, limit int) ([]ParkedEvent, error)
+	// events of the slot, oldest first.
+	ParkedEvents(ctx context.Context, slot string, limit int) ([]ParkedEvent, error)
+	// Generation returns the named projection's active generation: 0
+	// until a switch.
+	Generation(ctx context.Context, name string) (uint64, error)
+	// Switch makes generation to the named projection's active one, if
+	// from still is (else ErrGenerationMoved), and drops generation from
+	// (model, checkpoint, parked events), in one transaction.
+	Switch(ctx context.Context, name string, from, to uint64) error
+	// Drop deletes generation gen of the named projection, a rebuild
+	// given up; never the active one (ErrActiveGeneration).
+	Drop(ctx context.Context, name string, gen uint64) error
 }
 
 // A Leaser is a Target that keeps a projection to one running instance
@@ -62,6 +79,8 @@ type Tx[M any] interface {
 	SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error
 	// Park records an event the projection gave up on.
 	Park(ctx context.Context, pe ParkedEvent) error
+	// Unpark forgets the parked event at position (it was replayed).
+	Unpark(ctx context.Context, position uint64) error
 	// ClearParked forgets the projection's parked events.
 	ClearParked(ctx context.Context) error
 	// Commit makes the transaction's writes durable and visible.

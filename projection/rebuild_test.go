@@ -1,0 +1,380 @@
+package projection_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/projection"
+)
+
+// effects counts, per position, the handler calls that were not replays:
+// the side effects a handler would fire. Each event must fire once.
+type effects struct {
+	mu sync.Mutex
+	n  map[uint64]int
+}
+
+func (f *effects) note(ctx context.Context, e annals.Event) {
+	if projection.Replaying(ctx) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[uint64]int{}
+	}
+	f.n[e.Position]++
+}
+
+// check fails unless each position in 1..head fired exactly once.
+func (f *effects) check(t *testing.T, head uint64) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	bad := 0
+	for pos := uint64(1); pos <= head; pos++ {
+		if n := f.n[pos]; n != 1 && bad < 5 {
+			t.Errorf("event at %d fired %d times", pos, n)
+			bad++
+		}
+	}
+	if len(f.n) != int(head) {
+		t.Errorf("%d events fired, want %d", len(f.n), head)
+	}
+}
+
+// versioned is the tests' counting projection whose Setup writes its
+// version into the model, so a query tells which definition built what
+// it reads.
+func versioned(version string, fx *effects) projection.Projection[projection.KV] {
+	return projection.Projection[projection.KV]{
+		Name: "counts",
+		Setup: func(ctx context.Context, kv projection.KV) error {
+			return kv.Set([]byte("version"), []byte(version))
+		},
+		Handle: func(ctx context.Context, kv projection.KV, e annals.Event) error {
+			fx.note(ctx, e)
+			return countKV(ctx, kv, e)
+		},
+		Reset:  resetKV,
+		Policy: projection.ErrorPolicy{Backoff: time.Millisecond},
+	}
+}
+
+// kvQuery is a committed-state query of a KV target: its version and its
+// total count of applied events.
+type kvQuery func() (version string, total uint64, err error)
+
+func memoryQuery(m *projection.Memory) kvQuery {
+	return func() (string, uint64, error) {
+		var version string
+		var total uint64
+		m.Scan("counts", nil, func(k, v []byte) bool {
+			version, total = tally(k, v, version, total)
+			return true
+		})
+		return version, total, nil
+	}
+}
+
+func pebbleQuery(p *projection.Pebble) kvQuery {
+	return func() (string, uint64, error) {
+		var version string
+		var total uint64
+		err := p.Scan("counts", nil, func(k, v []byte) bool {
+			version, total = tally(k, v, version, total)
+			return true
+		})
+		return version, total, err
+	}
+}
+
+func tally(k, v []byte, version string, total uint64) (string, uint64) {
+	if string(k) == "version" {
+		return string(v), total
+	}
+	n, _ := parseCount(string(v))
+	return version, total + n
+}
+
+// Blue/green under load: writers append and queries run throughout a
+// rebuild with a new definition (the active one paused for a while, so
+// that the new one would overtake it if it could); queries never fail and never see a
+// half-built model (the total they count never goes down; the version
+// changes once, from 1 to 2); the switched model equals a clean build;
+// each event's side effect fires once.
+func TestRebuildUnderLoad(t *testing.T) {
+	t.Run("memory", func(t *testing.T) {
+		target := projection.NewMemory()
+		rebuildUnderLoad(t, target, memoryQuery(target), func() map[string]string { return dumpMemory(target, "counts") })
+	})
+	t.Run("pebble", func(t *testing.T) {
+		target, err := projection.OpenPebble(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer target.Close()
+		rebuildUnderLoad(t, target, pebbleQuery(target), func() map[string]string { return dumpPebble(t, target, "counts") })
+	})
+}
+
+func rebuildUnderLoad(t *testing.T, target projection.Target[projection.KV], query kvQuery, dump func() map[string]string) {
+	ctx := context.Background()
+	store := newMemoryStore(t)
+	appendEvents(t, store, 3000, 0)
+	var fx effects
+	pr, err := projection.New(store, target, versioned("1", &fx), projection.Options{BatchEvents: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(ctx)
+	defer pr.Stop()
+	caughtUp(t, pr, head(t, store))
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var appendErr atomic.Value
+	wg.Go(func() {
+		for salt := 1; ; salt++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := appendSome(store, 20, salt); err != nil {
+				appendErr.Store(err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	var queries, switches atomic.Int64
+	var queryErr atomic.Value
+	wg.Go(func() {
+		lastVersion, lastTotal := "1", uint64(0)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			version, total, err := query()
+			switch {
+			case err != nil:
+				queryErr.Store(err)
+				return
+			case version != lastVersion && !(lastVersion == "1" && version == "2"):
+				queryErr.Store(errors.New("version went from " + lastVersion + " to " + version))
+				return
+			case total < lastTotal:
+				queryErr.Store(errors.New("a query saw fewer events than the one before: a half-built model"))
+				return
+			}
+			if version != lastVersion {
+				switches.Add(1)
+			}
+			lastVersion, lastTotal = version, total
+			queries.Add(1)
+		}
+	})
+
+	pr.Pause()
+	if err := pr.RebuildWith(ctx, versioned("2", &fx)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Rebuild(ctx); !errors.Is(err, projection.ErrRebuilding) {
+		t.Errorf("a second Rebuild = %v, want ErrRebuilding", err)
+	}
+	if st := state(t, pr); st.State != projection.Paused || st.Rebuild == nil || st.Rebuild.Generation != 1 {
+		t.Errorf("status during the rebuild, paused: %+v", st)
+	}
+	// The builder waits at the paused position while the log grows.
+	time.Sleep(50 * time.Millisecond)
+	pr.Resume()
+	if st := state(t, pr); st.State != projection.Rebuilding && st.Generation == 0 {
+		t.Errorf("status during the rebuild: %+v", st)
+	}
+	waitFor(t, 30*time.Second, "the switch", func() bool {
+		st := state(t, pr)
+		return st.Generation == 1 && st.Rebuild == nil
+	})
+	time.Sleep(20 * time.Millisecond) // appends and queries after the switch
+	close(stop)
+	wg.Wait()
+	if err, _ := appendErr.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	if err, _ := queryErr.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	h := head(t, store)
+	caughtUp(t, pr, h)
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	st := state(t, pr)
+	if st.State != projection.Stopped || st.Generation != 1 || st.LastError != "" {
+		t.Errorf("status after: %+v", st)
+	}
+	if version, _, _ := query(); version != "2" {
+		t.Errorf("version %q after the switch, want 2", version)
+	}
+	if switches.Load() != 1 {
+		t.Errorf("queries saw %d switches, want 1", switches.Load())
+	}
+	sameModel(t, "switched model", dump(), fold(t, store, nil))
+	fx.check(t, h)
+	t.Logf("%d events, %d queries during the rebuild", h, queries.Load())
+
+	// A restart keeps the new generation.
+	pr2, err := projection.New(store, target, versioned("2", &fx), projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := state(t, pr2); st.Generation != 1 || st.Position != h {
+		t.Errorf("status of a new projector: %+v", st)
+	}
+}
+
+// A rebuild whose builder fails is given up: the active generation goes
+// on untouched, the failed one is dropped, the error is in the status.
+func TestRebuildGivenUp(t *testing.T) {
+	ctx := context.Background()
+	store := newMemoryStore(t)
+	appendEvents(t, store, 500, 0)
+	target := projection.NewMemory()
+	var fx effects
+	pr, err := projection.New(store, target, versioned("1", &fx), projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(ctx)
+	defer pr.Stop()
+	caughtUp(t, pr, head(t, store))
+
+	broken := versioned("2", &fx)
+	broken.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {
+		if e.Position == 250 {
+			return errors.New("version 2 cannot read this event")
+		}
+		return countKV(ctx, kv, e)
+	}
+	broken.Policy = projection.ErrorPolicy{MaxRetries: -1}
+	if err := pr.RebuildWith(ctx, broken); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the rebuild to be given up", func() bool {
+		st := state(t, pr)
+		return st.Rebuild == nil && strings.Contains(st.LastError, "rebuild given up")
+	})
+	appendEvents(t, store, 100, 1)
+	caughtUp(t, pr, head(t, store))
+	st := state(t, pr)
+	if st.Generation != 0 || st.State != projection.Running {
+		t.Errorf("status: %+v", st)
+	}
+	if v, _, _ := memoryQuery(target)(); v != "1" {
+		t.Errorf("version %q, want 1", v)
+	}
+	sameModel(t, "model", dumpMemory(target, "counts"), fold(t, store, nil))
+	if got, err := target.Load(ctx, "counts\x011"); err != nil || got != (projection.Checkpoint{}) {
+		t.Errorf("the given-up generation's checkpoint: %+v, %v", got, err)
+	}
+	fx.check(t, head(t, store))
+
+	// Not running: no rebuild.
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Rebuild(ctx); !errors.Is(err, projection.ErrNotRunning) {
+		t.Errorf("Rebuild of a stopped projector = %v", err)
+	}
+}
+
+// After a Reset, the replay of what was applied before runs with
+// Replaying(ctx) true; what is new, false.
+func TestResetReplaying(t *testing.T) {
+	ctx := context.Background()
+	store := newMemoryStore(t)
+	appendEvents(t, store, 200, 0)
+	var fx effects
+	pr, err := projection.New(store, projection.NewMemory(), versioned("1", &fx), projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(ctx)
+	defer pr.Stop()
+	caughtUp(t, pr, 200)
+	if err := pr.Reset(ctx); err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, store, 50, 1)
+	caughtUp(t, pr, 250)
+	fx.check(t, 250)
+}
+
+// Parked events are applied again once the cause is fixed.
+func TestReplayParked(t *testing.T) {
+	ctx := context.Background()
+	store := newMemoryStore(t)
+	appendEvents(t, store, 300, 0)
+	target := projection.NewMemory()
+	var broken atomic.Bool
+	broken.Store(true)
+	proj := projection.Projection[projection.KV]{
+		Name: "counts",
+		Handle: func(ctx context.Context, kv projection.KV, e annals.Event) error {
+			if broken.Load() && e.Type == "Removed" {
+				return errors.New("cannot handle Removed yet")
+			}
+			return countKV(ctx, kv, e)
+		},
+		Policy: projection.ErrorPolicy{MaxRetries: -1, OnFailure: projection.Park},
+	}
+	pr, err := projection.New(store, target, proj, projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(ctx)
+	defer pr.Stop()
+	caughtUp(t, pr, 300)
+	parked := state(t, pr).Parked
+	if parked != 60 {
+		t.Fatalf("%d parked, want 60", parked)
+	}
+	if n, err := pr.ReplayParked(ctx); n != 0 || err == nil {
+		t.Fatalf("ReplayParked while still broken = %d, %v", n, err)
+	}
+	broken.Store(false)
+	n, err := pr.ReplayParked(ctx)
+	if err != nil || n != 60 {
+		t.Fatalf("ReplayParked = %d, %v", n, err)
+	}
+	st := state(t, pr)
+	if st.Parked != 0 || st.Position != 300 {
+		t.Errorf("status after the replay: %+v", st)
+	}
+	if pe, _ := pr.ParkedEvents(ctx, 0); len(pe) != 0 {
+		t.Errorf("%d parked events listed", len(pe))
+	}
+	sameModel(t, "model", dumpMemory(target, "counts"), fold(t, store, nil))
+
+	// Stopped: the replay runs from the stored checkpoint.
+	broken.Store(true)
+	appendEvents(t, store, 10, 1)
+	caughtUp(t, pr, 310)
+	if err := pr.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	broken.Store(false)
+	if n, err := pr.ReplayParked(ctx); err != nil || n != 2 {
+		t.Fatalf("ReplayParked when stopped = %d, %v", n, err)
+	}
+	sameModel(t, "model", dumpMemory(target, "counts"), fold(t, store, nil))
+}
