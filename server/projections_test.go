@@ -45,9 +45,19 @@ func serveProjections(t *testing.T, opts server.Options) (string, *projection.Pr
 	if err := pr.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	// A second one, whose name holds a '/' (it goes escaped in paths).
+	shop, err := projection.New(store, projection.NewMemory(), projection.Projection[projection.KV]{
+		Name:   "shop/orders",
+		Handle: func(ctx context.Context, kv projection.KV, e annals.Event) error { return nil },
+	}, projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if opts.Projections != nil {
-		if err := opts.Projections.Add(pr); err != nil {
-			t.Fatal(err)
+		for _, c := range []projection.Controller{pr, shop} {
+			if err := opts.Projections.Add(c); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	opts.Logger = quiet
@@ -82,6 +92,13 @@ func serveProjections(t *testing.T, opts server.Options) (string, *projection.Pr
 // returns the code and the body decoded into a map.
 func do(t *testing.T, method, url, user, pass string) (int, map[string]any) {
 	t.Helper()
+	code, m, _ := doChallenged(t, method, url, user, pass)
+	return code, m
+}
+
+// doChallenged is do, returning the WWW-Authenticate header too.
+func doChallenged(t *testing.T, method, url, user, pass string) (int, map[string]any, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +121,7 @@ func do(t *testing.T, method, url, user, pass string) (int, map[string]any) {
 			t.Fatalf("%s %s: %v: %q", method, url, err, body)
 		}
 	}
-	return resp.StatusCode, m
+	return resp.StatusCode, m, resp.Header.Get("WWW-Authenticate")
 }
 
 func TestProjectionsHTTP(t *testing.T) {
@@ -112,7 +129,7 @@ func TestProjectionsHTTP(t *testing.T) {
 
 	code, m := do(t, "GET", base+"/api/projections", "", "")
 	list, _ := m["projections"].([]any)
-	if code != 200 || len(list) != 1 {
+	if code != 200 || len(list) != 2 || list[1].(map[string]any)["name"] != "shop/orders" {
 		t.Fatalf("list: %d %v", code, m)
 	}
 	if st := list[0].(map[string]any); st["name"] != "orders" || st["state"] != "running" || st["position"] != 5.0 || st["head"] != 5.0 {
@@ -132,6 +149,10 @@ func TestProjectionsHTTP(t *testing.T) {
 	}
 	if code, m := do(t, "POST", base+"/api/projections/orders/replay-parked", "", ""); code != 200 || m["replayed"] != 0.0 {
 		t.Fatalf("replay-parked: %d %v", code, m)
+	}
+	// shop/orders never ran: stopped, its stored checkpoint 0.
+	if code, m := do(t, "GET", base+"/api/projections/shop%2Forders", "", ""); code != 200 || m["name"] != "shop/orders" || m["state"] != "stopped" || m["lag"] != 5.0 {
+		t.Fatalf("shop/orders: %d %v", code, m)
 	}
 	if code, m := do(t, "GET", base+"/api/projections/missing", "", ""); code != 404 || !strings.Contains(m["error"].(string), "missing") {
 		t.Fatalf("missing: %d %v", code, m)
@@ -163,9 +184,9 @@ func TestProjectionsHTTPCredentials(t *testing.T) {
 		{"POST", "/api/projections/orders/pause", "someone", "secret"},
 		{"POST", "/api/projections/nope/pause", "", ""},
 	} {
-		code, m := do(t, tc.method, base+tc.path, tc.user, tc.pass)
-		if code != http.StatusUnauthorized || m["error"] == nil {
-			t.Errorf("%s %s as %q: %d %v, want 401", tc.method, tc.path, tc.user, code, m)
+		code, m, challenge := doChallenged(t, tc.method, base+tc.path, tc.user, tc.pass)
+		if code != http.StatusUnauthorized || m["error"] == nil || !strings.HasPrefix(challenge, "Basic ") {
+			t.Errorf("%s %s as %q: %d %v (WWW-Authenticate %q), want 401 with a Basic challenge", tc.method, tc.path, tc.user, code, m, challenge)
 		}
 	}
 	if st, _ := pr.Status(context.Background()); st.State != projection.Running {

@@ -21,7 +21,8 @@ import (
 
 // projectionServer serves a memory store on a loopback port with one
 // running projector in its registry, over the memory target: "orders",
-// which parks the events of type Bad until fixed is set.
+// which parks the events of type Bad until fixed is set; and a stopped
+// one, "shop/orders".
 type projectionServer struct {
 	url   string // --server
 	store annals.Store
@@ -52,9 +53,19 @@ func startProjectionServer(t *testing.T, creds server.Credentials) *projectionSe
 		t.Fatal(err)
 	}
 	ps.pr = pr
-	reg := projection.NewRegistry()
-	if err := reg.Add(pr); err != nil {
+	// A second one, never started, whose name holds a '/'.
+	shop, err := projection.New(ps.store, projection.NewMemory(), projection.Projection[projection.KV]{
+		Name:   "shop/orders",
+		Handle: func(ctx context.Context, kv projection.KV, e annals.Event) error { return nil },
+	}, projection.Options{})
+	if err != nil {
 		t.Fatal(err)
+	}
+	reg := projection.NewRegistry()
+	for _, c := range []projection.Controller{pr, shop} {
+		if err := reg.Add(c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := pr.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -143,12 +154,25 @@ func TestProjectionsCommand(t *testing.T) {
 		}
 	}
 	lines := jsonLines(t, ps.ok(t, "list", "--json"))
-	if len(lines) != 1 || str(t, lines[0], "name") != "orders" || str(t, lines[0], "state") != "running" ||
-		num(t, lines[0], "position") != 4 || num(t, lines[0], "parked") != 1 {
+	if len(lines) != 2 || str(t, lines[0], "name") != "orders" || str(t, lines[0], "state") != "running" ||
+		num(t, lines[0], "position") != 4 || num(t, lines[0], "parked") != 1 || str(t, lines[1], "name") != "shop/orders" {
 		t.Fatalf("list --json: %v", lines)
 	}
 	if row := tableRow(t, ps.ok(t, "status", "orders"), "orders"); row[1] != "running" {
 		t.Fatalf("status: %q", row)
+	}
+	if row := tableRow(t, ps.ok(t, "status", "shop/orders"), "shop/orders"); strings.Join(row, " ") != "shop/orders stopped 0 4 4 0.0 0" {
+		t.Fatalf("status of shop/orders: %q", row)
+	}
+	// A stopped projector cannot rebuild beside itself: a conflict.
+	r := annalsCmd("projections", "rebuild", "shop/orders", "--server", ps.url)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "not running") || !strings.Contains(r.stderr, "409") {
+		t.Fatalf("rebuild of a stopped projector: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// A projection without a Reset func refuses a reset.
+	r = annalsCmd("projections", "reset", "shop/orders", "--server", ps.url)
+	if r.code != exitFailure || !strings.Contains(r.stderr, "no Reset func") || !strings.Contains(r.stderr, "409") {
+		t.Fatalf("reset without a Reset func: exit %d, stderr %q", r.code, r.stderr)
 	}
 
 	// parked: a table, or JSON lines; flags before or after the words.
@@ -156,7 +180,7 @@ func TestProjectionsCommand(t *testing.T) {
 	if !strings.HasPrefix(out, "POSITION ") || !strings.Contains(out, "order-1") || !strings.Contains(out, "cannot handle Bad") {
 		t.Fatalf("parked: %q", out)
 	}
-	r := annalsCmd("projections", "--json", "--server", ps.url, "parked", "--limit", "1", "orders")
+	r = annalsCmd("projections", "--json", "--server", ps.url, "parked", "--limit", "1", "orders")
 	if r.code != 0 {
 		t.Fatalf("parked --json: %d %s", r.code, r.stderr)
 	}
