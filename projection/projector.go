@@ -510,3 +510,25 @@ func (p *Projector[M]) noteError(err error) {
 	p.lastError = truncate(err.Error())
 	p.lastErrorAt = p.opts.Now()
 }
+
+// WaitFor waits until the projector has dealt with the global position
+// pos (its checkpoint is at or past it), or ctx ends. After an append
+// acknowledged at position pos, it is how a caller reads its own write
+// from the read model: the asynchronous projection's answer to inline
+// projections (see docs/projections.md). It watches this projector's
+// commits: call it on the running instance, with a deadline.
+func (p *Projector[M]) WaitFor(ctx context.Context, pos uint64) error {
+	for {
+		p.mu.Lock()
+		reached, progress := p.position >= pos && p.loaded, p.progress
+		p.mu.Unlock()
+		if reached {
+			return nil
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

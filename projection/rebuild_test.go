@@ -378,3 +378,39 @@ func TestReplayParked(t *testing.T) {
 	}
 	sameModel(t, "model", dumpMemory(target, "counts"), fold(t, store, nil))
 }
+
+// WaitFor returns once the projector has applied an acknowledged append:
+// the model then holds it.
+func TestWaitFor(t *testing.T) {
+	ctx := context.Background()
+	store := newMemoryStore(t)
+	target := projection.NewMemory()
+	var fx effects
+	pr, err := projection.New(store, target, versioned("1", &fx), projection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(ctx)
+	defer pr.Stop()
+	for i := range 50 {
+		res, err := store.Append(ctx, "order-1", annals.Any, annals.EventData{Type: "Added", Data: []byte(`{}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = pr.WaitFor(wctx, res.LastPosition)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := target.Get("counts", []byte("s/order-1"))
+		if n, _ := parseCount(string(v)); n != uint64(i+1) {
+			t.Fatalf("after WaitFor: %d events in the model, want %d", n, i+1)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := pr.WaitFor(wctx, 1000); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("WaitFor a position not reached = %v", err)
+	}
+}
