@@ -164,16 +164,20 @@ func TestExactlyOncePebble(t *testing.T) {
 	}
 }
 
-// Two projectors of one name on one target never apply an event twice:
-// the second writer's checkpoint check fails and it resumes from the
-// stored checkpoint.
+// noLease hides a target's leases.
+type noLease struct{ projection.Target[projection.KV] }
+
+// Two projectors of one name on one target never apply an event twice,
+// even without the lease that keeps the second waiting: the second
+// writer's checkpoint check fails and it resumes from the stored
+// checkpoint.
 func TestTwoWritersOneCheckpoint(t *testing.T) {
 	store := newMemoryStore(t)
 	target := projection.NewMemory()
 	appendEvents(t, store, 2000, 0)
 	var prs []*projection.Projector[projection.KV]
 	for range 2 {
-		pr, err := projection.New(store, target, kvProjection("counts", nil), projection.Options{BatchEvents: 7})
+		pr, err := projection.New(store, noLease{target}, kvProjection("counts", nil), projection.Options{BatchEvents: 7})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -187,4 +191,50 @@ func TestTwoWritersOneCheckpoint(t *testing.T) {
 		}
 	}
 	sameModel(t, "two writers", dumpMemory(target, "counts"), fold(t, store, nil))
+}
+
+// In one process, the KV targets keep one projector of a name applying:
+// the second waits on standby and takes over when the first stops.
+func TestLocalLease(t *testing.T) {
+	pebbleTarget, err := projection.OpenPebble(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pebbleTarget.Close()
+	for name, target := range map[string]projection.Target[projection.KV]{"memory": projection.NewMemory(), "pebble": pebbleTarget} {
+		t.Run(name, func(t *testing.T) {
+			store := newMemoryStore(t)
+			appendEvents(t, store, 300, 0)
+			first, err := projection.New(store, target, kvProjection("counts", nil), projection.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first.Start(context.Background())
+			caughtUp(t, first, 300)
+			second, err := projection.New(store, target, kvProjection("counts", nil), projection.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			second.Start(context.Background())
+			defer second.Stop()
+			waitFor(t, 5*time.Second, "the second on standby", func() bool { return state(t, second).State == projection.Standby })
+			appendEvents(t, store, 100, 1)
+			caughtUp(t, first, 400)
+			if err := first.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			appendEvents(t, store, 100, 2)
+			caughtUp(t, second, 500)
+			if st := state(t, second); st.State != projection.Running {
+				t.Errorf("second after the takeover: %+v", st)
+			}
+			var model map[string]string
+			if m, ok := target.(*projection.Memory); ok {
+				model = dumpMemory(m, "counts")
+			} else {
+				model = dumpPebble(t, pebbleTarget, "counts")
+			}
+			sameModel(t, "after the takeover", model, fold(t, store, nil))
+		})
+	}
 }

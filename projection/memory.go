@@ -11,8 +11,8 @@ import (
 // Memory is the in-memory target: a KV read model per projection and the
 // checkpoints behind a mutex, for tests and for read models rebuilt at
 // every start. It keeps nothing across a restart of the process, and is
-// seen by one process only: there is no lease, and a single instance is
-// the caller's to ensure (one Projector per projection).
+// seen by one process only; within it, a lease per projection keeps one
+// Projector of a name applying at a time (the others on Standby).
 //
 // One transaction at a time: Begin waits for the previous one to end, so
 // a handler must not call Memory's own methods (it would wait for
@@ -21,6 +21,7 @@ import (
 type Memory struct {
 	// writer is held from Begin to Commit or Rollback.
 	writer sync.Mutex
+	leases localLeases
 
 	mu sync.RWMutex // guards what follows
 	// data holds every projection's model, keyed name 0x00 key: names
@@ -34,7 +35,16 @@ type Memory struct {
 	generations map[string]uint64
 }
 
-var _ Target[KV] = (*Memory)(nil)
+var (
+	_ Target[KV] = (*Memory)(nil)
+	_ Leaser     = (*Memory)(nil)
+)
+
+// TryLease takes the named projection's lease in this target: one
+// Projector of a name applies at a time, a second waits on Standby.
+func (m *Memory) TryLease(ctx context.Context, name string) (Lease, error) {
+	return m.leases.tryLease(name), nil
+}
 
 // NewMemory returns an empty in-memory target.
 func NewMemory() *Memory {

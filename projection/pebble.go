@@ -43,9 +43,20 @@ import (
 type Pebble struct {
 	db     *pebble.DB
 	writer sync.Mutex
+	leases localLeases
 }
 
-var _ Target[KV] = (*Pebble)(nil)
+var (
+	_ Target[KV] = (*Pebble)(nil)
+	_ Leaser     = (*Pebble)(nil)
+)
+
+// TryLease takes the named projection's lease in this target: the
+// directory is the process's alone (OpenPebble), so a lease held in the
+// process keeps one Projector of a name applying at a time.
+func (p *Pebble) TryLease(ctx context.Context, name string) (Lease, error) {
+	return p.leases.tryLease(name), nil
+}
 
 const (
 	pebbleModel      = 'm'
@@ -57,9 +68,8 @@ const (
 // OpenPebble opens (or creates) the embedded target in dir. The
 // directory is locked while open: a second OpenPebble of it, in this
 // process or another, fails, so a pebble target's projections run in one
-// process at a time and no lease is needed beyond the lock. Within that
-// process, run one Projector per projection: two would not wait for each
-// other (the checkpoint check still keeps the effect exact).
+// process at a time; within that process, a lease per projection keeps
+// one Projector of a name applying at a time (TryLease).
 func OpenPebble(dir string) (*Pebble, error) {
 	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietPebble{}})
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
