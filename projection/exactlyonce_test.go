@@ -165,7 +165,9 @@ func TestExactlyOncePebble(t *testing.T) {
 }
 
 // noLease hides a target's leases.
-type noLease struct{ projection.Target[projection.KV] }
+type noLease struct {
+	projection.Target[projection.KV]
+}
 
 // Two projectors of one name on one target never apply an event twice,
 // even without the lease that keeps the second waiting: the second
