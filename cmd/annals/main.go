@@ -83,7 +83,8 @@ func commands() []command {
 			"read the global log ($all), every event of every stream", setupReadAll},
 		{"subscribe", "[--stream S] [--from start|end|N] [filter]",
 			"catch-up subscription: history, then follow, until Ctrl-C", setupSubscribe},
-		{"serve", "[--listen HOST:PORT] [--insecure | --tls-cert F --tls-key F [--tls-ca F]]",
+		{"serve", "[--listen HOST:PORT] [--insecure | --tls-cert F --tls-key F [--tls-ca F]]\n" +
+			"                [--projection list-of-products [--read-models DIR]]",
 			"serve the store over KurrentDB's gRPC protocol (and HTTP), until Ctrl-C", setupServe},
 		{"bench", "[--server URL] [--writers 1,8,64,256] [--duration 3s] [--read-events N]",
 			"measure a server with the official Go client (a fresh one by default)", setupBench},
@@ -420,6 +421,12 @@ var commandNotes = map[string]string{
   --insecure it serves only on a loopback address. Ctrl-C or SIGTERM:
   finishes calls in flight, closes the store, exits 0. Several servers
   may share one PostgreSQL store: they are stateless nodes.
+  --projection list-of-products runs the shop's ListOfProducts read model
+  (examples/products) beside the store: in a pebble target in
+  --read-models with the embedded store, in the store's PostgreSQL schema
+  with --postgres (one instance at a time across nodes). Its status and
+  controls are under GET /api/projections (annals projections). Your own
+  projections run in a Go program: server.Options.Projections.
 `,
 }
 

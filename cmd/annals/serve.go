@@ -10,10 +10,10 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
-	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
 )
 
@@ -26,6 +26,9 @@ func setupServe(fs *flag.FlagSet) runFunc {
 	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	tlsCA := fs.String("tls-ca", "", "CA certificate `file` (PEM) to verify client certificates, when a client presents one")
 	adminPassword := fs.String("admin-password", "", "the password of the built-in admin user, with TLS (default: $ANNALS_ADMIN_PASSWORD, else changeit)")
+	projections := fs.String("projection", "", "built-in projections to run, comma-separated `names` ("+strings.Join(builtinProjections, ", ")+
+		"); served under /api/projections")
+	readModels := fs.String("read-models", "", "the `directory` of the projections' read models with the embedded store (default: the --db directory followed by .read-models)")
 
 	return func(ctx context.Context, e *env) error {
 		host, _, err := net.SplitHostPort(*listen)
@@ -46,10 +49,7 @@ func setupServe(fs *flag.FlagSet) runFunc {
 		}
 		logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 		tuneGC()
-		// The projections this server runs, served under /api/projections
-		// (annals projections). None are built in yet: the registry is
-		// where they go, so the endpoint answers an empty list meanwhile.
-		opts := server.Options{Logger: logger, Projections: projection.NewRegistry()}
+		opts := server.Options{Logger: logger}
 		if useTLS {
 			if opts.TLS, err = loadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
 				return err
@@ -75,8 +75,25 @@ func setupServe(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
+		var names []string
+		if *projections != "" {
+			names = strings.Split(*projections, ",")
+		}
+		dir := *readModels
+		if dir == "" {
+			dir = strings.TrimRight(e.db, "/") + ".read-models"
+		}
+		// The projections this server runs, served under /api/projections
+		// (annals projections); an empty registry without --projection.
+		running, err := startProjections(ctx, e, store, names, dir, logger)
+		if err != nil {
+			store.Close()
+			return err
+		}
+		opts.Projections = running.registry
 		l, err := net.Listen("tcp", *listen)
 		if err != nil {
+			running.stop(logger)
 			store.Close()
 			return err
 		}
@@ -93,6 +110,7 @@ func setupServe(fs *flag.FlagSet) runFunc {
 				err = serr
 			}
 		}
+		running.stop(logger)
 		if cerr := store.Close(); err == nil {
 			err = cerr
 		}
