@@ -39,6 +39,10 @@ const (
 	childTableEnv    = "ANNALS_PROJECTION_TABLE"  // the PostgreSQL read model's table
 	childBatchEnv    = "ANNALS_PROJECTION_BATCH"  // Options.BatchEvents
 	childUntilEnv    = "ANNALS_PROJECTION_UNTIL"  // exit 0 once the checkpoint reaches it
+	// childRebuildEnv makes the child start a blue/green rebuild once
+	// caught up and print the rebuild's position; "finish": exit 0 once
+	// it has switched.
+	childRebuildEnv = "ANNALS_PROJECTION_REBUILD"
 	childReportEvery = 2 * time.Millisecond       // how often the child prints its checkpoint
 
 	// crashKills is how many times each crash test kills its child
@@ -112,6 +116,12 @@ func runChild() error {
 		if err != nil {
 			return err
 		}
+		follow := follow[projection.KV]
+		if mode := os.Getenv(childRebuildEnv); mode != "" {
+			follow = func(store annals.Store, target projection.Target[projection.KV], p projection.Projection[projection.KV], batch int, until uint64) error {
+				return followRebuild(store, target, p, batch, mode == "finish")
+			}
+		}
 		if err := follow(store, target, kvProjection("counts", nil), batch, until); err != nil {
 			return err
 		}
@@ -151,6 +161,63 @@ func follow[M any](store annals.Store, target projection.Target[M], p projection
 		if until > 0 && last >= until {
 			cancel()
 			return <-errc
+		}
+	}
+}
+
+// followRebuild runs p until it has caught up with the log, then starts a
+// blue/green rebuild and prints its position as it moves; with finish, it
+// returns once the rebuild has switched.
+func followRebuild[M any](store annals.Store, target projection.Target[M], p projection.Projection[M], batch int, finish bool) error {
+	pr, err := projection.New(store, target, p, projection.Options{BatchEvents: batch})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- pr.Run(ctx) }()
+	var gen uint64
+	for {
+		st, err := pr.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.State == projection.Running && st.Lag == 0 {
+			gen = st.Generation
+			break
+		}
+		time.Sleep(childReportEvery)
+	}
+	if err := pr.Rebuild(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(childReportEvery)
+	defer tick.Stop()
+	var last uint64
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("Run returned before the end: %v", err)
+		case <-tick.C:
+		}
+		st, err := pr.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.Generation != gen {
+			if finish {
+				cancel()
+				return <-errc
+			}
+			continue
+		}
+		if st.Rebuild == nil {
+			return fmt.Errorf("the rebuild ended without a switch: %s", st.LastError)
+		}
+		if st.Rebuild.Position != last {
+			last = st.Rebuild.Position
+			fmt.Println(last)
 		}
 	}
 }
@@ -425,5 +492,91 @@ func TestCrashPebble(t *testing.T) {
 	sameModel(t, "after the kills", dumpPebble(t, target, "counts"), want)
 	if cp, err := target.Load(context.Background(), "counts"); err != nil || cp.Position != events {
 		t.Fatalf("final checkpoint %+v (%v), want position %d", cp, err, events)
+	}
+}
+
+// TestCrashRebuildPebble kills a projector process with SIGKILL in the
+// middle of blue/green rebuilds (every fourth near its end, around the
+// switch): after each kill, the active generation is whole (the read
+// model equals the fold of the log); a last child rebuilds to the end,
+// dropping what the killed rebuilds left.
+func TestCrashRebuildPebble(t *testing.T) {
+	storeDir, targetDir := filepath.Join(t.TempDir(), "store"), filepath.Join(t.TempDir(), "target")
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store, err := embedded.Open(storeDir, embedded.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kills := killCount()
+	events := uint64(pebbleEventsPerKill * 4)
+	appendBulk(t, store, int(events))
+	want := fold(t, store, nil)
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{childEnv + "=pebble", childStoreEnv + "=" + storeDir, childTargetEnv + "=" + targetDir}
+	startChild(t, append(env, childBatchEnv+"=256", fmt.Sprintf("%s=%d", childUntilEnv, events))...).finish(t)
+
+	// check opens the target: its active generation must be whole.
+	check := func(what string) uint64 {
+		t.Helper()
+		target, err := projection.OpenPebble(targetDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer target.Close()
+		gen, err := target.Generation(context.Background(), "counts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameModel(t, what, dumpPebble(t, target, "counts"), want)
+		return gen
+	}
+	midRebuild := 0
+	for i := range kills {
+		c := startChild(t, append(env, childRebuildEnv+"=kill", fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(64)))...)
+		if i%4 == 3 {
+			// Near the end of the rebuild: around the switch.
+			c.waitPast(t, events*19/20)
+		} else {
+			c.waitPast(t, 0)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
+		c.kill(t)
+		rebuilt := c.reported.Load()
+		gen := check(fmt.Sprintf("kill %d", i))
+		if rebuilt < events {
+			midRebuild++
+		}
+		t.Logf("kill %d: rebuild at %d of %d, generation %d", i, rebuilt, events, gen)
+	}
+	if midRebuild < kills/2 {
+		t.Fatalf("only %d of %d kills landed mid-rebuild", midRebuild, kills)
+	}
+	before := check("before the last rebuild")
+	startChild(t, append(env, childRebuildEnv+"=finish", childBatchEnv+"=256")...).finish(t)
+	if gen := check("after the last rebuild"); gen != before+1 {
+		t.Fatalf("generation %d after the last rebuild, want %d", gen, before+1)
+	}
+	// Nothing is left of the other generations.
+	target, err := projection.OpenPebble(targetDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer target.Close()
+	for g := range before + 3 {
+		if g == before+1 {
+			continue
+		}
+		slot := "counts"
+		if g > 0 {
+			slot = fmt.Sprintf("counts\x01%d", g)
+		}
+		if cp, err := target.Load(context.Background(), slot); err != nil || cp != (projection.Checkpoint{}) {
+			t.Errorf("generation %d left a checkpoint %+v (%v)", g, cp, err)
+		}
 	}
 }
