@@ -33,17 +33,17 @@ import (
 const (
 	// childEnv selects the child's target ("postgres" or "pebble"); the
 	// other childXxx variables say where its store and target are.
-	childEnv         = "ANNALS_PROJECTION_CHILD"
-	childStoreEnv    = "ANNALS_PROJECTION_STORE"  // store schema or directory
-	childTargetEnv   = "ANNALS_PROJECTION_TARGET" // target schema or directory
-	childTableEnv    = "ANNALS_PROJECTION_TABLE"  // the PostgreSQL read model's table
-	childBatchEnv    = "ANNALS_PROJECTION_BATCH"  // Options.BatchEvents
-	childUntilEnv    = "ANNALS_PROJECTION_UNTIL"  // exit 0 once the checkpoint reaches it
+	childEnv       = "ANNALS_PROJECTION_CHILD"
+	childStoreEnv  = "ANNALS_PROJECTION_STORE"  // store schema or directory
+	childTargetEnv = "ANNALS_PROJECTION_TARGET" // target schema or directory
+	childTableEnv  = "ANNALS_PROJECTION_TABLE"  // the PostgreSQL read model's table
+	childBatchEnv  = "ANNALS_PROJECTION_BATCH"  // Options.BatchEvents
+	childUntilEnv  = "ANNALS_PROJECTION_UNTIL"  // exit 0 once the checkpoint reaches it
 	// childRebuildEnv makes the child start a blue/green rebuild once
 	// caught up and print the rebuild's position; "finish": exit 0 once
 	// it has switched.
-	childRebuildEnv = "ANNALS_PROJECTION_REBUILD"
-	childReportEvery = 2 * time.Millisecond       // how often the child prints its checkpoint
+	childRebuildEnv  = "ANNALS_PROJECTION_REBUILD"
+	childReportEvery = 2 * time.Millisecond // how often the child prints its checkpoint
 
 	// crashKills is how many times each crash test kills its child
 	// (crashKillsShort under -short).
