@@ -39,6 +39,7 @@ type Postgres struct {
 	checkpoints string // quoted schema.projection_checkpoints
 	parked      string // quoted schema.projection_parked
 	generations string // quoted schema.projection_generations
+	schemas     string // quoted schema.projection_schemas
 	// created holds the model schemas this process has created (slot
 	// name → struct{}), so Begin creates each one once.
 	created sync.Map
@@ -61,6 +62,7 @@ func NewPostgres(ctx context.Context, pool *pgxpool.Pool, schema string) (*Postg
 		checkpoints: pgx.Identifier{schema, "projection_checkpoints"}.Sanitize(),
 		parked:      pgx.Identifier{schema, "projection_parked"}.Sanitize(),
 		generations: pgx.Identifier{schema, "projection_generations"}.Sanitize(),
+		schemas:     pgx.Identifier{schema, "projection_schemas"}.Sanitize(),
 	}
 	ddl := `CREATE SCHEMA IF NOT EXISTS ` + pgx.Identifier{schema}.Sanitize() + `;
 CREATE TABLE IF NOT EXISTS ` + t.checkpoints + ` (
@@ -82,6 +84,10 @@ CREATE TABLE IF NOT EXISTS ` + t.parked + ` (
 CREATE TABLE IF NOT EXISTS ` + t.generations + ` (
 	name       text PRIMARY KEY,
 	generation bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ` + t.schemas + ` (
+	schema text PRIMARY KEY,
+	slot   text NOT NULL
 )`
 	if _, err := pool.Exec(ctx, ddl); err != nil {
 		return nil, fmt.Errorf("projection: creating the tables in %s: %w", schema, err)
@@ -116,6 +122,11 @@ func (t *Postgres) ensureSchema(ctx context.Context, slot string) (string, error
 	schema := pgx.Identifier{t.modelSchema(slot)}.Sanitize()
 	if _, ok := t.created.Load(slot); ok {
 		return schema, nil
+	}
+	// Recorded first, so that DropModels finds every schema made.
+	if _, err := t.pool.Exec(ctx, `INSERT INTO `+t.schemas+` (schema, slot) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+		t.modelSchema(slot), slot); err != nil {
+		return "", err
 	}
 	if _, err := t.pool.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
 		if !isUniqueViolation(err) {
@@ -393,10 +404,49 @@ func (t *Postgres) dropSlot(ctx context.Context, tx pgx.Tx, slot string) error {
 	if _, err := tx.Exec(ctx, `DELETE FROM `+t.parked+` WHERE name = $1`, slot); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{t.modelSchema(slot)}.Sanitize()+` CASCADE`); err != nil {
+	schema := t.modelSchema(slot)
+	if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM `+t.schemas+` WHERE schema = $1`, schema); err != nil {
 		return err
 	}
 	t.created.Delete(slot)
+	return nil
+}
+
+// DropModels deletes every read model of the target: the model schemas it
+// created (DROP SCHEMA ... CASCADE), and all checkpoints, parked events
+// and generations. Its own tables stay, empty. For tests and for taking
+// a target out of use; no projector may run on it meanwhile.
+func (t *Postgres) DropModels(ctx context.Context) error {
+	tx, err := t.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	rows, err := tx.Query(ctx, `SELECT schema FROM `+t.schemas)
+	if err != nil {
+		return err
+	}
+	schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, s := range schemas {
+		if _, err := tx.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{s}.Sanitize()+` CASCADE`); err != nil {
+			return err
+		}
+	}
+	for _, table := range []string{t.schemas, t.checkpoints, t.parked, t.generations} {
+		if _, err := tx.Exec(ctx, `DELETE FROM `+table); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	t.created.Clear()
 	return nil
 }
 

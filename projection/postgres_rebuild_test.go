@@ -89,15 +89,6 @@ func TestPostgresRebuildUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		for _, name := range []string{old} {
-			pool.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`)
-		}
-		if s, err := target.ModelSchema(context.Background(), "counts"); err == nil {
-			pool.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+pgx.Identifier{s}.Sanitize()+` CASCADE`)
-		}
-	})
-
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var bgErr atomic.Value

@@ -30,6 +30,12 @@ func pgTarget(t *testing.T) (*projection.Postgres, *pgxpool.Pool, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Before the pool closes and the schema is dropped.
+	t.Cleanup(func() {
+		if err := target.DropModels(context.Background()); err != nil {
+			t.Errorf("dropping the read models: %v", err)
+		}
+	})
 	table := pgx.Identifier{schema, "counts"}.Sanitize()
 	if _, err := pool.Exec(ctx, `CREATE TABLE `+table+` (stream text PRIMARY KEY, n bigint NOT NULL, sum bigint NOT NULL)`); err != nil {
 		t.Fatal(err)

@@ -123,12 +123,12 @@ func TestServeListOfProductsPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pool.Close()
+	t.Cleanup(pool.Close)
 	var target *projection.Postgres
 	t.Cleanup(func() {
 		if target != nil {
-			if s, err := target.ModelSchema(ctx, products.ListOfProductsName); err == nil {
-				pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{s}.Sanitize()+` CASCADE`)
+			if err := target.DropModels(ctx); err != nil {
+				t.Error(err)
 			}
 		}
 		pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
