@@ -53,6 +53,15 @@ const (
 	// connection frees the lock, so the holder stops applying and waits
 	// for the lease again.
 	LeaseCheckInterval = 2 * time.Second
+	// DefaultPebbleBlockCacheBytes is the embedded target's block cache
+	// when PebbleOptions.BlockCacheBytes is 0 (as the embedded store's).
+	DefaultPebbleBlockCacheBytes = 128 << 20
+	// DefaultPebbleMemTableBytes is the size of one of the embedded
+	// target's memtables when PebbleOptions.MemTableBytes is 0.
+	DefaultPebbleMemTableBytes = 32 << 20
+	// pebbleMemTablesMax is how many memtables may wait to be flushed
+	// before the target's writes stall.
+	pebbleMemTablesMax = 2
 	// modelSchemaNameBytes is how much of a projection's name shows in
 	// its PostgreSQL model schema's name (rm_<name>_<hash>[_g<n>]), which
 	// must fit PostgreSQL's 63 bytes.

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Pebble is the embedded target: a KV read model per projection and the
@@ -71,7 +72,49 @@ const (
 // process at a time; within that process, a lease per projection keeps
 // one Projector of a name applying at a time (TryLease).
 func OpenPebble(dir string) (*Pebble, error) {
-	db, err := pebble.Open(dir, &pebble.Options{FormatMajorVersion: pebble.FormatNewest, Logger: quietPebble{}})
+	return OpenPebbleWith(dir, PebbleOptions{})
+}
+
+// PebbleOptions tune the embedded target's database.
+type PebbleOptions struct {
+	// BlockCacheBytes is the cache of the database's blocks (0 means
+	// DefaultPebbleBlockCacheBytes). A handler that reads its model (most
+	// do: an update reads the row it changes) is bound by this cache once
+	// the model outgrows it.
+	BlockCacheBytes int64
+	// MemTableBytes is the size of one memtable (0 means
+	// DefaultPebbleMemTableBytes); at most pebbleMemTablesMax wait to be
+	// flushed.
+	MemTableBytes uint64
+}
+
+// OpenPebbleWith is OpenPebble with options.
+func OpenPebbleWith(dir string, opts PebbleOptions) (*Pebble, error) {
+	if opts.BlockCacheBytes <= 0 {
+		opts.BlockCacheBytes = DefaultPebbleBlockCacheBytes
+	}
+	if opts.MemTableBytes == 0 {
+		opts.MemTableBytes = DefaultPebbleMemTableBytes
+	}
+	// Pebble reserves its memtables' memory from the block cache: size the
+	// cache so that BlockCacheBytes stay for blocks.
+	cache := pebble.NewCache(opts.BlockCacheBytes + pebbleMemTablesMax*int64(opts.MemTableBytes))
+	defer cache.Unref()
+	po := &pebble.Options{
+		Cache:                       cache,
+		MemTableSize:                opts.MemTableBytes,
+		MemTableStopWritesThreshold: pebbleMemTablesMax,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      quietPebble{},
+	}
+	// Handlers read their model by key: bloom filters spare the reads of
+	// the levels that do not hold a key (a new row, a pointer not yet
+	// written), and MinLZ decompresses faster than snappy.
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, po)
 	if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
 		// Pebble's lock file is held by another process.
 		return nil, fmt.Errorf("projection: open %s: in use by another process (a pebble target is exclusive to one process): %w", dir, err)
