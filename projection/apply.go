@@ -10,6 +10,16 @@ import (
 	"github.com/annals/annals"
 )
 
+// batchError is HandleBatch's failure: the batch is applied again one
+// event at a time, to find the event at fault.
+type batchError struct{ err error }
+
+func (e *batchError) Error() string {
+	return fmt.Sprintf("projection: batch handler: %v", e.err)
+}
+
+func (e *batchError) Unwrap() error { return e.err }
+
 // errRestart ends a session after a reset: Run starts another from the
 // new checkpoint.
 var errRestart = errors.New("projection: restart from the checkpoint")
@@ -191,14 +201,19 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 	limit := len(msgs)    // how many of msgs the next transaction takes
 	var park *ParkedEvent // set: the next transaction parks msgs[0]
 	var lastErr error
+	// batched: hand the events to HandleBatch, until it fails; then
+	// Handle, one at a time, finds the failing event.
+	batched := true
 	// prefix: the next transaction takes the events before a failing
 	// one; after it, the failing event is msgs[0] and has had attempt
 	// attempts already.
 	prefix := false
 	for len(msgs) > 0 {
 		n := min(limit, len(msgs))
-		failedAt, err := p.commit(ctx, msgs[:n], park)
+		failedAt, err := p.commit(ctx, msgs[:n], park, batched)
 		if err == nil {
+			// Event by event was only to find the failing event.
+			batched = true
 			msgs = msgs[n:]
 			limit, park = len(msgs), nil
 			if !prefix {
@@ -221,6 +236,13 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if be, ok := errors.AsType[*batchError](err); ok && batched {
+			// Not an attempt: the same transaction again, event by
+			// event, tells which event fails (or that none does).
+			p.noteError(be.err)
+			batched = false
+			continue
+		}
 		p.noteError(err)
 		lastErr = err
 		if errors.Is(err, ErrCheckpointMoved) {
@@ -237,6 +259,7 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 			// on their own first. This failure counts as the failing
 			// event's first attempt.
 			limit, prefix = failedAt, true
+			batched = true // the events before it go back to HandleBatch
 			continue
 		}
 		if isHandler {
@@ -279,7 +302,7 @@ func (p *Projector[M]) giveUp(e annals.Event, attempt int, err error) (*ParkedEv
 // one. If park is set, msgs[0] is that event, recorded instead of handled.
 // When the handler fails it returns the index of the failing message and
 // a *HandlerError; the transaction is rolled back.
-func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *ParkedEvent) (int, error) {
+func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *ParkedEvent, batched bool) (int, error) {
 	prev := p.Position()
 	pos := prev
 	var applied, parked uint64
@@ -313,7 +336,27 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		replayUntil = math.MaxUint64
 	}
 	replayCtx := withReplaying(ctx, true)
-	handle := p.def().Handle
+	def := p.def()
+	// With HandleBatch, the events go to it in runs of the same replay
+	// flag; pending is the run not yet handed over.
+	batched = batched && def.HandleBatch != nil
+	var pending []annals.Event
+	pendingReplay := false
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		hctx := ctx
+		if pendingReplay {
+			hctx = replayCtx
+		}
+		if err := def.HandleBatch(hctx, model, pending); err != nil {
+			return &batchError{err: err}
+		}
+		applied += uint64(len(pending))
+		pending = pending[:0]
+		return nil
+	}
 	for i, m := range msgs {
 		switch m.Kind {
 		case annals.MessageEvent:
@@ -327,12 +370,20 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 					return 0, err
 				}
 				parked++
+			} else if replay := e.Position <= replayUntil; batched {
+				if len(pending) > 0 && replay != pendingReplay {
+					if err := flush(); err != nil {
+						return 0, err
+					}
+				}
+				pendingReplay = replay
+				pending = append(pending, e)
 			} else {
 				hctx := ctx
-				if e.Position <= replayUntil {
+				if replay {
 					hctx = replayCtx
 				}
-				if err := handle(hctx, model, e); err != nil {
+				if err := def.Handle(hctx, model, e); err != nil {
 					return i, &HandlerError{Position: e.Position, Stream: e.Stream, Type: e.Type, Err: err}
 				}
 				applied++
@@ -341,6 +392,9 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		case annals.MessageCheckpoint:
 			pos = max(pos, m.Position)
 		}
+	}
+	if err := flush(); err != nil {
+		return 0, err
 	}
 	p.mu.Lock()
 	total := p.parked + parked

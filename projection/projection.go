@@ -23,6 +23,15 @@ type Projection[M any] struct {
 	// through m: anything else (an email, a call to another service) is
 	// not rolled back and may happen more than once. Required.
 	Handle func(ctx context.Context, m M, e annals.Event) error
+	// HandleBatch, if set, applies several events at once, in the same
+	// transaction: what Handle would do to each, in order (on PostgreSQL,
+	// their statements sent in one round trip: pgx.Batch). The projector
+	// calls it with the events of a transaction (split where Replaying
+	// changes); if it fails, the transaction is rolled back and applied
+	// again through Handle, event by event, which finds the failing event
+	// for the error policy. So Handle stays required, and the two must
+	// agree. Optional.
+	HandleBatch func(ctx context.Context, m M, events []annals.Event) error
 	// Setup prepares an empty read model through m: on PostgreSQL it
 	// creates the projection's tables (with unqualified names: the target
 	// runs each transaction with search_path at the projection's own

@@ -355,7 +355,8 @@ func ListOfProductsPostgres() projection.Projection[pgx.Tx] {
 			_, err := tx.Exec(ctx, listOfProductsDDL)
 			return err
 		},
-		Handle: handlePostgres,
+		Handle:      handlePostgres,
+		HandleBatch: handlePostgresBatch,
 		Reset: func(ctx context.Context, tx pgx.Tx) error {
 			_, err := tx.Exec(ctx, `TRUNCATE listed_products, blocked_vendors`)
 			return err
@@ -363,7 +364,8 @@ func ListOfProductsPostgres() projection.Projection[pgx.Tx] {
 	}
 }
 
-// Each event is one statement, one round trip.
+// Each event is one statement; a batch of them goes in one round trip
+// (HandleBatch).
 const (
 	// The insert reads the vendor's flag (no lock) and locks the new row.
 	// A product added again (its stream deleted and written anew)
@@ -384,29 +386,58 @@ DELETE FROM listed_products WHERE vendor_id = $1`
 )
 
 func handlePostgres(ctx context.Context, tx pgx.Tx, e annals.Event) error {
+	sql, args, err := statementOf(e)
+	if err != nil || sql == "" {
+		return err
+	}
+	_, err = tx.Exec(ctx, sql, args...)
+	return err
+}
+
+// handlePostgresBatch sends the events' statements in one round trip (a
+// pgx batch, pipelined): a rebuild is bound by round trips otherwise.
+func handlePostgresBatch(ctx context.Context, tx pgx.Tx, events []annals.Event) error {
+	b := &pgx.Batch{}
+	for _, e := range events {
+		sql, args, err := statementOf(e)
+		if err != nil {
+			return err
+		}
+		if sql != "" {
+			b.Queue(sql, args...)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// statementOf is the statement that applies e ("" for none).
+func statementOf(e annals.Event) (string, []any, error) {
 	se, err := decodeShop(e)
 	if err != nil {
-		return err
+		return "", nil, err
 	}
 	if se.tombstone {
 		if se.product != "" {
-			_, err = tx.Exec(ctx, sqlWithdraw, se.product)
+			return sqlWithdraw, []any{se.product}, nil
 		}
-		return err
+		return "", nil, nil
 	}
 	switch ev := se.ev.(type) {
 	case VendorBlocked:
-		_, err = tx.Exec(ctx, sqlBlockVendor, se.vendor)
+		return sqlBlockVendor, []any{se.vendor}, nil
 	case ProductAdded:
-		_, err = tx.Exec(ctx, sqlAddProduct, se.product, ev.Vendor, ev.Title, ev.Price)
+		return sqlAddProduct, []any{se.product, ev.Vendor, ev.Title, ev.Price}, nil
 	case ProductTitleRenamed:
-		_, err = tx.Exec(ctx, sqlRename, se.product, ev.Title)
+		return sqlRename, []any{se.product, ev.Title}, nil
 	case ProductPriceChanged:
-		_, err = tx.Exec(ctx, sqlReprice, se.product, ev.Price)
+		return sqlReprice, []any{se.product, ev.Price}, nil
 	case ProductWithdrawn:
-		_, err = tx.Exec(ctx, sqlWithdraw, se.product)
+		return sqlWithdraw, []any{se.product}, nil
 	}
-	return err
+	return "", nil, nil
 }
 
 // ListProductsPostgres returns up to limit listed products (DefaultListed
