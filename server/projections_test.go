@@ -4,15 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
 )
@@ -22,11 +20,7 @@ import (
 // URL and the projector.
 func serveProjections(t *testing.T, opts server.Options) (string, *projection.Projector[projection.KV]) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := teststores.Embedded(t)
 	for range 5 {
 		if _, err := store.Append(context.Background(), "order-1", annals.Any, annals.EventData{Type: "Placed", Data: []byte(`{}`)}); err != nil {
 			t.Fatal(err)
@@ -45,6 +39,7 @@ func serveProjections(t *testing.T, opts server.Options) (string, *projection.Pr
 	if err := pr.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pr.Stop() }) // after the server, before the store
 	// A second one, whose name holds a '/' (it goes escaped in paths).
 	shop, err := projection.New(store, projection.NewMemory(), projection.Projection[projection.KV]{
 		Name:   "shop/orders",
@@ -60,24 +55,7 @@ func serveProjections(t *testing.T, opts server.Options) (string, *projection.Pr
 			}
 		}
 	}
-	opts.Logger = quiet
-	srv := server.New(store, opts)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		if err := srv.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-		pr.Stop()
-		store.Close()
-	})
+	addr := teststores.ServeStore(t, store, opts)
 	deadline := time.Now().Add(10 * time.Second)
 	for pr.Position() < 5 {
 		if time.Now().After(deadline) {
@@ -85,7 +63,7 @@ func serveProjections(t *testing.T, opts server.Options) (string, *projection.Pr
 		}
 		time.Sleep(time.Millisecond)
 	}
-	return "http://" + l.Addr().String(), pr
+	return "http://" + addr, pr
 }
 
 // do sends a request, with Basic credentials if user is not empty, and

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/remote"
 	"github.com/annals/annals/server"
 	"github.com/google/uuid"
@@ -22,28 +20,8 @@ import (
 // ends, and returns the store and the address.
 func serve(t *testing.T) (annals.Store, string) {
 	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := server.New(store, server.Options{Logger: quiet})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		if err := srv.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-		if err := <-served; err != nil {
-			t.Error(err)
-		}
-		store.Close()
-	})
-	return store, l.Addr().String()
+	store := teststores.Embedded(t)
+	return store, teststores.ServeStore(t, store, server.Options{})
 }
 
 // start serves a fresh store and returns an official KurrentDB Go client

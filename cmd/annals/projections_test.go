@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/memory"
+	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
 )
@@ -70,21 +70,11 @@ func startProjectionServer(t *testing.T, creds server.Credentials) *projectionSe
 	if err := pr.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv := server.New(ps.store, server.Options{Logger: quiet, Projections: reg, Credentials: creds})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
 	t.Cleanup(func() {
-		srv.Shutdown(context.Background())
-		<-served
 		pr.Stop()
 		ps.store.Close()
 	})
-	ps.url = "kurrentdb://" + l.Addr().String() + "?tls=false"
+	ps.url = "kurrentdb://" + teststores.ServeStore(t, ps.store, server.Options{Projections: reg, Credentials: creds}) + "?tls=false"
 	ps.waitFor(t, "catching up", func(st projection.Status) bool { return st.Position == 4 && st.Parked == 1 })
 	return ps
 }

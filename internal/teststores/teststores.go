@@ -73,7 +73,19 @@ func Serve(t testing.TB) (annals.Store, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	srv := server.New(store, server.Options{Logger: quiet(), Limits: limits})
+	return store, "kurrentdb://" + ServeStore(t, store, server.Options{Limits: limits}) + "?tls=false"
+}
+
+// ServeStore serves store with opts (quiet unless opts.Logger is set) on
+// a loopback port until the test ends, and returns the host:port. The
+// server is shut down before the cleanups registered earlier (closing the
+// store) run.
+func ServeStore(t testing.TB, store annals.Store, opts server.Options) string {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = quiet()
+	}
+	srv := server.New(store, opts)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -83,10 +95,14 @@ func Serve(t testing.TB) (annals.Store, string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
-		<-served
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
 	})
-	return store, "kurrentdb://" + l.Addr().String() + "?tls=false"
+	return l.Addr().String()
 }
 
 // Dial connects to url with the official client (package remote).
