@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -479,41 +478,10 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestServe(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr bytes.Buffer
-	exited := make(chan int, 1)
-	go func() {
-		exited <- run(ctx, []string{"serve", "--db", t.TempDir(), "--listen", addr}, strings.NewReader(""), &stdout, &stderr)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				t.Fatalf("/health/live: %d", resp.StatusCode)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not come up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel() // as SIGINT does
-	select {
-	case code := <-exited:
-		if code != 0 {
-			t.Fatalf("serve exited %d after the signal: %s", code, stderr.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop")
+	var stdout, stderr syncBuffer
+	_, stop := serveCmd(t, &stdout, &stderr, "--db", t.TempDir())
+	if code := stop(); code != 0 {
+		t.Fatalf("serve exited %d after the signal: %s", code, stderr.String())
 	}
 	for _, want := range []string{"INSECURE", "listening", "shutting down", "stopped"} {
 		if !strings.Contains(stderr.String(), want) {

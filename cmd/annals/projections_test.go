@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/memory"
 	"github.com/annals/annals/internal/teststores"
+	"github.com/annals/annals/memory"
 	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
 )
@@ -299,36 +299,16 @@ func TestProjectionsCommandCredentials(t *testing.T) {
 
 // A default `annals serve` answers the projections endpoint: none yet.
 func TestProjectionsServeEmpty(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stop := serveCmd(t, io.Discard, io.Discard, "--db", t.TempDir())
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/api/projections")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	exited := make(chan int, 1)
-	go func() {
-		exited <- run(ctx, []string{"serve", "--db", t.TempDir(), "--listen", addr}, strings.NewReader(""), io.Discard, io.Discard)
-	}()
-	defer func() {
-		cancel()
-		<-exited
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/api/projections")
-		if err == nil {
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"projections":[]}` {
-				t.Fatalf("GET /api/projections: %d %q", resp.StatusCode, body)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not come up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"projections":[]}` {
+		t.Fatalf("GET /api/projections: %d %q", resp.StatusCode, body)
 	}
 	r := annalsCmd("projections", "--server", "kurrentdb://"+addr+"?tls=false")
 	if r.code != 0 || strings.Count(r.stdout, "\n") != 1 || !strings.HasPrefix(r.stdout, "NAME") {

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -40,18 +39,7 @@ func serveWithProjection(t *testing.T, storeArgs ...string) {
 			t.Fatalf("append: exit %d, %s", r.code, r.stderr)
 		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	exited := make(chan int, 1)
-	go func() {
-		args := append([]string{"serve", "--listen", addr, "--projection", products.ListOfProductsName}, storeArgs...)
-		exited <- run(ctx, args, strings.NewReader(""), io.Discard, io.Discard)
-	}()
+	addr, stop := serveCmd(t, io.Discard, io.Discard, append([]string{"--projection", products.ListOfProductsName}, storeArgs...)...)
 	url := "kurrentdb://" + addr + "?tls=false"
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -68,8 +56,7 @@ func serveWithProjection(t *testing.T, storeArgs ...string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	if code := <-exited; code != 0 {
+	if code := stop(); code != 0 {
 		t.Fatalf("serve exited %d", code)
 	}
 }

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveCmd runs `annals serve args... --listen <a free loopback port>` in
+// a goroutine and waits until it answers /health/live. stop ends it as
+// SIGINT does and returns its exit code.
+func serveCmd(t *testing.T, stdout, stderr io.Writer, args ...string) (addr string, stop func() int) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	exited := make(chan int, 1)
+	go func() {
+		exited <- run(ctx, append(append([]string{"serve"}, args...), "--listen", addr), strings.NewReader(""), stdout, stderr)
+	}()
+	stop = func() int {
+		cancel()
+		select {
+		case code := <-exited:
+			return code
+		case <-time.After(15 * time.Second):
+			t.Fatal("serve did not stop")
+			return -1
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/health/live")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				stop()
+				t.Fatalf("/health/live: %d", resp.StatusCode)
+			}
+			return addr, stop
+		}
+		select {
+		case code := <-exited:
+			t.Fatalf("serve exited %d before it served", code)
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			t.Fatalf("the server did not come up: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
