@@ -100,8 +100,11 @@ func (p *Projector[M]) session(ctx context.Context) error {
 		}
 		n := p.applicable(batch)
 		if n == 0 {
-			// A rebuild's builder at its parent's position: wait for
+			// A rebuild's builder at its parent's position: it has
+			// applied all the parent has, so the parent may finish the
+			// rebuild (even if both lag behind the head); or wait for
 			// the parent to move.
+			p.parent.builderReady()
 			if err := p.waitForParent(ctx); err != nil {
 				return err
 			}
@@ -431,7 +434,7 @@ func (p *Projector[M]) caughtUp(yes bool) {
 	p.rebuilding = false
 	p.mu.Unlock()
 	if p.parent != nil {
-		p.parent.builderCaughtUp()
+		p.parent.builderReady()
 	}
 }
 

@@ -2,10 +2,7 @@ package projection_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,46 +86,9 @@ func TestPostgresRebuildUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var bgErr atomic.Value
-	wg.Go(func() {
-		for salt := 1; ; salt++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := appendSome(store, 10, salt); err != nil {
-				bgErr.Store(err)
-				return
-			}
-		}
-	})
-	var queries atomic.Int64
-	wg.Go(func() {
-		lastVersion, lastTotal := "1", uint64(0)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			version, total, _, err := pgQuery(target)
-			switch {
-			case err != nil:
-				bgErr.Store(fmt.Errorf("query: %w", err))
-				return
-			case version != lastVersion && !(lastVersion == "1" && version == "2"):
-				bgErr.Store(errors.New("version went from " + lastVersion + " to " + version))
-				return
-			case total < lastTotal:
-				bgErr.Store(errors.New("a query saw fewer events than the one before"))
-				return
-			}
-			lastVersion, lastTotal = version, total
-			queries.Add(1)
-		}
+	load := startLoad(store, 10, 0, func() (string, uint64, error) {
+		version, total, _, err := pgQuery(target)
+		return version, total, err
 	})
 
 	pr.Pause()
@@ -143,10 +103,12 @@ func TestPostgresRebuildUnderLoad(t *testing.T) {
 		return st.Generation == 1 && st.Rebuild == nil
 	})
 	time.Sleep(50 * time.Millisecond)
-	close(stop)
-	wg.Wait()
-	if err, _ := bgErr.Load().(error); err != nil {
+	queries, switches, err := load.finish()
+	if err != nil {
 		t.Fatal(err)
+	}
+	if switches != 1 {
+		t.Errorf("queries saw %d switches, want 1", switches)
 	}
 	h := head(t, store)
 	caughtUp(t, pr, h)
@@ -162,5 +124,5 @@ func TestPostgresRebuildUnderLoad(t *testing.T) {
 	}
 	sameModel(t, "switched model", model, fold(t, store, nil))
 	fx.check(t, h)
-	t.Logf("%d events, %d queries during the rebuild", h, queries.Load())
+	t.Logf("%d events, %d queries during the rebuild", h, queries)
 }

@@ -14,7 +14,8 @@ import (
 // active generation n, which keeps following the log and serving
 // queries. A builder (a Projector of its own, on slot n+1) replays the
 // log from the start, never past its parent's position; once it has
-// caught up, the parent, between two of its batches:
+// caught up (with the log, or with its parent when the parent lags
+// behind the log), the parent, between two of its batches:
 //
 //  1. stops the builder and reads its checkpoint S;
 //  2. applies the events in (S, P] to generation n+1 itself, P being its
@@ -48,7 +49,8 @@ type rebuild[M any] struct {
 	// done is closed when the builder's run returns (err is its result).
 	done chan struct{}
 	err  error
-	// ready is closed when the builder has caught up with the log.
+	// ready is closed when the builder has caught up with the log or
+	// with its parent.
 	ready     chan struct{}
 	readyOnce sync.Once
 }
@@ -145,9 +147,10 @@ func (p *Projector[M]) rebuildSignals() (ready, done <-chan struct{}) {
 	return p.rb.ready, p.rb.done
 }
 
-// builderCaughtUp is called by the builder when its subscription has
-// delivered all history.
-func (p *Projector[M]) builderCaughtUp() {
+// builderReady is called by the builder when it has caught up with the
+// log, or with its parent (it holds a message past the parent's
+// position): the parent may finish the rebuild.
+func (p *Projector[M]) builderReady() {
 	p.mu.Lock()
 	rb := p.rb
 	p.mu.Unlock()

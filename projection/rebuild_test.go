@@ -3,6 +3,7 @@ package projection_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,52 +138,7 @@ func rebuildUnderLoad(t *testing.T, target projection.Target[projection.KV], que
 	defer pr.Stop()
 	caughtUp(t, pr, head(t, store))
 
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var appendErr atomic.Value
-	wg.Go(func() {
-		for salt := 1; ; salt++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if err := appendSome(store, 20, salt); err != nil {
-				appendErr.Store(err)
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	})
-	var queries, switches atomic.Int64
-	var queryErr atomic.Value
-	wg.Go(func() {
-		lastVersion, lastTotal := "1", uint64(0)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			version, total, err := query()
-			switch {
-			case err != nil:
-				queryErr.Store(err)
-				return
-			case version != lastVersion && !(lastVersion == "1" && version == "2"):
-				queryErr.Store(errors.New("version went from " + lastVersion + " to " + version))
-				return
-			case total < lastTotal:
-				queryErr.Store(errors.New("a query saw fewer events than the one before: a half-built model"))
-				return
-			}
-			if version != lastVersion {
-				switches.Add(1)
-			}
-			lastVersion, lastTotal = version, total
-			queries.Add(1)
-		}
-	})
+	load := startLoad(store, 20, time.Millisecond, query)
 
 	pr.Pause()
 	if err := pr.RebuildWith(ctx, versioned("2", &fx)); err != nil {
@@ -205,12 +161,8 @@ func rebuildUnderLoad(t *testing.T, target projection.Target[projection.KV], que
 		return st.Generation == 1 && st.Rebuild == nil
 	})
 	time.Sleep(20 * time.Millisecond) // appends and queries after the switch
-	close(stop)
-	wg.Wait()
-	if err, _ := appendErr.Load().(error); err != nil {
-		t.Fatal(err)
-	}
-	if err, _ := queryErr.Load().(error); err != nil {
+	queries, switches, err := load.finish()
+	if err != nil {
 		t.Fatal(err)
 	}
 	h := head(t, store)
@@ -225,12 +177,12 @@ func rebuildUnderLoad(t *testing.T, target projection.Target[projection.KV], que
 	if version, _, _ := query(); version != "2" {
 		t.Errorf("version %q after the switch, want 2", version)
 	}
-	if switches.Load() != 1 {
-		t.Errorf("queries saw %d switches, want 1", switches.Load())
+	if switches != 1 {
+		t.Errorf("queries saw %d switches, want 1", switches)
 	}
 	sameModel(t, "switched model", dump(), fold(t, store, nil))
 	fx.check(t, h)
-	t.Logf("%d events, %d queries during the rebuild", h, queries.Load())
+	t.Logf("%d events, %d queries during the rebuild", h, queries)
 
 	// A restart keeps the new generation.
 	pr2, err := projection.New(store, target, versioned("2", &fx), projection.Options{})
@@ -240,6 +192,73 @@ func rebuildUnderLoad(t *testing.T, target projection.Target[projection.KV], que
 	if st := state(t, pr2); st.Generation != 1 || st.Position != h {
 		t.Errorf("status of a new projector: %+v", st)
 	}
+}
+
+// load is the writers and the readers of a rebuild under load.
+type load struct {
+	stop              chan struct{}
+	wg                sync.WaitGroup
+	err               atomic.Value
+	queries, switches atomic.Int64
+}
+
+// startLoad appends n events at a time, pausing between appends, and
+// queries the model in a loop, until finish. A query must not fail, its
+// version must go from 1 to 2 at most once, and the total it counts
+// must never go down (a half-built model would show fewer events).
+func startLoad(store annals.Store, n int, pause time.Duration, query kvQuery) *load {
+	l := &load{stop: make(chan struct{})}
+	l.wg.Go(func() {
+		for salt := 1; ; salt++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			if err := appendSome(store, n, salt); err != nil {
+				l.err.CompareAndSwap(nil, err)
+				return
+			}
+			time.Sleep(pause)
+		}
+	})
+	l.wg.Go(func() {
+		lastVersion, lastTotal := "1", uint64(0)
+		for {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			version, total, err := query()
+			switch {
+			case err != nil:
+				l.err.CompareAndSwap(nil, fmt.Errorf("query: %w", err))
+				return
+			case version != lastVersion && !(lastVersion == "1" && version == "2"):
+				l.err.CompareAndSwap(nil, errors.New("version went from "+lastVersion+" to "+version))
+				return
+			case total < lastTotal:
+				l.err.CompareAndSwap(nil, errors.New("a query saw fewer events than the one before: a half-built model"))
+				return
+			}
+			if version != lastVersion {
+				l.switches.Add(1)
+			}
+			lastVersion, lastTotal = version, total
+			l.queries.Add(1)
+		}
+	})
+	return l
+}
+
+// finish stops the load and returns how many queries ran, how many saw
+// the switch, and the first error.
+func (l *load) finish() (queries, switches int64, err error) {
+	close(l.stop)
+	l.wg.Wait()
+	err, _ = l.err.Load().(error)
+	return l.queries.Load(), l.switches.Load(), err
 }
 
 // A rebuild whose builder fails is given up: the active generation goes
@@ -413,4 +432,45 @@ func TestWaitFor(t *testing.T) {
 	if err := pr.WaitFor(wctx, 1000); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("WaitFor a position not reached = %v", err)
 	}
+}
+
+// A rebuild finishes even while the active generation lags behind the
+// log (its handler slower than the writers): the builder catches up with
+// it, not with the log.
+func TestRebuildBehindTheHead(t *testing.T) {
+	ctx := context.Background()
+	store := newMemoryStore(t)
+	appendEvents(t, store, 500, 0)
+	target := projection.NewMemory()
+	var fx effects
+	slow := versioned("1", &fx)
+	fast := slow.Handle
+	slow.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {
+		time.Sleep(200 * time.Microsecond)
+		return fast(ctx, kv, e)
+	}
+	pr, err := projection.New(store, target, slow, projection.Options{BatchEvents: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Start(ctx)
+	defer pr.Stop()
+	caughtUp(t, pr, 100) // version 1 set up
+	load := startLoad(store, 5, 0, memoryQuery(target))
+	waitFor(t, 10*time.Second, "a lag", func() bool { return state(t, pr).Lag > 1000 })
+	if err := pr.RebuildWith(ctx, versioned("2", &fx)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the switch", func() bool {
+		st := state(t, pr)
+		return st.Generation == 1 && st.Rebuild == nil
+	})
+	lag := state(t, pr).Lag
+	if _, _, err := load.finish(); err != nil {
+		t.Fatal(err)
+	}
+	caughtUp(t, pr, head(t, store))
+	sameModel(t, "switched model", dumpMemory(target, "counts"), fold(t, store, nil))
+	fx.check(t, head(t, store))
+	t.Logf("switched %d events behind the head", lag)
 }
