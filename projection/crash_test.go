@@ -41,7 +41,8 @@ const (
 	childUntilEnv  = "ANNALS_PROJECTION_UNTIL"  // exit 0 once the checkpoint reaches it
 	// childRebuildEnv makes the child start a blue/green rebuild once
 	// caught up and print the rebuild's position; "finish": exit 0 once
-	// it has switched.
+	// it has switched. On PostgreSQL the child then runs pgVersioned, and
+	// "build" runs it as follow does (to build generation 0).
 	childRebuildEnv  = "ANNALS_PROJECTION_REBUILD"
 	childReportEvery = 2 * time.Millisecond // how often the child prints its checkpoint
 
@@ -105,6 +106,14 @@ func runChild() error {
 		target, err := projection.NewPostgres(ctx, pool, os.Getenv(childTargetEnv))
 		if err != nil {
 			return err
+		}
+		if mode := os.Getenv(childRebuildEnv); mode != "" {
+			// Blue/green needs the model in the projection's own schema.
+			p := pgVersioned("1", &effects{})
+			if mode == "build" {
+				return follow(store, target, p, batch, until)
+			}
+			return followRebuild(store, target, p, batch, mode == "finish")
 		}
 		return follow(store, target, pgProjection("counts", os.Getenv(childTableEnv), nil), batch, until)
 	case "pebble":
@@ -578,5 +587,60 @@ func TestCrashRebuildPebble(t *testing.T) {
 		if cp, err := target.Load(context.Background(), slot); err != nil || cp != (projection.Checkpoint{}) {
 			t.Errorf("generation %d left a checkpoint %+v (%v)", g, cp, err)
 		}
+	}
+}
+
+// TestCrashRebuildPostgres is TestCrashRebuildPebble on PostgreSQL (store
+// and target): after each SIGKILL mid-rebuild the active generation,
+// read through Query, is whole; the last rebuild leaves one model schema.
+func TestCrashRebuildPostgres(t *testing.T) {
+	storeSchema := teststores.Schema(t)
+	store := teststores.Postgres(t, storeSchema)
+	target, pool, _ := pgTarget(t)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	kills := killCount()
+	events := uint64(postgresEventsPerKill * 10)
+	appendBulk(t, store, int(events))
+	want := fold(t, store, nil)
+	env := []string{childEnv + "=postgres", childStoreEnv + "=" + storeSchema, childTargetEnv + "=" + target.Schema()}
+	startChild(t, append(env, childRebuildEnv+"=build", childBatchEnv+"=256", fmt.Sprintf("%s=%d", childUntilEnv, events))...).finish(t)
+
+	check := func(what string) uint64 {
+		t.Helper()
+		version, _, model, err := pgQuery(target)
+		if err != nil || version != "1" {
+			t.Fatalf("%s: version %q, %v", what, version, err)
+		}
+		sameModel(t, what, model, want)
+		gen, err := target.Generation(context.Background(), "counts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gen
+	}
+	for i := range kills {
+		c := startChild(t, append(env, childRebuildEnv+"=kill", fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(64)))...)
+		if i%4 == 3 {
+			c.waitPast(t, events*19/20)
+		} else {
+			c.waitPast(t, 0)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
+		c.kill(t)
+		t.Logf("kill %d: rebuild at %d of %d, generation %d", i, c.reported.Load(), events, check(fmt.Sprintf("kill %d", i)))
+	}
+	before := check("before the last rebuild")
+	startChild(t, append(env, childRebuildEnv+"=finish", childBatchEnv+"=256")...).finish(t)
+	if gen := check("after the last rebuild"); gen != before+1 {
+		t.Fatalf("generation %d after the last rebuild, want %d", gen, before+1)
+	}
+	var schemas int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM `+target.Schema()+`.projection_schemas`).Scan(&schemas); err != nil {
+		t.Fatal(err)
+	}
+	if schemas != 1 {
+		t.Errorf("%d model schemas recorded after the last rebuild, want 1", schemas)
 	}
 }
