@@ -308,7 +308,10 @@ func (r *rebuild[M]) status(head uint64) *RebuildStatus {
 	if r == nil {
 		return nil
 	}
-	s := &RebuildStatus{Generation: r.gen, Position: r.builder.Position()}
+	b := r.builder
+	b.mu.Lock()
+	s := &RebuildStatus{Generation: r.gen, Position: b.position, LastError: b.lastError}
+	b.mu.Unlock()
 	if head > s.Position {
 		s.Lag = head - s.Position
 	}

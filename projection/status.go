@@ -78,6 +78,9 @@ type RebuildStatus struct {
 	// Position is its checkpoint; Lag is the store's head minus it.
 	Position uint64 `json:"position"`
 	Lag      uint64 `json:"lag"`
+	// LastError is the builder's last error (one it retries, or parks
+	// an event for), empty if none.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // rate counts events in one-second buckets over the last rateWindow
