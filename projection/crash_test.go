@@ -504,6 +504,33 @@ func TestCrashPebble(t *testing.T) {
 	}
 }
 
+// killRebuilds starts a rebuilding child killCount times and kills it
+// with SIGKILL mid-rebuild (every fourth time near its end, around the
+// switch); after each kill, check verifies the active generation and
+// returns it. Most kills must land before the switch.
+func killRebuilds(t *testing.T, env []string, events uint64, rng *rand.Rand, check func(what string) uint64) {
+	t.Helper()
+	kills, midRebuild := killCount(), 0
+	for i := range kills {
+		c := startChild(t, append(env, childRebuildEnv+"=kill", fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(64)))...)
+		if i%4 == 3 {
+			c.waitPast(t, events*19/20)
+		} else {
+			c.waitPast(t, 0)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
+		c.kill(t)
+		rebuilt := c.reported.Load()
+		if rebuilt < events {
+			midRebuild++
+		}
+		t.Logf("kill %d: rebuild at %d of %d, generation %d", i, rebuilt, events, check(fmt.Sprintf("kill %d", i)))
+	}
+	if midRebuild < kills/2 {
+		t.Fatalf("only %d of %d kills landed mid-rebuild", midRebuild, kills)
+	}
+}
+
 // TestCrashRebuildPebble kills a projector process with SIGKILL in the
 // middle of blue/green rebuilds (every fourth near its end, around the
 // switch): after each kill, the active generation is whole (the read
@@ -519,7 +546,6 @@ func TestCrashRebuildPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kills := killCount()
 	events := uint64(pebbleEventsPerKill * 4)
 	appendBulk(t, store, int(events))
 	want := fold(t, store, nil)
@@ -544,27 +570,7 @@ func TestCrashRebuildPebble(t *testing.T) {
 		sameModel(t, what, dumpPebble(t, target, "counts"), want)
 		return gen
 	}
-	midRebuild := 0
-	for i := range kills {
-		c := startChild(t, append(env, childRebuildEnv+"=kill", fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(64)))...)
-		if i%4 == 3 {
-			// Near the end of the rebuild: around the switch.
-			c.waitPast(t, events*19/20)
-		} else {
-			c.waitPast(t, 0)
-		}
-		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
-		c.kill(t)
-		rebuilt := c.reported.Load()
-		gen := check(fmt.Sprintf("kill %d", i))
-		if rebuilt < events {
-			midRebuild++
-		}
-		t.Logf("kill %d: rebuild at %d of %d, generation %d", i, rebuilt, events, gen)
-	}
-	if midRebuild < kills/2 {
-		t.Fatalf("only %d of %d kills landed mid-rebuild", midRebuild, kills)
-	}
+	killRebuilds(t, env, events, rng, check)
 	before := check("before the last rebuild")
 	startChild(t, append(env, childRebuildEnv+"=finish", childBatchEnv+"=256")...).finish(t)
 	if gen := check("after the last rebuild"); gen != before+1 {
@@ -600,7 +606,6 @@ func TestCrashRebuildPostgres(t *testing.T) {
 	seed := time.Now().UnixNano()
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
-	kills := killCount()
 	events := uint64(postgresEventsPerKill * 10)
 	appendBulk(t, store, int(events))
 	want := fold(t, store, nil)
@@ -620,17 +625,7 @@ func TestCrashRebuildPostgres(t *testing.T) {
 		}
 		return gen
 	}
-	for i := range kills {
-		c := startChild(t, append(env, childRebuildEnv+"=kill", fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(64)))...)
-		if i%4 == 3 {
-			c.waitPast(t, events*19/20)
-		} else {
-			c.waitPast(t, 0)
-		}
-		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
-		c.kill(t)
-		t.Logf("kill %d: rebuild at %d of %d, generation %d", i, c.reported.Load(), events, check(fmt.Sprintf("kill %d", i)))
-	}
+	killRebuilds(t, env, events, rng, check)
 	before := check("before the last rebuild")
 	startChild(t, append(env, childRebuildEnv+"=finish", childBatchEnv+"=256")...).finish(t)
 	if gen := check("after the last rebuild"); gen != before+1 {
