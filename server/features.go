@@ -67,17 +67,33 @@ func persistentMethods() []*serverfeatures.SupportedMethod {
 	return out
 }
 
-// advertised adds the persistent subscription methods to what features
-// answers, when the server serves them.
+// projectionMethods are the Projections methods served over a registry
+// (projections_grpc.go); the others answer Unimplemented and are not
+// advertised.
+func projectionMethods() []*serverfeatures.SupportedMethod {
+	const svc = "event_store.client.projections.projections"
+	var out []*serverfeatures.SupportedMethod
+	for _, name := range []string{"statistics", "disable", "enable", "reset"} {
+		out = append(out, &serverfeatures.SupportedMethod{MethodName: name, ServiceName: svc})
+	}
+	return out
+}
+
+// advertised adds the persistent subscription and projection methods to
+// what features answers, when the server serves them.
 type advertised struct {
 	features
-	persistent bool
+	persistent  bool
+	projections bool
 }
 
 func (a advertised) GetSupportedMethods(ctx context.Context, e *shared.Empty) (*serverfeatures.SupportedMethods, error) {
 	resp, err := a.features.GetSupportedMethods(ctx, e)
 	if err == nil && a.persistent {
 		resp.Methods = append(resp.Methods, persistentMethods()...)
+	}
+	if err == nil && a.projections {
+		resp.Methods = append(resp.Methods, projectionMethods()...)
 	}
 	return resp, err
 }

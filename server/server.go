@@ -9,9 +9,11 @@
 // filters), Streams.Delete, Streams.Tombstone, PersistentSubscriptions (Create,
 // Update, Delete, Read, GetInfo, List, ReplayParked, RestartSubsystem, on a
 // stream or on $all, run by package persistent),
-// ServerFeatures.GetSupportedMethods (advertising exactly those) and
-// Gossip.Read (a single leader node); TLS with the admin's Basic
-// credentials. Not yet: projections, users other than admin.
+// Projections (Statistics, Disable, Enable, Reset over the Go projections
+// of Options.Projections; the JavaScript ones' methods answer
+// Unimplemented), ServerFeatures.GetSupportedMethods (advertising exactly
+// those) and Gossip.Read (a single leader node); TLS with the admin's
+// Basic credentials. Not yet: users other than admin.
 package server
 
 import (
@@ -30,6 +32,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/gossip"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/persistent"
+	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/projections"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/serverfeatures"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc"
@@ -66,7 +69,8 @@ type Options struct {
 	Credentials Credentials
 	// Projections, if set, are served for status and control over HTTP
 	// under /api/projections (see projection.Registry.Handler), behind
-	// Credentials like every gRPC call.
+	// Credentials like every gRPC call, and over KurrentDB's Projections
+	// gRPC service (projections_grpc.go).
 	Projections *projection.Registry
 }
 
@@ -122,7 +126,12 @@ func New(store annals.Store, opts Options) *Server {
 		s.persistent = m
 		persistent.RegisterPersistentSubscriptionsServer(s.grpc, &persistentServer{m: m, stopping: s.stopping})
 	}
-	serverfeatures.RegisterServerFeaturesServer(s.grpc, advertised{persistent: s.persistent != nil})
+	// The registry's projections are listed and controlled by KurrentDB's
+	// projection management too (projections_grpc.go).
+	if opts.Projections != nil {
+		projections.RegisterProjectionsServer(s.grpc, &projectionsServer{reg: opts.Projections})
+	}
+	serverfeatures.RegisterServerFeaturesServer(s.grpc, advertised{persistent: s.persistent != nil, projections: opts.Projections != nil})
 	gossip.RegisterGossipServer(s.grpc, s.gossip)
 
 	mux := http.NewServeMux()
