@@ -40,16 +40,11 @@ type request struct {
 }
 
 func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, error) {
-	if err := ctx.Err(); err != nil {
+	size, err := core.Admit(ctx, s.opts.Limits, op)
+	if err != nil {
 		return annals.AppendResult{}, err
 	}
-	if err := core.Validate(s.opts.Limits, op); err != nil {
-		return annals.AppendResult{}, err
-	}
-	req := &request{op: op, done: make(chan struct{})}
-	for i := range op.Events {
-		req.bytes += annals.EventSizeBytes(&op.Events[i])
-	}
+	req := &request{op: op, bytes: size, done: make(chan struct{})}
 	if err := core.Submit(ctx, s.requests, req, req.done, s.quit, s.writerDone); err != nil {
 		return annals.AppendResult{}, err
 	}

@@ -6,6 +6,22 @@ import (
 	"github.com/annals/annals"
 )
 
+// Admit checks an append before it queues for a store's writer — the
+// caller still waits, the operation is valid under l — and returns its
+// size in bytes, which the writer's groups are bounded by.
+func Admit(ctx context.Context, l annals.Limits, op *Op) (sizeBytes int, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := Validate(l, op); err != nil {
+		return 0, err
+	}
+	for i := range op.Events {
+		sizeBytes += annals.EventSizeBytes(&op.Events[i])
+	}
+	return sizeBytes, nil
+}
+
 // Submit hands req to a store's single writer through queue and waits for
 // its answer (done closed). It returns annals.ErrClosed if the writer
 // stopped first — quit closed before req was queued, or writerDone closed

@@ -68,3 +68,22 @@ func TestCollectAndRefuse(t *testing.T) {
 		t.Fatalf("refused %v, %d left", refused, len(queue))
 	}
 }
+
+func TestAdmit(t *testing.T) {
+	limits := annals.Limits{}.WithDefaults()
+	op := &Op{Kind: OpAppend, Stream: "s", Expected: annals.Any, Events: []annals.EventData{
+		{Type: "A", Data: []byte("12345")}, {Type: "BB", Data: []byte("1"), Metadata: []byte("{}")},
+	}}
+	if size, err := Admit(context.Background(), limits, op); err != nil || size != 1+5+2+1+2 {
+		t.Fatalf("Admit = %d, %v; want 11 bytes", size, err)
+	}
+	bad := &Op{Kind: OpAppend, Stream: "", Expected: annals.Any, Events: op.Events}
+	if _, err := Admit(context.Background(), limits, bad); !errors.Is(err, annals.ErrInvalidInput) {
+		t.Fatalf("Admit of a nameless stream = %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Admit(ctx, limits, op); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Admit with a cancelled context = %v", err)
+	}
+}
