@@ -1,7 +1,6 @@
 package command
 
 import (
-	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -54,16 +53,4 @@ func (r Retry) backoff(n int) time.Duration {
 	}
 	half := c / 2
 	return half + rand.N(c-half+1)
-}
-
-// sleep waits d or until ctx is done.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/internal/core"
 )
 
 // batchError is HandleBatch's failure: the batch is applied again one
@@ -231,7 +231,7 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 				}
 				continue
 			}
-			if err := sleep(ctx, p.policy.backoff(attempt)); err != nil {
+			if err := core.Sleep(ctx, p.policy.backoff(attempt)); err != nil {
 				return err
 			}
 			continue
@@ -279,7 +279,7 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 			}
 			continue
 		}
-		if err := sleep(ctx, p.policy.backoff(attempt)); err != nil {
+		if err := core.Sleep(ctx, p.policy.backoff(attempt)); err != nil {
 			return err
 		}
 	}
@@ -435,16 +435,5 @@ func (p *Projector[M]) caughtUp(yes bool) {
 	p.mu.Unlock()
 	if p.parent != nil {
 		p.parent.builderReady()
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
