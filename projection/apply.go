@@ -306,7 +306,11 @@ func (p *Projector[M]) giveUp(e annals.Event, attempt int, err error) (*ParkedEv
 // When the handler fails it returns the index of the failing message and
 // a *HandlerError; the transaction is rolled back.
 func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *ParkedEvent, batched bool) (int, error) {
-	prev := p.Position()
+	// The applier is the only writer of all this: one look suffices.
+	p.mu.Lock()
+	prev, parkedBefore, replayUntil := p.position, p.parked, p.replayUntil
+	slot, def := slotName(p.name, p.gen), p.proj
+	p.mu.Unlock()
 	pos := prev
 	var applied, parked uint64
 	caughtUp := false
@@ -325,21 +329,27 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		p.caughtUp(caughtUp)
 		return 0, nil
 	}
-	tx, err := p.target.Begin(ctx, p.slot())
+	tx, err := p.target.Begin(ctx, slot)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback(ctx)
 	model := tx.Model()
-	p.mu.Lock()
-	replayUntil := p.replayUntil
-	p.mu.Unlock()
 	if p.parent != nil {
 		// A builder applies only what its parent has applied.
 		replayUntil = math.MaxUint64
 	}
-	replayCtx := withReplaying(ctx, true)
-	def := p.def()
+	// The replaying context is made only if an event needs it.
+	var replayCtx context.Context
+	handlerCtx := func(replay bool) context.Context {
+		if !replay {
+			return ctx
+		}
+		if replayCtx == nil {
+			replayCtx = withReplaying(ctx, true)
+		}
+		return replayCtx
+	}
 	// With HandleBatch, the events go to it in runs of the same replay
 	// flag; pending is the run not yet handed over.
 	batched = batched && def.HandleBatch != nil
@@ -349,11 +359,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		if len(pending) == 0 {
 			return nil
 		}
-		hctx := ctx
-		if pendingReplay {
-			hctx = replayCtx
-		}
-		if err := def.HandleBatch(hctx, model, pending); err != nil {
+		if err := def.HandleBatch(handlerCtx(pendingReplay), model, pending); err != nil {
 			return &batchError{err: err}
 		}
 		applied += uint64(len(pending))
@@ -382,11 +388,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 				pendingReplay = replay
 				pending = append(pending, e)
 			} else {
-				hctx := ctx
-				if replay {
-					hctx = replayCtx
-				}
-				if err := def.Handle(hctx, model, e); err != nil {
+				if err := def.Handle(handlerCtx(replay), model, e); err != nil {
 					return i, &HandlerError{Position: e.Position, Stream: e.Stream, Type: e.Type, Err: err}
 				}
 				applied++
@@ -399,9 +401,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 	if err := flush(); err != nil {
 		return 0, err
 	}
-	p.mu.Lock()
-	total := p.parked + parked
-	p.mu.Unlock()
+	total := parkedBefore + parked
 	if err := tx.SaveCheckpoint(ctx, prev, Checkpoint{Position: pos, Parked: total}); err != nil {
 		return 0, err
 	}
@@ -410,7 +410,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		// stored checkpoint tells. If it moved to pos, the transaction
 		// went through; if it is still at prev, it did not, and the
 		// batch is retried.
-		cp, lerr := p.target.Load(ctx, p.slot())
+		cp, lerr := p.target.Load(ctx, slot)
 		if lerr != nil || cp.Position != pos || pos == prev {
 			return 0, err
 		}
