@@ -47,6 +47,20 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			return usagef("refusing to serve %s without TLS: anyone who reaches it could read and write every stream. "+
 				"Serve on a loopback address, give --tls-cert and --tls-key, or pass --insecure to mean it", *listen)
 		}
+		names, err := projectionNames(*projections)
+		if err != nil {
+			return err
+		}
+		dir := *readModels
+		switch {
+		case dir != "" && e.postgres != "":
+			return usagef("--read-models goes with the embedded store: with --postgres the read models are in PostgreSQL")
+		case dir != "" && len(names) == 0:
+			return usagef("--read-models goes with --projection")
+		}
+		if dir == "" {
+			dir = strings.TrimRight(e.db, "/") + ".read-models"
+		}
 		logger := slog.New(slog.NewTextHandler(e.stderr, nil))
 		tuneGC()
 		opts := server.Options{Logger: logger}
@@ -74,14 +88,6 @@ func setupServe(fs *flag.FlagSet) runFunc {
 		}
 		if err != nil {
 			return err
-		}
-		var names []string
-		if *projections != "" {
-			names = strings.Split(*projections, ",")
-		}
-		dir := *readModels
-		if dir == "" {
-			dir = strings.TrimRight(e.db, "/") + ".read-models"
 		}
 		// The projections this server runs, served under /api/projections
 		// (annals projections); an empty registry without --projection.

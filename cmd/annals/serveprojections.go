@@ -26,6 +26,23 @@ type servedProjections struct {
 	closers  []func()
 }
 
+// projectionNames reads --projection: built-in names, each once.
+func projectionNames(flag string) ([]string, error) {
+	if flag == "" {
+		return nil, nil
+	}
+	names := strings.Split(flag, ",")
+	for i, name := range names {
+		switch {
+		case !slices.Contains(builtinProjections, name):
+			return nil, usagef("--projection %q: the built-in projections are %s", name, strings.Join(builtinProjections, ", "))
+		case slices.Contains(names[:i], name):
+			return nil, usagef("--projection names %q twice", name)
+		}
+	}
+	return names, nil
+}
+
 // startProjections starts the named built-in projections over store, with
 // their read models beside it: in PostgreSQL (the store's database and
 // schema) when the store is there, else in a pebble target in readModels.
@@ -33,11 +50,6 @@ func startProjections(ctx context.Context, e *env, store annals.Store, names []s
 	sp := &servedProjections{registry: projection.NewRegistry()}
 	if len(names) == 0 {
 		return sp, nil
-	}
-	for _, name := range names {
-		if !slices.Contains(builtinProjections, name) {
-			return nil, usagef("--projection %q: the built-in projections are %s", name, strings.Join(builtinProjections, ", "))
-		}
 	}
 	var err error
 	if e.postgres != "" {

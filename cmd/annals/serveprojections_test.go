@@ -96,6 +96,12 @@ func TestServeListOfProducts(t *testing.T) {
 	if r := annalsCmd("serve", "--db", db, "--projection", "nope"); r.code != exitUsage || !strings.Contains(r.stderr, products.ListOfProductsName) {
 		t.Errorf("an unknown projection: exit %d, %s", r.code, r.stderr)
 	}
+	if r := annalsCmd("serve", "--db", db, "--projection", "list-of-products,list-of-products"); r.code != exitUsage || !strings.Contains(r.stderr, "twice") {
+		t.Errorf("a projection named twice: exit %d, %s", r.code, r.stderr)
+	}
+	if r := annalsCmd("serve", "--db", db, "--read-models", db+".elsewhere"); r.code != exitUsage || !strings.Contains(r.stderr, "--projection") {
+		t.Errorf("--read-models without --projection: exit %d, %s", r.code, r.stderr)
+	}
 }
 
 // The same on a PostgreSQL store: the read model in the store's database
