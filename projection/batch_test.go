@@ -45,12 +45,7 @@ func TestHandleBatch(t *testing.T) {
 		},
 		Policy: projection.ErrorPolicy{MaxRetries: 1, Backoff: time.Millisecond, OnFailure: projection.Park},
 	}
-	pr, err := projection.New(store, target, proj, projection.Options{BatchEvents: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Start(ctx)
-	defer pr.Stop()
+	pr := started(t, store, target, proj, projection.Options{BatchEvents: 100})
 	caughtUp(t, pr, 1000)
 	want := fold(t, store, nil)
 	var e500 annals.Event

@@ -150,28 +150,10 @@ func follow[M any](store annals.Store, target projection.Target[M], p projection
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- pr.Run(ctx) }()
-	tick := time.NewTicker(childReportEvery)
-	defer tick.Stop()
-	var last uint64
-	for {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("Run returned before the end: %v", err)
-		case <-tick.C:
-		}
-		if pos := pr.Position(); pos != last {
-			fmt.Println(pos)
-			last = pos
-		}
-		if until > 0 && last >= until {
-			cancel()
-			return <-errc
-		}
-	}
+	return report(pr, nil, func(ctx context.Context) (uint64, bool, error) {
+		pos := pr.Position()
+		return pos, until > 0 && pos >= until, nil
+	})
 }
 
 // followRebuild runs p until it has caught up with the log, then starts a
@@ -182,24 +164,48 @@ func followRebuild[M any](store annals.Store, target projection.Target[M], p pro
 	if err != nil {
 		return err
 	}
+	var gen, last uint64
+	start := func(ctx context.Context) error {
+		for {
+			st, err := pr.Status(ctx)
+			if err != nil {
+				return err
+			}
+			if st.State == projection.Running && st.Lag == 0 {
+				gen = st.Generation
+				return pr.Rebuild(ctx)
+			}
+			time.Sleep(childReportEvery)
+		}
+	}
+	return report(pr, start, func(ctx context.Context) (uint64, bool, error) {
+		st, err := pr.Status(ctx)
+		switch {
+		case err != nil:
+			return 0, false, err
+		case st.Generation != gen:
+			// Switched: nothing more to report.
+			return last, finish, nil
+		case st.Rebuild == nil:
+			return 0, false, fmt.Errorf("the rebuild ended without a switch: %s", st.LastError)
+		}
+		last = st.Rebuild.Position
+		return last, false, nil
+	})
+}
+
+// report runs pr, then start (if any), then every childReportEvery asks
+// step for a position, printing it on stdout when it changes, until step
+// says done (Run is then stopped and its result returned) or fails.
+func report[M any](pr *projection.Projector[M], start func(ctx context.Context) error, step func(ctx context.Context) (pos uint64, done bool, err error)) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() { errc <- pr.Run(ctx) }()
-	var gen uint64
-	for {
-		st, err := pr.Status(ctx)
-		if err != nil {
+	if start != nil {
+		if err := start(ctx); err != nil {
 			return err
 		}
-		if st.State == projection.Running && st.Lag == 0 {
-			gen = st.Generation
-			break
-		}
-		time.Sleep(childReportEvery)
-	}
-	if err := pr.Rebuild(ctx); err != nil {
-		return err
 	}
 	tick := time.NewTicker(childReportEvery)
 	defer tick.Stop()
@@ -210,23 +216,17 @@ func followRebuild[M any](store annals.Store, target projection.Target[M], p pro
 			return fmt.Errorf("Run returned before the end: %v", err)
 		case <-tick.C:
 		}
-		st, err := pr.Status(ctx)
+		pos, done, err := step(ctx)
 		if err != nil {
 			return err
 		}
-		if st.Generation != gen {
-			if finish {
-				cancel()
-				return <-errc
-			}
-			continue
+		if pos != last {
+			fmt.Println(pos)
+			last = pos
 		}
-		if st.Rebuild == nil {
-			return fmt.Errorf("the rebuild ended without a switch: %s", st.LastError)
-		}
-		if st.Rebuild.Position != last {
-			last = st.Rebuild.Position
-			fmt.Println(last)
+		if done {
+			cancel()
+			return <-errc
 		}
 	}
 }

@@ -162,3 +162,18 @@ func newMemoryStore(t testing.TB) annals.Store {
 }
 
 func fmtCount(n, sum uint64) string { return fmt.Sprintf("%d:%d", n, sum) }
+
+// started makes a projector of p and starts it; it is stopped when the
+// test ends, if the test has not stopped it.
+func started[M any](t testing.TB, store annals.Store, target projection.Target[M], p projection.Projection[M], opts projection.Options) *projection.Projector[M] {
+	t.Helper()
+	pr, err := projection.New(store, target, p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Stop() })
+	return pr
+}

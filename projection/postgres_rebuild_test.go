@@ -75,12 +75,7 @@ func TestPostgresRebuildUnderLoad(t *testing.T) {
 	store := teststores.Postgres(t, teststores.Schema(t))
 	appendEvents(t, store, 1000, 0)
 	var fx effects
-	pr, err := projection.New(store, target, pgVersioned("1", &fx), projection.Options{BatchEvents: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Start(ctx)
-	defer pr.Stop()
+	pr := started(t, store, target, pgVersioned("1", &fx), projection.Options{BatchEvents: 50})
 	caughtUp(t, pr, head(t, store))
 	old, err := target.ModelSchema(ctx, "counts")
 	if err != nil {

@@ -130,12 +130,7 @@ func rebuildUnderLoad(t *testing.T, target projection.Target[projection.KV], que
 	store := newMemoryStore(t)
 	appendEvents(t, store, 3000, 0)
 	var fx effects
-	pr, err := projection.New(store, target, versioned("1", &fx), projection.Options{BatchEvents: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Start(ctx)
-	defer pr.Stop()
+	pr := started(t, store, target, versioned("1", &fx), projection.Options{BatchEvents: 64})
 	caughtUp(t, pr, head(t, store))
 
 	load := startLoad(store, 20, time.Millisecond, query)
@@ -269,12 +264,7 @@ func TestRebuildGivenUp(t *testing.T) {
 	appendEvents(t, store, 500, 0)
 	target := projection.NewMemory()
 	var fx effects
-	pr, err := projection.New(store, target, versioned("1", &fx), projection.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Start(ctx)
-	defer pr.Stop()
+	pr := started(t, store, target, versioned("1", &fx), projection.Options{})
 	caughtUp(t, pr, head(t, store))
 
 	broken := versioned("2", &fx)
@@ -356,12 +346,7 @@ func TestReplayParked(t *testing.T) {
 		},
 		Policy: projection.ErrorPolicy{MaxRetries: -1, OnFailure: projection.Park},
 	}
-	pr, err := projection.New(store, target, proj, projection.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Start(ctx)
-	defer pr.Stop()
+	pr := started(t, store, target, proj, projection.Options{})
 	caughtUp(t, pr, 300)
 	parked := state(t, pr).Parked
 	if parked != 60 {
@@ -405,12 +390,7 @@ func TestWaitFor(t *testing.T) {
 	store := newMemoryStore(t)
 	target := projection.NewMemory()
 	var fx effects
-	pr, err := projection.New(store, target, versioned("1", &fx), projection.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Start(ctx)
-	defer pr.Stop()
+	pr := started(t, store, target, versioned("1", &fx), projection.Options{})
 	for i := range 50 {
 		res, err := store.Append(ctx, "order-1", annals.Any, annals.EventData{Type: "Added", Data: []byte(`{}`)})
 		if err != nil {
@@ -449,12 +429,7 @@ func TestRebuildBehindTheHead(t *testing.T) {
 		time.Sleep(200 * time.Microsecond)
 		return fast(ctx, kv, e)
 	}
-	pr, err := projection.New(store, target, slow, projection.Options{BatchEvents: 16})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pr.Start(ctx)
-	defer pr.Stop()
+	pr := started(t, store, target, slow, projection.Options{BatchEvents: 16})
 	caughtUp(t, pr, 100) // version 1 set up
 	load := startLoad(store, 5, 0, memoryQuery(target))
 	waitFor(t, 10*time.Second, "a lag", func() bool { return state(t, pr).Lag > 1000 })
