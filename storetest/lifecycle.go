@@ -17,6 +17,7 @@ func exerciseLifecycle(t *testing.T, newStore func(t *testing.T) annals.Store) {
 	runAll(t, newStore, []storeTest{
 		{"DeleteHidesStream", testDeleteHidesStream},
 		{"DeleteWrongExpected", testDeleteWrongExpected},
+		{"DeleteNeverExisted", testDeleteNeverExisted},
 		{"RecreateAfterDelete", testRecreateAfterDelete},
 		{"Tombstone", testTombstone},
 		{"TombstoneWrongExpected", testTombstoneWrongExpected},
@@ -72,6 +73,36 @@ func testDeleteWrongExpected(t *testing.T, s annals.Store) {
 	wantWrongExpected(t, err, "missing-1", annals.Exact(0), annals.NoStream)
 	unchanged(t, s, before)
 	wantRevisions(t, "del-2", mustReadStream(t, ctx, s, "del-2", annals.ReadStreamOptions{}), seq(0, 2))
+}
+
+// KurrentDB refuses to soft-delete a stream that never existed (no events,
+// no metadata) whatever the expectation, and tombstones one with Any or
+// NoStream.
+func testDeleteNeverExisted(t *testing.T, s annals.Store) {
+	ctx := testContext(t)
+	for _, exp := range []annals.ExpectedRevision{annals.Any, annals.NoStream, annals.StreamExists, annals.Exact(0)} {
+		_, err := s.Delete(ctx, "never-1", exp)
+		wantWrongExpected(t, err, "never-1", exp, annals.NoStream)
+	}
+	unchanged(t, s, 0)
+	// A stream with metadata but no events has existed: it can be deleted.
+	if _, err := s.SetStreamMetadata(ctx, "meta-only-1", annals.NoStream, annals.StreamMetadata{MaxCount: 3}); err != nil {
+		t.Fatalf("SetStreamMetadata: %v", err)
+	}
+	if _, err := s.Delete(ctx, "meta-only-1", annals.Any); err != nil {
+		t.Fatalf("Delete of a stream with only metadata: %v", err)
+	}
+	for i, exp := range []annals.ExpectedRevision{annals.NoStream, annals.Any} {
+		name := "never-tomb-" + strconv.Itoa(i)
+		if _, err := s.Tombstone(ctx, name, exp); err != nil {
+			t.Fatalf("Tombstone of a stream that never existed with %v: %v", exp, err)
+		}
+		wantReadErr(t, ctx, s, name, annals.ErrStreamDeleted)
+	}
+	for _, exp := range []annals.ExpectedRevision{annals.StreamExists, annals.Exact(0)} {
+		_, err := s.Tombstone(ctx, "never-2", exp)
+		wantWrongExpected(t, err, "never-2", exp, annals.NoStream)
+	}
 }
 
 func testRecreateAfterDelete(t *testing.T, s annals.Store) {

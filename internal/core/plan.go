@@ -219,6 +219,18 @@ func planDelete(v View, op *Op, st StreamState, next uint64, now time.Time) (Pla
 		return Plan{}, err
 	}
 	var p Plan
+	if !st.Exists {
+		// A stream that never existed (no events, no metadata) cannot be
+		// deleted, whatever the expectation: KurrentDB answers wrong
+		// expected version there, and clients rely on it.
+		ms, err := v.State(annals.MetastreamOf(op.Stream))
+		if err != nil {
+			return Plan{}, err
+		}
+		if !ms.Exists {
+			return Plan{}, &annals.WrongExpectedRevisionError{Stream: op.Stream, Expected: op.Expected, Actual: annals.NoStream}
+		}
+	}
 	if !st.Live() {
 		return p, nil // nothing to hide: deleting is a no-op
 	}

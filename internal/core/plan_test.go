@@ -292,10 +292,11 @@ func TestPlanDelete(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		state StreamState
-	}{{"missing", stMissing}, {"soft-deleted", stSoftDeleted}} {
+	}{{"metadata only", stMissing}, {"soft-deleted", stSoftDeleted}} {
 		t.Run(tt.name, func(t *testing.T) {
 			v := newFakeView()
 			v.states["s"] = tt.state
+			v.states["$$s"] = StreamState{Exists: true, LastPosition: 3}
 			p := PlanOp(v, &Op{Kind: OpDelete, Stream: "s", Expected: annals.Any}, 15, planNow)
 			if p.Err != nil || len(p.Events) != 0 || len(p.Updates) != 0 || p.Result != (annals.AppendResult{}) {
 				t.Fatalf("PlanOp = %+v, want nothing to write", p)
@@ -310,6 +311,8 @@ func TestPlanDelete(t *testing.T) {
 	}{
 		{"wrong expected", stLive, annals.Exact(3), annals.ErrWrongExpectedRevision},
 		{"missing, stream exists", stMissing, annals.StreamExists, annals.ErrWrongExpectedRevision},
+		{"never existed, any", stMissing, annals.Any, annals.ErrWrongExpectedRevision},
+		{"never existed, no stream", stMissing, annals.NoStream, annals.ErrWrongExpectedRevision},
 		{"tombstoned", stTombstoned, annals.Any, annals.ErrStreamDeleted},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
