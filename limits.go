@@ -59,10 +59,21 @@ func (l Limits) CheckStreamName(stream string) error {
 	return checkText("stream", stream)
 }
 
-// CheckWritableStream validates a stream name for writing user events:
-// CheckStreamName, and not $-prefixed unless AllowSystemStreams.
-func (l Limits) CheckWritableStream(stream string) error {
+// CheckNewStreamName validates a stream name that a write would record:
+// CheckStreamName, and none of the characters that can disguise a name
+// (see disguising). Reads accept such names, so a stream recorded before
+// the rule stays readable.
+func (l Limits) CheckNewStreamName(stream string) error {
 	if err := l.CheckStreamName(stream); err != nil {
+		return err
+	}
+	return checkDisguise("stream", stream)
+}
+
+// CheckWritableStream validates a stream name for writing user events:
+// CheckNewStreamName, and not $-prefixed unless AllowSystemStreams.
+func (l Limits) CheckWritableStream(stream string) error {
+	if err := l.CheckNewStreamName(stream); err != nil {
 		return err
 	}
 	if stream == AllStream {
@@ -90,6 +101,9 @@ func (l Limits) CheckEvents(events []EventData) error {
 			return invalid(field("type"), "is %d bytes, at most %d", len(e.Type), l.MaxEventTypeBytes)
 		}
 		if err := checkText(field("type"), e.Type); err != nil {
+			return err
+		}
+		if err := checkDisguise(field("type"), e.Type); err != nil {
 			return err
 		}
 		if e.Type[0] == '$' && !l.AllowSystemStreams {
@@ -143,6 +157,40 @@ func checkText(field, s string) error {
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
 			return invalid(field, "contains control character %U", r)
+		}
+	}
+	return nil
+}
+
+// disguising reports the characters that can make a name look like another
+// one without being it: C1 controls, the bidirectional embeddings,
+// overrides, isolates and marks (U+202E turns "order-\u202Efdp.exe" into
+// what displays as "order-exe.pdf"), the line and paragraph separators,
+// and the invisible formatting characters (zero-width spaces and joiners,
+// the word joiner and invisible operators, the byte order mark, the soft
+// hyphen).
+func disguising(r rune) bool {
+	switch {
+	case r >= 0x80 && r <= 0x9f: // C1 controls
+		return true
+	case r == 0xad, r == 0x61c, r == 0x180e: // soft hyphen, Arabic letter mark, Mongolian vowel separator
+		return true
+	case r >= 0x200b && r <= 0x200f: // zero-width space, non-joiner, joiner; LRM, RLM
+		return true
+	case r >= 0x2028 && r <= 0x202e: // line and paragraph separators; LRE, RLE, PDF, LRO, RLO
+		return true
+	case r >= 0x2060 && r <= 0x206f: // word joiner, invisible operators, isolates, deprecated format controls
+		return true
+	case r == 0xfeff: // zero-width no-break space (byte order mark)
+		return true
+	}
+	return false
+}
+
+func checkDisguise(field, s string) error {
+	for _, r := range s {
+		if disguising(r) {
+			return invalid(field, "contains %U, a character that can disguise a name", r)
 		}
 	}
 	return nil

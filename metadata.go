@@ -20,7 +20,8 @@ type StreamMetadata struct {
 	TruncateBefore uint64
 	// CacheControl is kept for clients; the store ignores it. Whole seconds.
 	CacheControl time.Duration
-	// ACL is kept as given; access control is the server's concern.
+	// ACL is kept as given; access control is the server's concern. A
+	// write must carry KurrentDB's form (see Validate).
 	ACL json.RawMessage
 	// Custom holds the other top-level keys.
 	Custom map[string]json.RawMessage
@@ -88,7 +89,9 @@ func (m *StreamMetadata) UnmarshalJSON(b []byte) error {
 			s, err = metaUint(k, v)
 			m.CacheControl = time.Duration(min(s, uint64(maxDurationSeconds))) * time.Second
 		case keyACL:
-			m.ACL = append(json.RawMessage(nil), v...)
+			if string(v) != "null" {
+				m.ACL = append(json.RawMessage(nil), v...)
+			}
 		default:
 			if m.Custom == nil {
 				m.Custom = make(map[string]json.RawMessage)
@@ -123,4 +126,56 @@ func ParseStreamMetadata(data []byte) (StreamMetadata, error) {
 	}
 	err := m.UnmarshalJSON(data)
 	return m, err
+}
+
+// The keys of an ACL object: the roles that may read, write, delete, read
+// the metadata of and write the metadata of a stream.
+var aclKeys = map[string]bool{"$r": true, "$w": true, "$d": true, "$mr": true, "$mw": true}
+
+// Validate reports metadata that KurrentDB, and the official clients after
+// it, could not read back, as an *InvalidInputError. Writes call it; reads
+// take what is stored as it is, so metadata recorded before the check
+// stays readable. An ACL is a JSON object whose keys are among $r, $w, $d,
+// $mr and $mw, each holding a role (a string) or an array of roles, as
+// KurrentDB's StreamAcl reads it.
+func (m StreamMetadata) Validate() error {
+	if len(m.ACL) == 0 {
+		return nil
+	}
+	var acl map[string]json.RawMessage
+	if err := json.Unmarshal(m.ACL, &acl); err != nil || acl == nil {
+		return invalid("metadata."+keyACL, "must be a JSON object of roles, got %.64s", m.ACL)
+	}
+	for k, v := range acl {
+		if !aclKeys[k] {
+			return invalid("metadata."+keyACL, "unknown key %q (the keys are $r, $w, $d, $mr and $mw)", k)
+		}
+		if !isRoles(v) {
+			return invalid("metadata."+keyACL+"."+k, "must be a role (a string) or an array of roles, got %.64s", v)
+		}
+	}
+	return nil
+}
+
+// isRoles reports a JSON string or array of strings (null is neither:
+// json.Unmarshal would take it for an empty string).
+func isRoles(v json.RawMessage) bool {
+	isString := func(v json.RawMessage) bool {
+		var s string
+		v = bytes.TrimSpace(v)
+		return len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &s) == nil
+	}
+	if isString(v) {
+		return true
+	}
+	var many []json.RawMessage
+	if v = bytes.TrimSpace(v); len(v) == 0 || v[0] != '[' || json.Unmarshal(v, &many) != nil {
+		return false
+	}
+	for _, r := range many {
+		if !isString(r) {
+			return false
+		}
+	}
+	return true
 }

@@ -36,6 +36,22 @@ func exerciseBadInput(t *testing.T, newStore func(t *testing.T) annals.Store) {
 		{"StreamNameNewline", appendTo("bad\nname", ev("A"))},
 		{"StreamNameNUL", appendTo("bad\x00name", ev("A"))},
 		{"StreamNameDEL", appendTo("bad\x7fname", ev("A"))},
+		{"StreamNameRightToLeftOverride", appendTo("order-\u202Efdp.exe", ev("A"))},
+		{"StreamNameC1Control", appendTo("bad\u0085name", ev("A"))},
+		{"StreamNameZeroWidthSpace", appendTo("order\u200B-1", ev("A"))},
+		{"StreamNameIsolate", appendTo("order-\u2067x", ev("A"))},
+		{"StreamNameLineSeparator", appendTo("order-\u2028x", ev("A"))},
+		{"StreamNameByteOrderMark", appendTo("\uFEFForder-1", ev("A"))},
+		{"EventTypeRightToLeftOverride", appendEvents(ev("Order\u202EdecalP"))},
+		{"EventTypeWordJoiner", appendEvents(ev("Order\u2060Placed"))},
+		{"DeleteDisguisedName", func(ctx context.Context, s annals.Store) error {
+			_, err := s.Delete(ctx, "order-\u202Efdp.exe", annals.Any)
+			return err
+		}},
+		{"SetMetadataDisguisedName", func(ctx context.Context, s annals.Store) error {
+			_, err := s.SetStreamMetadata(ctx, "order-\u200Dx", annals.Any, annals.StreamMetadata{MaxCount: 1})
+			return err
+		}},
 		{"SystemStream", appendTo("$system", ev("A"))},
 		{"Metastream", appendTo(annals.MetastreamOf("good-1"), annals.EventData{Type: annals.EventTypeMetadata, Data: []byte(`{}`)})},
 		{"AllStream", appendTo(annals.AllStream, ev("A"))},

@@ -197,7 +197,35 @@ func exerciseMetadata(t *testing.T, newStore func(t *testing.T) annals.Store) {
 		{"MaxCount", testMetadataMaxCount},
 		{"TruncateBefore", testMetadataTruncateBefore},
 		{"MaxAge", testMetadataMaxAge},
+		{"BadACLRefused", testMetadataBadACL},
 	})
+}
+
+// An ACL that KurrentDB's StreamAcl cannot read would leave the official
+// clients unable to read the stream's metadata at all: refused on write.
+func testMetadataBadACL(t *testing.T, s annals.Store) {
+	ctx := testContext(t)
+	mustAppend(t, ctx, s, "acl-1", annals.NoStream, ev("Stuff"))
+	for _, acl := range []string{
+		`{"$w":7}`, `{"$r":["alice",3]}`, `{"$d":null}`, `{"$mr":[null]}`, `{"$mw":{"a":"b"}}`,
+		`{"$x":"alice"}`, `"$userStreamAcl"`, `["alice"]`, `7`, `null`,
+	} {
+		_, err := s.SetStreamMetadata(ctx, "acl-1", annals.Any, annals.StreamMetadata{ACL: json.RawMessage(acl)})
+		wantErrIs(t, "SetStreamMetadata with $acl "+acl, err, annals.ErrInvalidInput)
+	}
+	unchanged(t, s, 1)
+	if _, rev, err := s.StreamMetadata(ctx, "acl-1"); err != nil || rev != annals.NoStream {
+		t.Fatalf("StreamMetadata after refused writes: revision %v, error %v; want no metadata", rev, err)
+	}
+	good := annals.StreamMetadata{ACL: json.RawMessage(`{"$r":"$all","$w":["alice","bob"],"$d":[],"$mr":"$admins","$mw":"$admins"}`)}
+	if _, err := s.SetStreamMetadata(ctx, "acl-1", annals.NoStream, good); err != nil {
+		t.Fatalf("SetStreamMetadata with a valid $acl: %v", err)
+	}
+	md, _, err := s.StreamMetadata(ctx, "acl-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameMetadata(t, "a valid $acl", md, good)
 }
 
 func sameMetadata(t *testing.T, what string, got, want annals.StreamMetadata) {

@@ -34,7 +34,7 @@ type Op struct {
 func Validate(l annals.Limits, op *Op) error {
 	if of, meta := annals.IsMetastream(op.Stream); meta {
 		if op.Kind == OpSetMetadata || l.AllowSystemStreams {
-			if err := l.CheckStreamName(of); err != nil {
+			if err := l.CheckNewStreamName(of); err != nil {
 				return err
 			}
 			if op.Kind == OpDelete || op.Kind == OpTombstone {
@@ -62,8 +62,12 @@ func checkMetadataEvents(events []annals.EventData) error {
 			return &annals.InvalidInputError{Field: fmt.Sprintf("event[%d].type", i),
 				Reason: "events of a metastream must have type " + annals.EventTypeMetadata}
 		}
-		if _, err := annals.ParseStreamMetadata(events[i].Data); err != nil {
+		md, err := annals.ParseStreamMetadata(events[i].Data)
+		if err != nil {
 			return &annals.InvalidInputError{Field: fmt.Sprintf("event[%d].data", i), Reason: err.Error()}
+		}
+		if err := md.Validate(); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -268,6 +272,9 @@ func planTombstone(op *Op, st StreamState, next uint64, now time.Time) (Plan, er
 
 // MetadataOp builds the op SetStreamMetadata sends.
 func MetadataOp(stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (*Op, error) {
+	if err := md.Validate(); err != nil {
+		return nil, err
+	}
 	data, err := json.Marshal(md)
 	if err != nil {
 		return nil, &annals.InvalidInputError{Field: "metadata", Reason: err.Error()}

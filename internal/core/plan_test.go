@@ -447,6 +447,13 @@ func TestValidate(t *testing.T) {
 		{"append to metastream", def, &Op{Kind: OpAppend, Stream: "$$s", Events: []annals.EventData{metaEvent}}, false, "stream"},
 		{"append metadata to metastream allowed", sys, &Op{Kind: OpAppend, Stream: "$$s", Events: []annals.EventData{metaEvent}}, true, ""},
 		{"append non-metadata to metastream", sys, &Op{Kind: OpAppend, Stream: "$$s", Events: events("A")}, false, "event[0].type"},
+		{"append bad $acl to metastream", sys, &Op{Kind: OpAppend, Stream: "$$s",
+			Events: []annals.EventData{{Type: annals.EventTypeMetadata, Data: []byte(`{"$acl":{"$w":7}}`)}}}, false, "metadata.$acl.$w"},
+		{"append unknown $acl key to metastream", sys, &Op{Kind: OpAppend, Stream: "$$s",
+			Events: []annals.EventData{{Type: annals.EventTypeMetadata, Data: []byte(`{"$acl":{"$write":"a"}}`)}}}, false, "metadata.$acl"},
+		{"append good $acl to metastream", sys, &Op{Kind: OpAppend, Stream: "$$s",
+			Events: []annals.EventData{{Type: annals.EventTypeMetadata, Data: []byte(`{"$acl":{"$w":["a","b"],"$r":"$all"}}`)}}}, true, ""},
+		{"append disguised metastream", sys, &Op{Kind: OpAppend, Stream: "$$order-\u202Efdp.exe", Events: []annals.EventData{metaEvent}}, false, "stream"},
 		{"append mixed to metastream", sys, &Op{Kind: OpAppend, Stream: "$$s",
 			Events: []annals.EventData{metaEvent, {Type: "A", Data: []byte(`{}`)}}}, false, "event[1].type"},
 
