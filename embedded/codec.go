@@ -18,8 +18,11 @@ import (
 //	'E' first position(8)           -> chunk: consecutive events of the log
 //	'S' stream 0x00 revision(8)     -> position(8) chunk(8)  (stream index)
 //	'H' stream                      -> head record  (exists, deleted, tombstoned)
-//	'I' event id(16)                -> position(8) chunk(8)  (idempotency index)
+//	'K' stream 0x00 event id(16)    -> position(8) chunk(8)  (idempotency index)
+//	'V'                             -> format version(1)
 //
+// Format version 1 (no 'V' key) had an idempotency index of global ids,
+// 'I' event id(16); Open rewrites it as 'K' keys (migrate.go).
 // The log ($all) is stored in chunks: one key holds up to chunkEventsMax
 // consecutive events (one group commit is cut into chunks). Scanning the
 // log then costs one engine step per chunk, not per event, and a group
@@ -33,7 +36,10 @@ const (
 	tableEvent  = 'E'
 	tableStream = 'S'
 	tableHead   = 'H'
-	tableID     = 'I'
+	tableID     = 'K'
+	// tableLegacyID is format 1's id index, removed by the migration.
+	tableLegacyID = 'I'
+	keyFormat     = 'V'
 )
 
 const (
@@ -77,11 +83,26 @@ func headKey(stream string) []byte {
 	return append(k, stream...)
 }
 
-func appendIDKey(b []byte, id uuid.UUID) []byte {
-	return append(append(b, tableID), id[:]...)
+// An id key is scoped to its stream: ids are unique per stream only, as in
+// KurrentDB. The stream comes first, so one stream's ids share a prefix.
+func appendIDKey(b []byte, stream string, id uuid.UUID) []byte {
+	b = append(b, tableID)
+	b = append(b, stream...)
+	b = append(b, 0)
+	return append(b, id[:]...)
 }
 
-func idKey(id uuid.UUID) []byte { return appendIDKey(make([]byte, 0, 17), id) }
+func idKey(stream string, id uuid.UUID) []byte {
+	return appendIDKey(make([]byte, 0, len(stream)+18), stream, id)
+}
+
+// parseIDKey splits an id key; stream shares k's memory.
+func parseIDKey(k []byte) (stream []byte, id uuid.UUID, err error) {
+	if len(k) < 1+1+1+16 || k[0] != tableID || k[len(k)-17] != 0 {
+		return nil, id, errCorrupt("id index key")
+	}
+	return k[1 : len(k)-17], uuid.UUID(k[len(k)-16:]), nil
+}
 
 func decodePosition(v []byte) (uint64, error) {
 	if len(v) != 8 {

@@ -6,9 +6,10 @@ import (
 	"github.com/google/uuid"
 )
 
-// idFilter answers "certainly not recorded" for event ids, so that a new
-// id — the common case: clients send a fresh random id with every event —
-// costs the writer no engine read. A lookup in pebble for a missing id
+// idFilter answers "certainly not recorded in this stream" for event ids,
+// so that a new id — the common case: clients send a fresh random id with
+// every event — costs the writer no engine read. Its keys are (stream, id)
+// pairs, as the id index's are: ids are scoped to their stream. A lookup in pebble for a missing id
 // spends most of its time searching the memtable's skiplist (~8–10 µs);
 // a filter probe is a few cache lines.
 //
@@ -17,8 +18,9 @@ import (
 // rebuilt. It lives in memory only: Open fills it from the id index, and
 // only the writer goroutine touches it afterwards.
 //
-// Invariant: every id in the id index (or in a group being written) has
-// been added, so mayContain is false only for ids never recorded.
+// Invariant: every (stream, id) in the id index (or in a group being
+// written) has been added, so mayContain is false only for ids never
+// recorded in that stream.
 type idFilter struct {
 	seed1, seed2 maphash.Seed
 	filters      []*bloomFilter
@@ -39,11 +41,21 @@ func newIDFilter() *idFilter {
 	return &idFilter{seed1: maphash.MakeSeed(), seed2: maphash.MakeSeed()}
 }
 
-func (f *idFilter) hashes(id uuid.UUID) (h1, h2 uint64) {
-	return maphash.Bytes(f.seed1, id[:]), maphash.Bytes(f.seed2, id[:]) | 1
+// hashes hashes stream followed by id; the id's fixed length makes the
+// concatenation unambiguous.
+func (f *idFilter) hashes(stream string, id uuid.UUID) (h1, h2 uint64) {
+	var h maphash.Hash
+	h.SetSeed(f.seed1)
+	h.WriteString(stream)
+	h.Write(id[:])
+	h1 = h.Sum64()
+	h.SetSeed(f.seed2)
+	h.WriteString(stream)
+	h.Write(id[:])
+	return h1, h.Sum64() | 1
 }
 
-func (f *idFilter) add(id uuid.UUID) {
+func (f *idFilter) add(stream string, id uuid.UUID) {
 	last := len(f.filters) - 1
 	if last < 0 || f.filters[last].n >= f.filters[last].limit {
 		limit := idFilterFirstCapacity << len(f.filters)
@@ -51,7 +63,7 @@ func (f *idFilter) add(id uuid.UUID) {
 		last++
 	}
 	b := f.filters[last]
-	h1, h2 := f.hashes(id)
+	h1, h2 := f.hashes(stream, id)
 	nbits := uint64(len(b.words) * 64)
 	for i := range uint64(idFilterProbes) {
 		bit := (h1 + i*h2) % nbits
@@ -60,8 +72,8 @@ func (f *idFilter) add(id uuid.UUID) {
 	b.n++
 }
 
-func (f *idFilter) mayContain(id uuid.UUID) bool {
-	h1, h2 := f.hashes(id)
+func (f *idFilter) mayContain(stream string, id uuid.UUID) bool {
+	h1, h2 := f.hashes(stream, id)
 	for _, b := range f.filters {
 		nbits := uint64(len(b.words) * 64)
 		hit := true

@@ -21,7 +21,6 @@ import (
 	"github.com/annals/annals/internal/core"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
-	"github.com/google/uuid"
 )
 
 // Defaults of Options.
@@ -136,6 +135,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
+	if err := checkFormat(db, opts.Logger); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
 	last, lastTime, err := lastEvent(db)
 	if err != nil {
 		db.Close()
@@ -197,11 +200,11 @@ func loadIDFilter(db *pebble.DB) (*idFilter, error) {
 	}
 	defer it.Close()
 	for valid := it.First(); valid; valid = it.Next() {
-		k := it.Key()
-		if len(k) != 17 {
-			return nil, errCorrupt("id index key")
+		stream, id, err := parseIDKey(it.Key())
+		if err != nil {
+			return nil, err
 		}
-		f.add(uuid.UUID(k[1:]))
+		f.add(bytesToString(stream), id)
 	}
 	return f, it.Error()
 }

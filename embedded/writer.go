@@ -164,7 +164,7 @@ func (w *writer) commit(reqs []*request) *group {
 			w.heads.put(stream, st)
 		}
 		for _, e := range ov.events {
-			w.ids.add(e.ID)
+			w.ids.add(e.Stream, e.ID)
 		}
 	}
 	return g
@@ -203,7 +203,7 @@ func (w *writer) writeSorted(b *pebble.Batch, events []*annals.Event, heads map[
 	nIndex := len(offs)
 	for i, e := range events {
 		offs = append(offs, len(arena))
-		arena = appendIDKey(arena, e.ID)
+		arena = appendIDKey(arena, e.Stream, e.ID)
 		arena = appendLocation(arena, e.Position, chunkOf[i])
 	}
 	offs = append(offs, len(arena))
@@ -268,15 +268,21 @@ func (w *writer) finish(g *group) {
 type overlay struct {
 	w          *writer
 	states     map[string]core.StreamState
-	dirtyHeads []string          // streams whose head record must be written
-	events     []*annals.Event   // planned so far, in position order
-	ids        map[uuid.UUID]int // index into events; built on first Lookup
+	dirtyHeads []string         // streams whose head record must be written
+	events     []*annals.Event  // planned so far, in position order
+	ids        map[streamID]int // index into events; built on first Lookup
+}
+
+// streamID keys the ids planned in a group: ids are scoped to their stream.
+type streamID struct {
+	stream string
+	id     uuid.UUID
 }
 
 func (o *overlay) add(e *annals.Event) {
 	o.events = append(o.events, e)
 	if o.ids != nil {
-		o.ids[e.ID] = len(o.events) - 1
+		o.ids[streamID{e.Stream, e.ID}] = len(o.events) - 1
 	}
 }
 
@@ -306,21 +312,21 @@ func (o *overlay) State(stream string) (core.StreamState, error) {
 	return st, nil
 }
 
-func (o *overlay) Lookup(id uuid.UUID) (core.Recorded, error) {
+func (o *overlay) Lookup(stream string, id uuid.UUID) (core.Recorded, error) {
 	if o.ids == nil {
-		o.ids = make(map[uuid.UUID]int, len(o.events))
+		o.ids = make(map[streamID]int, len(o.events))
 		for i, e := range o.events {
-			o.ids[e.ID] = i
+			o.ids[streamID{e.Stream, e.ID}] = i
 		}
 	}
-	if i, ok := o.ids[id]; ok {
+	if i, ok := o.ids[streamID{stream, id}]; ok {
 		e := o.events[i]
 		return core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}, nil
 	}
-	if !o.w.ids.mayContain(id) {
+	if !o.w.ids.mayContain(stream, id) {
 		return core.Recorded{}, nil // never recorded: no engine read
 	}
-	v, ok, err := getValue(o.w.s.db, idKey(id))
+	v, ok, err := getValue(o.w.s.db, idKey(stream, id))
 	if err != nil || !ok {
 		return core.Recorded{}, err
 	}

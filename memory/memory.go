@@ -33,9 +33,15 @@ type Store struct {
 	mu      sync.RWMutex
 	log     []annals.Event // position p at index p-1
 	streams map[string]*stream
-	ids     map[uuid.UUID]uint64 // event id -> position
-	last    time.Time            // recorded time never goes backwards
+	ids     map[streamID]uint64 // (stream, event id) -> position
+	last    time.Time           // recorded time never goes backwards
 	closed  bool
+}
+
+// streamID keys the idempotency index: ids are scoped to their stream.
+type streamID struct {
+	stream string
+	id     uuid.UUID
 }
 
 type stream struct {
@@ -55,7 +61,7 @@ func New(opts Options) *Store {
 		now:     opts.Now,
 		wm:      core.NewWatermark(0),
 		streams: make(map[string]*stream),
-		ids:     make(map[uuid.UUID]uint64),
+		ids:     make(map[streamID]uint64),
 	}
 	s.Writes = core.Writes{Write: s.write}
 	return s
@@ -98,7 +104,7 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 		// The caller may reuse its buffers once Append returns.
 		e.Data, e.Metadata = bytes.Clone(e.Data), bytes.Clone(e.Metadata)
 		s.log = append(s.log, e)
-		s.ids[e.ID] = e.Position
+		s.ids[streamID{e.Stream, e.ID}] = e.Position
 		if e.Revision == annals.RevisionTombstone {
 			continue
 		}
@@ -138,8 +144,8 @@ func (v view) Metadata(name string) (annals.StreamMetadata, error) {
 	return v.s.metadataLocked(name)
 }
 
-func (v view) Lookup(id uuid.UUID) (core.Recorded, error) {
-	pos, ok := v.s.ids[id]
+func (v view) Lookup(stream string, id uuid.UUID) (core.Recorded, error) {
+	pos, ok := v.s.ids[streamID{stream, id}]
 	if !ok {
 		return core.Recorded{}, nil
 	}

@@ -3,11 +3,13 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/annals/annals"
+	"github.com/google/uuid"
 )
 
 // TestOpenConcurrently opens one new schema from several Stores at once, as
@@ -86,5 +88,37 @@ func TestReopen(t *testing.T) {
 	}
 	if res.LastPosition != 3 || res.NextExpected != annals.Exact(2) {
 		t.Fatalf("append after reopening: %+v", res)
+	}
+}
+
+// TestMigrateIDsPerStream: a schema made before ids were scoped to their
+// stream (migration 1 only, a global unique id) opens, and then takes an
+// id recorded in one stream into another while still recognising a retry.
+func TestMigrateIDsPerStream(t *testing.T) {
+	t.Parallel()
+	schema := testSchema(t)
+	ctx := context.Background()
+	s := ident(schema)
+	id := uuid.New()
+	for _, q := range []string{
+		`CREATE SCHEMA ` + s,
+		`CREATE TABLE ` + s + `.migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+		fmt.Sprintf(migrations[1], s),
+		`INSERT INTO ` + s + `.migrations (version) VALUES (1)`,
+		`INSERT INTO ` + s + `.events VALUES (1, '` + id.String() + `', 'a', 0, 'A', 'application/json', '', '', now())`,
+		`UPDATE ` + s + `.head SET position = 1, recorded = now()`,
+		`INSERT INTO ` + s + `.streams VALUES ('a', true, 0, 1, false, false)`,
+	} {
+		if _, err := admin(t).Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	st := openTest(t, schema, Options{})
+	res, err := st.Append(ctx, "a", annals.NoStream, annals.EventData{ID: id, Type: "A"})
+	if err != nil || res.LastPosition != 1 {
+		t.Fatalf("retry of the old append: %+v, %v; want its position 1", res, err)
+	}
+	if res, err = st.Append(ctx, "b", annals.NoStream, annals.EventData{ID: id, Type: "A"}); err != nil || res.LastPosition != 2 {
+		t.Fatalf("the same id in another stream after the migration: %+v, %v; want position 2", res, err)
 	}
 }

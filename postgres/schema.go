@@ -23,9 +23,10 @@ import (
 //  1. head.position is the last position in events, and events holds every
 //     position from 1 to it: each append transaction locks the head row,
 //     inserts the positions after it, and moves it, all in one commit.
-//  2. (stream, revision) and id are unique: the database itself refuses a
-//     second event at a stream's revision or a second use of an id, even
-//     if the planning above it were wrong.
+//  2. (stream, revision) and (stream, id) are unique: the database itself
+//     refuses a second event at a stream's revision or a second use of an
+//     id in one stream, even if the planning above it were wrong. Ids are
+//     scoped to their stream, as in KurrentDB (migration 2).
 //  3. head.recorded is the recorded time of the last event; times never
 //     decrease along positions, whichever process wrote them.
 
@@ -62,6 +63,12 @@ CREATE TABLE %[1]s.streams (
 	soft_deleted  boolean NOT NULL,
 	tombstoned    boolean NOT NULL
 );
+`,
+	// Event ids are unique per stream, not globally: the same id may be
+	// used in another stream.
+	2: `
+CREATE UNIQUE INDEX events_stream_id ON %[1]s.events (stream, id);
+ALTER TABLE %[1]s.events DROP CONSTRAINT events_id_key;
 `,
 }
 
@@ -138,12 +145,13 @@ func newQueries(schema string) queries {
 			SELECT * FROM unnest($1::text[], $2::boolean[], $3::bigint[], $4::bigint[], $5::boolean[], $6::boolean[])
 			ON CONFLICT (name) DO UPDATE SET has_events = excluded.has_events, last_revision = excluded.last_revision,
 				last_position = excluded.last_position, soft_deleted = excluded.soft_deleted, tombstoned = excluded.tombstoned`),
-		lookupIDs: r.Replace(`SELECT id, stream, revision, position FROM $S.events WHERE id = ANY($1)`),
+		lookupIDs: r.Replace(`SELECT e.id, e.stream, e.revision, e.position FROM $S.events e
+			JOIN unnest($1::text[], $2::uuid[]) AS k(stream, id) ON e.stream = k.stream AND e.id = k.id`),
 		eventData: r.Replace(`SELECT data FROM $S.events WHERE position = $1`),
 		insertEvents: r.Replace(`INSERT INTO $S.events (position, id, stream, revision, type, content_type, data, metadata, recorded)
 			SELECT p, i, s, r, t, c, d, m, $9 FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[],
 				$5::text[], $6::text[], $7::bytea[], $8::bytea[]) AS u(p, i, s, r, t, c, d, m)`),
-		hasID: r.Replace(`SELECT EXISTS (SELECT 1 FROM $S.events WHERE id = $1)`),
+		hasID: r.Replace(`SELECT EXISTS (SELECT 1 FROM $S.events WHERE position = $1 AND id = $2)`),
 
 		// One statement, so one snapshot: a stream's state and the
 		// metadata that decides what of it reads show.

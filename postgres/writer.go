@@ -268,7 +268,7 @@ func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) (retry bo
 			if err := conn.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, g.backendPID).Scan(&gone); err != nil {
 				return err
 			}
-			if err := conn.QueryRow(ctx, w.s.q.hasID, pgtype.UUID{Bytes: g.firstID, Valid: true}).Scan(&committed); err != nil {
+			if err := conn.QueryRow(ctx, w.s.q.hasID, int64(g.firstPos), pgtype.UUID{Bytes: g.firstID, Valid: true}).Scan(&committed); err != nil {
 				return err
 			}
 			if !committed && !gone {
@@ -299,6 +299,9 @@ func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) (retry bo
 
 // planned is what a group transaction wrote.
 type planned struct {
+	// The group's first event: its id alone could be recorded in another
+	// stream (ids are scoped to their stream), so resolve looks for both.
+	firstPos   uint64
 	firstID    uuid.UUID
 	lastPos    uint64
 	backendPID uint32
@@ -406,7 +409,7 @@ func (w *writer) plan(reqs []*request) (*pending, error) {
 		return nil, err
 	}
 	p.v, p.head, p.now = v, head, now
-	p.g = &planned{firstID: v.events[0].ID, lastPos: next - 1, backendPID: c.PgConn().PID()}
+	p.g = &planned{firstPos: v.events[0].Position, firstID: v.events[0].ID, lastPos: next - 1, backendPID: c.PgConn().PID()}
 	keep = true
 	return p, nil
 }
@@ -460,8 +463,8 @@ type groupView struct {
 	q      *queries
 	states map[string]core.StreamState // read from the database or planned
 	dirty  map[string]struct{}         // streams whose row the group writes
-	ids    map[uuid.UUID]core.Recorded // recorded ids: looked up, or planned
-	looked map[uuid.UUID]struct{}      // ids already looked up
+	ids    map[streamID]core.Recorded  // recorded ids: looked up, or planned
+	looked map[streamID]struct{}       // ids already looked up
 	events []*annals.Event             // planned, in position order
 	err    error                       // the first database error
 }
@@ -472,10 +475,11 @@ type groupView struct {
 // recorded time.
 func (v *groupView) begin(reqs []*request) (head int64, lastTime time.Time, err error) {
 	v.dirty = map[string]struct{}{}
-	v.ids = map[uuid.UUID]core.Recorded{}
-	v.looked = map[uuid.UUID]struct{}{}
+	v.ids = map[streamID]core.Recorded{}
+	v.looked = map[streamID]struct{}{}
 	var names []string
 	seen := map[string]struct{}{}
+	var idStreams []string
 	var ids []pgtype.UUID
 	for _, r := range reqs {
 		if _, ok := seen[r.op.Stream]; !ok {
@@ -484,8 +488,9 @@ func (v *groupView) begin(reqs []*request) (head int64, lastTime time.Time, err 
 		}
 		for i := range r.op.Events {
 			if id := r.op.Events[i].ID; id != (uuid.UUID{}) {
-				if _, ok := v.looked[id]; !ok {
-					v.looked[id] = struct{}{}
+				if k := (streamID{r.op.Stream, id}); !hasKey(v.looked, k) {
+					v.looked[k] = struct{}{}
+					idStreams = append(idStreams, r.op.Stream)
 					ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
 				}
 			}
@@ -500,7 +505,7 @@ func (v *groupView) begin(reqs []*request) (head int64, lastTime time.Time, err 
 	b.Queue(v.q.lockHead)
 	b.Queue(v.q.streamStates, names)
 	if len(ids) > 0 {
-		b.Queue(v.q.lookupIDs, ids)
+		b.Queue(v.q.lookupIDs, idStreams, ids)
 	}
 	br := v.conn.SendBatch(v.ctx, b)
 	defer func() {
@@ -544,7 +549,7 @@ func (v *groupView) begin(reqs []*request) (head int64, lastTime time.Time, err 
 				return 0, time.Time{}, err
 			}
 			rec.Found, rec.Revision, rec.Position = true, uint64(rev), uint64(pos)
-			v.ids[uuid.UUID(id.Bytes)] = rec
+			v.ids[streamID{rec.Stream, uuid.UUID(id.Bytes)}] = rec
 		}
 		if err := rows.Err(); err != nil {
 			return 0, time.Time{}, err
@@ -555,7 +560,7 @@ func (v *groupView) begin(reqs []*request) (head int64, lastTime time.Time, err 
 
 func (v *groupView) add(e *annals.Event) {
 	v.events = append(v.events, e)
-	v.ids[e.ID] = core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}
+	v.ids[streamID{e.Stream, e.ID}] = core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}
 }
 
 func (v *groupView) fail(err error) error {
@@ -577,17 +582,18 @@ func (v *groupView) State(stream string) (core.StreamState, error) {
 	return st, nil
 }
 
-func (v *groupView) Lookup(id uuid.UUID) (core.Recorded, error) {
-	if rec, ok := v.ids[id]; ok {
+func (v *groupView) Lookup(stream string, id uuid.UUID) (core.Recorded, error) {
+	k := streamID{stream, id}
+	if rec, ok := v.ids[k]; ok {
 		return rec, nil
 	}
-	if _, ok := v.looked[id]; ok {
+	if hasKey(v.looked, k) {
 		return core.Recorded{}, nil
 	}
 	var rec core.Recorded
 	var rev, pos int64
-	err := v.conn.QueryRow(v.ctx, v.q.lookupIDs, []pgtype.UUID{{Bytes: id, Valid: true}}).Scan(new(pgtype.UUID), &rec.Stream, &rev, &pos)
-	v.looked[id] = struct{}{}
+	err := v.conn.QueryRow(v.ctx, v.q.lookupIDs, []string{stream}, []pgtype.UUID{{Bytes: id, Valid: true}}).Scan(new(pgtype.UUID), &rec.Stream, &rev, &pos)
+	v.looked[k] = struct{}{}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return core.Recorded{}, nil
 	}
@@ -595,8 +601,19 @@ func (v *groupView) Lookup(id uuid.UUID) (core.Recorded, error) {
 		return rec, v.fail(err)
 	}
 	rec.Found, rec.Revision, rec.Position = true, uint64(rev), uint64(pos)
-	v.ids[id] = rec
+	v.ids[k] = rec
 	return rec, nil
+}
+
+// streamID keys the ids a group looks up: ids are scoped to their stream.
+type streamID struct {
+	stream string
+	id     uuid.UUID
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
 }
 
 func (v *groupView) Metadata(stream string) (annals.StreamMetadata, error) {

@@ -22,7 +22,7 @@ const (
 	exceptionInvalidArgument      = "invalid-argument"
 	exceptionMaxAppendSize        = "maximum-append-size-exceeded"
 	// exceptionDuplicateEventID is Annals' own: KurrentDB checks ids only
-	// against the stream's tail, Annals against every recorded event.
+	// against the stream's tail, Annals against every event of the stream.
 	exceptionDuplicateEventID = "duplicate-event-id"
 )
 

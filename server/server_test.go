@@ -174,9 +174,10 @@ func TestOfficialGoClientSubscription(t *testing.T) {
 	}
 }
 
-// An event id recorded in one stream is refused in another, over the wire
-// too: AlreadyExists with its own exception, which package remote turns
-// back into annals.ErrDuplicateEventID.
+// An event id recorded in a stream is refused at another place of that
+// stream, over the wire too: AlreadyExists with its own exception, which
+// package remote turns back into annals.ErrDuplicateEventID. In another
+// stream it is a new event, as in KurrentDB (ids are scoped to a stream).
 func TestDuplicateEventIDOverTheWire(t *testing.T) {
 	store, addr := serve(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -190,10 +191,13 @@ func TestDuplicateEventIDOverTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	_, err = r.Append(ctx, "second", annals.Any, annals.EventData{ID: id, Type: "Twice"})
+	_, err = r.Append(ctx, "first", annals.Exact(0), annals.EventData{ID: id, Type: "Twice"})
 	var dup *annals.DuplicateEventError
 	if !errors.Is(err, annals.ErrDuplicateEventID) || !errors.As(err, &dup) || dup.ID != id || dup.Stream != "first" || dup.Revision != 0 {
-		t.Fatalf("the same id in another stream, through remote: %v, want a *DuplicateEventError naming first@0", err)
+		t.Fatalf("the same id again in its stream, through remote: %v, want a *DuplicateEventError naming first@0", err)
+	}
+	if _, err := r.Append(ctx, "second", annals.Any, annals.EventData{ID: id, Type: "Elsewhere"}); err != nil {
+		t.Fatalf("the same id in another stream, through remote: %v", err)
 	}
 	// A retry at the same place is no error.
 	if _, err := r.Append(ctx, "first", annals.NoStream, annals.EventData{ID: id, Type: "Once"}); err != nil {

@@ -370,7 +370,8 @@ func exerciseIdempotency(t *testing.T, newStore func(t *testing.T) annals.Store)
 			testRetry(t, s, "idem-1", annals.Any)
 		}},
 		{"RetryAfterStreamMovedOn", testRetryAfterMovedOn},
-		{"SameIDsOtherStream", testDuplicateOtherStream},
+		{"SameIDsOtherStream", testSameIDsOtherStream},
+		{"SameIDSameStreamElsewhere", testSameIDSameStreamElsewhere},
 		{"PartiallyMatchingIDs", testDuplicatePartial},
 		{"DuplicateIDsWithinAppend", testDuplicateWithinAppend},
 		{"GeneratedIDsAreNotRetries", testGeneratedIDsNotRetries},
@@ -422,32 +423,51 @@ func testRetryAfterMovedOn(t *testing.T, s annals.Store) {
 	wantRevisions(t, "idem-2", mustReadStream(t, ctx, s, "idem-2", annals.ReadStreamOptions{}), seq(0, 2))
 }
 
-func testDuplicateOtherStream(t *testing.T, s annals.Store) {
+// Idempotency is per stream, as in KurrentDB: ids recorded in one stream
+// are new to another.
+func testSameIDsOtherStream(t *testing.T, s annals.Store) {
+	ctx := testContext(t)
+	in := evs(2, "Once")
+	first := mustAppend(t, ctx, s, "dup-1", annals.NoStream, in...)
+	for i, exp := range []annals.ExpectedRevision{annals.NoStream, annals.Any} {
+		stream := fmt.Sprintf("dup-%d", i+2)
+		res := mustAppend(t, ctx, s, stream, exp, in...)
+		if res.FirstPosition <= first.LastPosition {
+			t.Fatalf("the same ids in %s (%v): result %+v, want new events after %+v", stream, exp, res, first)
+		}
+		got := mustReadStream(t, ctx, s, stream, annals.ReadStreamOptions{})
+		if !slices.Equal(ids(got), dataIDs(in)) {
+			t.Fatalf("%s holds ids %v, want %v", stream, ids(got), dataIDs(in))
+		}
+		// A retry there is recognised there.
+		if again, err := s.Append(ctx, stream, exp, in...); err != nil || again != res {
+			t.Fatalf("retry in %s: %+v, %v; want the original %+v", stream, again, err, res)
+		}
+	}
+	if n := countAll(t, ctx, s); n != 6 {
+		t.Fatalf("$all has %d events, want 6", n)
+	}
+}
+
+// An id recorded in this stream, appended at another place, is refused:
+// the store recognises it however old it is (package command relies on it).
+func testSameIDSameStreamElsewhere(t *testing.T, s annals.Store) {
 	ctx := testContext(t)
 	in := evs(2, "Once")
 	mustAppend(t, ctx, s, "dup-1", annals.NoStream, in...)
+	mustAppend(t, ctx, s, "dup-1", annals.Exact(1), ev("Later"))
 	before := countAll(t, ctx, s)
-	for _, exp := range []annals.ExpectedRevision{annals.Any, annals.NoStream} {
-		_, err := s.Append(ctx, "dup-2", exp, in...)
-		if !errors.Is(err, annals.ErrDuplicateEventID) {
-			t.Fatalf("same ids in another stream (%v): error %v, want ErrDuplicateEventID", exp, err)
-		}
-		var d *annals.DuplicateEventError
-		if !errors.As(err, &d) {
-			t.Fatalf("error %v (%T) is not a *DuplicateEventError", err, err)
-		}
-		if d.ID != in[0].ID || d.Stream != "dup-1" || d.Revision != 0 {
-			t.Fatalf("DuplicateEventError{ID: %s, Stream: %q, Revision: %d}, want {%s, %q, 0}", d.ID, d.Stream, d.Revision, in[0].ID, "dup-1")
-		}
-	}
-	// One recorded id among new ones is a duplicate too.
-	_, err := s.Append(ctx, "dup-2", annals.Any, ev("New"), in[1])
+	_, err := s.Append(ctx, "dup-1", annals.Exact(2), ev("New"), in[1])
 	var d *annals.DuplicateEventError
-	if !errors.As(err, &d) || d.ID != in[1].ID || d.Stream != "dup-1" || d.Revision != 1 {
-		t.Fatalf("one recorded id among new ones: error %v, want a DuplicateEventError for %s at dup-1@1", err, in[1].ID)
+	if !errors.Is(err, annals.ErrDuplicateEventID) || !errors.As(err, &d) {
+		t.Fatalf("a recorded id at another place: error %v (%T), want a *DuplicateEventError", err, err)
 	}
+	if d.ID != in[1].ID || d.Stream != "dup-1" || d.Revision != 1 {
+		t.Fatalf("DuplicateEventError{ID: %s, Stream: %q, Revision: %d}, want {%s, %q, 1}", d.ID, d.Stream, d.Revision, in[1].ID, "dup-1")
+	}
+	_, err = s.Append(ctx, "dup-1", annals.Exact(2), in...)
+	wantErrIs(t, "the first run again at the stream's end", err, annals.ErrDuplicateEventID)
 	unchanged(t, s, before)
-	wantReadErr(t, ctx, s, "dup-2", annals.ErrStreamNotFound)
 }
 
 func testDuplicatePartial(t *testing.T, s annals.Store) {

@@ -88,13 +88,17 @@ type Decision struct {
 
 // Decide applies the append rules to stream in state s. ids are the
 // caller-supplied event ids (zero for generated ones) and found says where
-// each is already recorded (same length as ids; both nil when the caller
-// supplied no id).
+// each is already recorded in this stream (same length as ids; both nil
+// when the caller supplied no id). Ids recorded only in other streams are
+// not found: idempotency is per stream, as in KurrentDB.
 //
 // A retry is recognised when every id is recorded, in this stream, as one
 // consecutive run in the same order, and an Exact expectation names the
 // place just before the run (Any, StreamExists and NoStream name no place).
-// Any other recorded id is a DuplicateEventError.
+// Any other recorded id is a DuplicateEventError. KurrentDB would append
+// such an id again when the expectation names the stream's end; refusing
+// it is what lets a store recognise a retried command however old it is
+// (package command derives event ids from the command id).
 func Decide(stream string, expected annals.ExpectedRevision, s StreamState, ids []uuid.UUID, found []Recorded) Decision {
 	nFound := 0
 	for i := range found {

@@ -79,8 +79,10 @@ type View interface {
 	State(stream string) (StreamState, error)
 	// Metadata returns the latest metadata of stream (zero if none).
 	Metadata(stream string) (annals.StreamMetadata, error)
-	// Lookup says where an event id is recorded.
-	Lookup(id uuid.UUID) (Recorded, error)
+	// Lookup says where an event id is recorded in stream. Ids are
+	// scoped to their stream, as in KurrentDB: an id recorded in another
+	// stream is not found.
+	Lookup(stream string, id uuid.UUID) (Recorded, error)
 }
 
 // StreamUpdate is a stream's state after a planned write.
@@ -135,7 +137,7 @@ func planOp(v View, op *Op, next uint64, now time.Time) (Plan, error) {
 			found = make([]Recorded, len(op.Events))
 		}
 		ids[i] = id
-		if found[i], err = v.Lookup(id); err != nil {
+		if found[i], err = v.Lookup(op.Stream, id); err != nil {
 			return Plan{}, err
 		}
 	}

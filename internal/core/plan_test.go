@@ -31,7 +31,12 @@ func (v *fakeView) State(stream string) (StreamState, error) { return v.states[s
 func (v *fakeView) Metadata(stream string) (annals.StreamMetadata, error) {
 	return v.metadata[stream], v.err
 }
-func (v *fakeView) Lookup(id uuid.UUID) (Recorded, error) { return v.recorded[id], v.err }
+func (v *fakeView) Lookup(stream string, id uuid.UUID) (Recorded, error) {
+	if r := v.recorded[id]; r.Stream == stream {
+		return r, v.err
+	}
+	return Recorded{}, v.err
+}
 
 var planNow = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
@@ -229,7 +234,7 @@ func TestPlanAppendRejected(t *testing.T) {
 		{"wrong expected", stLive, annals.Exact(3), nil, events("A"), annals.ErrWrongExpectedRevision},
 		{"wrong expected, no events", stLive, annals.NoStream, nil, nil, annals.ErrWrongExpectedRevision},
 		{"tombstoned", stTombstoned, annals.Any, nil, events("A"), annals.ErrStreamDeleted},
-		{"duplicate id", stLive, annals.Any, map[uuid.UUID]Recorded{a: {Found: true, Stream: "t", Revision: 0, Position: 1}},
+		{"duplicate id", stLive, annals.Exact(4), map[uuid.UUID]Recorded{a: {Found: true, Stream: "s", Revision: 0, Position: 1}},
 			[]annals.EventData{{ID: a, Type: "A"}}, annals.ErrDuplicateEventID},
 	}
 	for _, tt := range tests {
