@@ -27,8 +27,14 @@ type Limits struct {
 	MaxAppendSizeBytes int
 	MaxAppendEvents    int
 	// AllowSystemStreams lets appends write $-prefixed streams and event
-	// types (the server does, for clients with rights). Metadata is always
-	// writable through SetStreamMetadata.
+	// types. The rule, as in KurrentDB (where admins write system
+	// streams): writing them is the store administrator's act. Whoever
+	// administers the store sets it: annals serve (its clients are the
+	// admin, or anyone with --insecure) and the annals CLI, local or with
+	// --server (whoever opens the store's directory owns it). An
+	// application's zero Limits refuse them, so it cannot write into the
+	// system's names by accident. Metadata is always writable through
+	// SetStreamMetadata.
 	AllowSystemStreams bool
 }
 

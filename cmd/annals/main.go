@@ -450,7 +450,9 @@ func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
 	// Info (open, close) would only be noise; warnings and errors go to
 	// stderr, so stdout stays pure JSON lines.
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := openStore(context.Background(), e, annals.Limits{}, logger)
+	// Whoever opens the store's directory administers it: system streams
+	// are writable, as through annals serve (annals.Limits).
+	s, err := openStore(context.Background(), e, annals.Limits{AllowSystemStreams: true}, logger)
 	if err != nil {
 		if errors.Is(err, embedded.ErrLocked) {
 			return fmt.Errorf("the store in %s is in use: a store is open in one process at a time; "+

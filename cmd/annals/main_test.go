@@ -210,9 +210,9 @@ func TestAppendStdinIsOneAtomicAppend(t *testing.T) {
 	}
 
 	// A batch the store rejects in part is not written at all: the second
-	// event's type is reserved.
-	c.fails(1, []string{"event[1].type", "reserved"},
-		`{"type":"Fine"}`+"\n"+`{"type":"$Reserved"}`+"\n", "append", "--stream", "order-1", "--stdin")
+	// event's type hides a right-to-left override.
+	c.fails(1, []string{"event[1].type", "disguise"},
+		`{"type":"Fine"}`+"\n"+`{"type":"Bad\u202Etype"}`+"\n", "append", "--stream", "order-1", "--stdin")
 	// Nor is a batch with a bad line, nor one with a wrong expectation.
 	c.fails(2, []string{"stdin line 2", "not a JSON object"}, `{"type":"Fine"}`+"\nnope\n", "append", "--stream", "order-1", "--stdin")
 	c.fails(1, []string{"wrong expected revision"}, `{"type":"Fine"}`+"\n", "append", "--stream", "order-1", "--expected", "1", "--stdin")
@@ -472,8 +472,8 @@ func TestBadInput(t *testing.T) {
 	c.fails(1, []string{"no store in"}, "", "read-all")
 
 	// The store refuses what it does not take.
-	c.fails(1, []string{"invalid stream", "reserved"}, "", "append", "--stream", "$s", "--type", "T")
-	c.fails(1, []string{"invalid event[0].type", "reserved"}, "", "append", "--stream", "s", "--type", "$T")
+	c.fails(1, []string{"invalid stream", "disguise"}, "", "append", "--stream", "order-\u202Efdp.exe", "--type", "T")
+	c.fails(1, []string{"invalid event[0].type", "disguise"}, "", "append", "--stream", "s", "--type", "T\u200B")
 	checkEvents(t, c.ok("", "read-all"))
 }
 
