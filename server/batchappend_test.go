@@ -218,10 +218,10 @@ func TestBatchAppendErrors(t *testing.T) {
 		t.Fatalf("append to a tombstoned stream: %v %v", c, d)
 	}
 
-	send(t, call, uuid.New(), batchOptions("elsewhere", "any"), bookedID)
+	send(t, call, uuid.New(), batchOptions("booked", uint64(0)), bookedID)
 	_, resp = recvBatch(t, call)
 	if c, d := errorDetail(t, resp); c != codes.AlreadyExists {
-		t.Fatalf("an event id recorded in another stream: %v %v", c, d)
+		t.Fatalf("an event id recorded at another place of its stream: %v %v", c, d)
 	}
 
 	big := batchEvents(uuid.New())
