@@ -11,16 +11,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/projection"
 )
-
-// hangGuard bounds the waits of these tests: far above a normal run (a
-// fraction of a second), only there so that a broken projector fails the
-// test instead of hanging it.
-const hangGuard = 2 * time.Minute
 
 // logBuffer is a slog destination the tests read back.
 type logBuffer struct {
@@ -125,7 +119,7 @@ func failedProjector(t *testing.T, logs *logBuffer, broken *atomic.Bool) (annals
 	target := projection.NewMemory()
 	broken.Store(true)
 	pr := started(t, store, target, breakable("orders", 40, broken), projection.Options{Logger: logs.logger()})
-	waitFor(t, hangGuard, "the projection to fail", func() bool { return state(t, pr).State == projection.Failed })
+	waitFor(t, "the projection to fail", func() bool { return state(t, pr).State == projection.Failed })
 	return store, target, pr
 }
 
@@ -179,10 +173,10 @@ func TestFailedResume(t *testing.T) {
 	if code, msg := p.post(projection.ActionResume); code != http.StatusOK {
 		t.Fatalf("resume: %d %s", code, msg)
 	}
-	waitFor(t, hangGuard, "the retry to fail", func() bool {
+	waitFor(t, "the retry to fail", func() bool {
 		return len(logs.records(t, "projection failed: resume retries it, reset replays it from the start")) == 2
 	})
-	waitFor(t, hangGuard, "state failed", func() bool { return state(t, pr).State == projection.Failed })
+	waitFor(t, "state failed", func() bool { return state(t, pr).State == projection.Failed })
 
 	broken.Store(false)
 	if code, msg := p.post(projection.ActionResume); code != http.StatusOK {
@@ -245,7 +239,7 @@ func TestStoppedActions(t *testing.T) {
 func TestStandbyActions(t *testing.T) {
 	store, target, _ := caughtUpOver(t, 10)
 	second := started(t, store, target, kvProjection("orders", nil), projection.Options{})
-	waitFor(t, hangGuard, "the second instance on standby", func() bool { return state(t, second).State == projection.Standby })
+	waitFor(t, "the second instance on standby", func() bool { return state(t, second).State == projection.Standby })
 	p := newPanel(t, second)
 	for _, action := range []string{projection.ActionPause, projection.ActionResume, projection.ActionReset,
 		projection.ActionRebuild, projection.ActionReplayParked} {
