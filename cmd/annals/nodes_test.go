@@ -92,12 +92,12 @@ func startNode(t *testing.T, dsn, schema string) *node {
 			if err != nil {
 				t.Errorf("node %s: %v", addr, err)
 			}
-		case <-time.After(20 * time.Second):
+		case <-time.After(hangGuard):
 			cmd.Process.Kill()
 			t.Errorf("node %s did not stop on SIGTERM", addr)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		resp, err := http.Get("http://" + addr + "/health/live")
 		if err == nil {
@@ -151,7 +151,7 @@ func TestStatelessNodes(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
 	const capacity, perNode, wants = 100, 12, 4 // 3×12 clients × 4 seats = 144 > 100
