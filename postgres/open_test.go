@@ -5,7 +5,6 @@ import (
 	"errors"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/annals/annals"
 )
@@ -21,7 +20,7 @@ func TestOpenConcurrently(t *testing.T) {
 	errs := make([]error, len(stores))
 	for i := range stores {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 			defer cancel()
 			stores[i], errs[i] = Open(ctx, testDSN(), Options{Schema: schema, MaxConns: 2, Logger: quietLogger()})
 		})
