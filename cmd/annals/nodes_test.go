@@ -41,7 +41,7 @@ func postgresDSN(t *testing.T) string {
 	if dsn == "" {
 		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err == nil {
@@ -129,7 +129,7 @@ func TestStatelessNodes(t *testing.T) {
 	rand.Read(b)
 	schema := "annals_nodes_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, dsn)
 		if err != nil {
