@@ -28,6 +28,9 @@ const (
 	crashChildEnv = "ANNALS_CRASH_CHILD_DIR"
 	crashRuns     = 24
 	crashWriters  = 16
+	// crashAckGuard bounds the wait for a child's first acknowledged
+	// append: a hang guard, far above the milliseconds it takes.
+	crashAckGuard = 5 * time.Minute
 )
 
 // crashMeta is written into every event's metadata, so the checker can tell
@@ -130,7 +133,8 @@ func TestCrashRecovery(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		got := make(chan []crashAck)
+		got := make(chan []crashAck, 1)
+		acked := make(chan struct{}) // closed at the run's first ack
 		go func() {
 			var runAcks []crashAck
 			sc := bufio.NewScanner(stdout)
@@ -138,12 +142,25 @@ func TestCrashRecovery(t *testing.T) {
 			for sc.Scan() {
 				var a crashAck
 				if err := json.Unmarshal(sc.Bytes(), &a); err == nil {
-					runAcks = append(runAcks, a)
+					if runAcks = append(runAcks, a); len(runAcks) == 1 {
+						close(acked)
+					}
 				}
 			}
 			got <- runAcks
 		}()
-		time.Sleep(time.Duration(20+rand.IntN(400)) * time.Millisecond)
+		// Killed a random while after its first acknowledged append
+		// (however long opening the store took), so that every run
+		// has acknowledged appends to check.
+		select {
+		case <-acked:
+		case <-got:
+			t.Fatalf("run %d: the child ended before any append: %v %s", run, cmd.Wait(), stderr.String())
+		case <-time.After(crashAckGuard):
+			cmd.Process.Kill()
+			t.Fatalf("run %d: no append acknowledged in %v: %s", run, crashAckGuard, stderr.String())
+		}
+		time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}

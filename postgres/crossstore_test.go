@@ -25,7 +25,7 @@ func TestSeatBookingAcrossStores(t *testing.T) {
 	schema := testSchema(t)
 	a := openTest(t, schema, Options{})
 	b := openTest(t, schema, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	const (
 		capacity = 40
@@ -37,15 +37,23 @@ func TestSeatBookingAcrossStores(t *testing.T) {
 		booked    = map[uuid.UUID]uint64{} // booking id -> revision
 		conflicts int
 		wg        sync.WaitGroup
+		// Every booker reads the empty stream before any appends: they
+		// race for the first seat, however the machine schedules them.
+		readFirst sync.WaitGroup
 	)
+	readFirst.Add(bookers)
 	for g := range bookers {
 		s := a
 		if g%2 == 1 {
 			s = b
 		}
 		wg.Go(func() {
-			for {
+			for first := true; ; first = false {
 				events, err := readAllOf(ctx, s, stream)
+				if first {
+					readFirst.Done()
+					readFirst.Wait()
+				}
 				if err != nil && !errors.Is(err, annals.ErrStreamNotFound) {
 					t.Errorf("booker %d: read: %v", g, err)
 					return
@@ -125,7 +133,7 @@ func TestSubscriptionsAcrossStores(t *testing.T) {
 	t.Parallel()
 	schema := testSchema(t)
 	stores := []*Store{openTest(t, schema, Options{}), openTest(t, schema, Options{})}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	const perStore, writersPerStore = 200, 4
 	const total = 2 * perStore * writersPerStore

@@ -27,7 +27,7 @@ func TestGroupCommitOneTransaction(t *testing.T) {
 			<-hold
 		}
 	}})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
 	first := make(chan error, 1)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/annals/annals"
 	"github.com/google/uuid"
@@ -23,7 +22,7 @@ func TestOpenConcurrently(t *testing.T) {
 	errs := make([]error, len(stores))
 	for i := range stores {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 			defer cancel()
 			stores[i], errs[i] = Open(ctx, testDSN(), Options{Schema: schema, MaxConns: 2, Logger: quietLogger()})
 		})

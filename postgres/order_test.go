@@ -61,7 +61,7 @@ func TestOrderUnderConcurrentDelayedCommits(t *testing.T) {
 			beforeCommit: func() { randomDelay(orderMaxDelay) },
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), orderDuration()+60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), orderDuration()+hangGuard)
 	defer cancel()
 
 	// Subscribers, live before the first write.
@@ -148,7 +148,7 @@ func TestOrderUnderConcurrentDelayedCommits(t *testing.T) {
 	}
 	last := uint64(len(acks))
 	// Give the subscribers time to deliver the last events, then stop them.
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(hangGuard); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		subMu.Lock()
 		done := true
 		for _, got := range subs {
@@ -247,7 +247,7 @@ func TestNaiveSequenceReaderSkips(t *testing.T) {
 	t.Parallel()
 	schema := testSchema(t)
 	pool := admin(t)
-	ctx, cancel := context.WithTimeout(context.Background(), orderDuration()+30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), orderDuration()+hangGuard)
 	defer cancel()
 	if _, err := pool.Exec(ctx, `CREATE SCHEMA `+ident(schema)); err != nil {
 		t.Fatal(err)

@@ -25,6 +25,11 @@ const defaultTestDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 
 var long = flag.Bool("long", false, "run the ordering proofs for longer")
 
+// hangGuard bounds the tests' waits and calls: far above any normal run,
+// only there so that a broken store fails its test instead of hanging
+// it. No verdict depends on the machine's speed.
+const hangGuard = 5 * time.Minute
+
 func testDSN() string {
 	if dsn := os.Getenv("ANNALS_POSTGRES_DSN"); dsn != "" {
 		return dsn
@@ -43,7 +48,7 @@ var (
 func admin(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	adminOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		cfg, err := pgxpool.ParseConfig(testDSN())
 		if err != nil {
@@ -69,7 +74,7 @@ func admin(t testing.TB) *pgxpool.Pool {
 // there is no server, unless CI=true (then every test fails on its own).
 func TestMain(m *testing.M) {
 	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	conn, err := pgx.Connect(ctx, testDSN())
 	if err == nil {
 		conn.Close(ctx)
@@ -90,7 +95,7 @@ func testSchema(t testing.TB) string {
 	rand.Read(b)
 	schema := "annals_test_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		if _, err := pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+ident(schema)+` CASCADE`); err != nil {
 			t.Errorf("dropping schema %s: %v", schema, err)
@@ -113,7 +118,7 @@ func openTest(t testing.TB, schema string, opts Options) *Store {
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	s, err := Open(ctx, testDSN(), opts)
 	if err != nil {

@@ -31,7 +31,7 @@ func TestTwoProcesses(t *testing.T) {
 	t.Parallel()
 	schema := testSchema(t)
 	s := openTest(t, schema, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
 	const total = 2 * processEvents // plus the seats, counted at the end
@@ -99,7 +99,7 @@ func TestTwoProcesses(t *testing.T) {
 		t.Fatalf("the log has %d seats (capacity %d) and %v events by process, want %d each", seats, processSeats, byProcess, processEvents)
 	}
 	// The subscription here saw the child's events too, in log order.
-	deadline := time.After(20 * time.Second)
+	deadline := time.After(hangGuard)
 	delivered := func() int {
 		gotMu.Lock()
 		defer gotMu.Unlock()
@@ -133,7 +133,7 @@ func TestChildProcess(t *testing.T) {
 		t.Skip("runs only as the child of TestTwoProcesses")
 	}
 	s := openTest(t, schema, Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	if err := appendAndBook(ctx, s, "child"); err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func TestServerRestart(t *testing.T) {
 	}
 	version := versions[0].Name()
 	s := openTest(t, testSchema(t), Options{PollInterval: 100 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	var before time.Time
 	if err := admin(t).QueryRow(ctx, `SELECT pg_postmaster_start_time()`).Scan(&before); err != nil {

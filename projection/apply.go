@@ -215,6 +215,10 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 		n := min(limit, len(msgs))
 		failedAt, err := p.commit(ctx, msgs[:n], park, batched)
 		if err == nil {
+			if park != nil {
+				p.log.Warn("projection parked an event", "position", park.Position,
+					"stream", park.Stream, "type", park.Type, "attempts", park.Attempts, "err", park.Error)
+			}
 			// Event by event was only to find the failing event.
 			batched = true
 			msgs = msgs[n:]

@@ -16,8 +16,12 @@ type Controller interface {
 	// Name is the projection's name, unique in a Registry.
 	Name() string
 	Status(ctx context.Context) (Status, error)
-	Pause()
-	Resume()
+	// Pause and Resume stop and restart the applying of a running
+	// projection; Resume also retries a failed one. Each answers an
+	// error wrapping ErrNotRunning, ErrFailed or ErrStandby when the
+	// state refuses it (docs/projections.md, "Actions by state").
+	Pause() error
+	Resume() error
 	// Reset empties the read model and replays the log in place.
 	Reset(ctx context.Context) error
 	// Rebuild starts a blue/green rebuild and returns: the new model is

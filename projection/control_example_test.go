@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"time"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/memory"
@@ -35,8 +34,9 @@ func ExampleRegistry_Handler() {
 	}
 	pr.Start(ctx)
 	defer pr.Stop()
-	for pr.Position() < 3 {
-		time.Sleep(time.Millisecond) // settle, for a stable output
+	// Waits on the projector's commits, for a settled output.
+	if err := pr.WaitFor(ctx, 3); err != nil {
+		panic(err)
 	}
 
 	var reg projection.Registry

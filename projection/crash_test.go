@@ -43,7 +43,15 @@ const (
 	// caught up and print the rebuild's position; "finish": exit 0 once
 	// it has switched. On PostgreSQL the child then runs pgVersioned, and
 	// "build" runs it as follow does (to build generation 0).
-	childRebuildEnv  = "ANNALS_PROJECTION_REBUILD"
+	childRebuildEnv = "ANNALS_PROJECTION_REBUILD"
+	// childHoldEnv makes the child's handler wait, applying nothing, at
+	// the first event past this position: a kill then lands before it
+	// however fast the child runs.
+	childHoldEnv = "ANNALS_PROJECTION_HOLD"
+	// holdMin is the least distance of a hold past the checkpoint the
+	// child starts from: two of its largest batches, so that its first
+	// transaction commits (a batch holding the held event never does).
+	holdMin          = 2 * 64
 	childReportEvery = 2 * time.Millisecond // how often the child prints its checkpoint
 
 	// crashKills is how many times each crash test kills its child
@@ -54,14 +62,17 @@ const (
 	// commit and its SIGKILL.
 	maxKillDelay = 40 * time.Millisecond
 	// postgresEventsPerKill and pebbleEventsPerKill size the logs of the
-	// crash tests so that every kill lands before the head: a child
-	// applies far fewer between its start and its kill (on pebble, about
-	// 2000 in the longest delay).
+	// crash tests so that every kill lands before the head: each child is
+	// held (childHoldEnv) less than this many events past the checkpoint
+	// it starts from, so however fast it runs, n kills stay within the
+	// first n times this many events.
 	postgresEventsPerKill = 400
 	pebbleEventsPerKill   = 5000
 	// childTimeout bounds how long the test waits for a child to make
-	// progress or to finish.
-	childTimeout = 20 * time.Second
+	// progress or to finish: a hang guard, far above a normal run (a
+	// child passes its first position in milliseconds, finishes in
+	// seconds), so that a loaded machine never fails the test.
+	childTimeout = hangGuard
 )
 
 // TestMain lets a crash test start this binary as a projector process:
@@ -92,6 +103,12 @@ func runChild() error {
 			return err
 		}
 	}
+	var hold uint64
+	if s := os.Getenv(childHoldEnv); s != "" {
+		if hold, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return err
+		}
+	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	switch os.Getenv(childEnv) {
 	case "postgres":
@@ -109,13 +126,13 @@ func runChild() error {
 		}
 		if mode := os.Getenv(childRebuildEnv); mode != "" {
 			// Blue/green needs the model in the projection's own schema.
-			p := pgVersioned("1", &effects{})
+			p := holdAt(pgVersioned("1", &effects{}), hold)
 			if mode == "build" {
 				return follow(store, target, p, batch, until)
 			}
 			return followRebuild(store, target, p, batch, mode == "finish")
 		}
-		return follow(store, target, pgProjection("counts", os.Getenv(childTableEnv), nil), batch, until)
+		return follow(store, target, holdAt(pgProjection("counts", os.Getenv(childTableEnv), nil), hold), batch, until)
 	case "pebble":
 		store, err := embedded.Open(os.Getenv(childStoreEnv), embedded.Options{Logger: quiet})
 		if err != nil {
@@ -131,7 +148,7 @@ func runChild() error {
 				return followRebuild(store, target, p, batch, mode == "finish")
 			}
 		}
-		if err := follow(store, target, kvProjection("counts", nil), batch, until); err != nil {
+		if err := follow(store, target, holdAt(kvProjection("counts", nil), hold), batch, until); err != nil {
 			return err
 		}
 		// A clean end: the parent opens both directories next.
@@ -141,6 +158,32 @@ func runChild() error {
 		return store.Close()
 	}
 	return fmt.Errorf("unknown child %q", os.Getenv(childEnv))
+}
+
+// holdAt makes p's handlers wait for the end of the run, applying
+// nothing, at the first event past hold (if not 0).
+func holdAt[M any](p projection.Projection[M], hold uint64) projection.Projection[M] {
+	if hold == 0 {
+		return p
+	}
+	handle, batch := p.Handle, p.HandleBatch
+	p.Handle = func(ctx context.Context, m M, e annals.Event) error {
+		if e.Position > hold {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return handle(ctx, m, e)
+	}
+	if batch != nil {
+		p.HandleBatch = func(ctx context.Context, m M, events []annals.Event) error {
+			if events[len(events)-1].Position > hold {
+				<-ctx.Done()
+				return ctx.Err()
+			}
+			return batch(ctx, m, events)
+		}
+	}
+	return p
 }
 
 // follow runs p and prints each new checkpoint on stdout; it returns once
@@ -353,7 +396,8 @@ func TestCrashPostgres(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	// The log is long enough for the kills to land while the child
-	// catches up, whatever its speed; appends go on meanwhile.
+	// catches up: each child is held within postgresEventsPerKill of
+	// the last checkpoint; appends go on meanwhile.
 	appendBulk(t, store, postgresEventsPerKill*killCount())
 
 	// An appender keeps the log growing, so that the child applies
@@ -379,7 +423,10 @@ func TestCrashPostgres(t *testing.T) {
 	var checkpoint uint64
 	kills, midStream := killCount(), 0
 	for i := range kills {
-		c := startChild(t, append(env, fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(32)))...)
+		// Held within postgresEventsPerKill of the last checkpoint: the
+		// kills stay inside the initial log, before the head.
+		hold := checkpoint + holdMin + rng.Uint64N(postgresEventsPerKill-holdMin)
+		c := startChild(t, append(env, fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(32)), fmt.Sprintf("%s=%d", childHoldEnv, hold))...)
 		c.waitPast(t, checkpoint)
 		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
 		c.kill(t)
@@ -454,7 +501,10 @@ func TestCrashPebble(t *testing.T) {
 	start := time.Now()
 	var checkpoint uint64
 	for i := range kills {
-		c := startChild(t, append(env, fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(32)))...)
+		// Held within pebbleEventsPerKill of the last checkpoint: the
+		// kills stay before the head.
+		hold := checkpoint + holdMin + rng.Uint64N(pebbleEventsPerKill-holdMin)
+		c := startChild(t, append(env, fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(32)), fmt.Sprintf("%s=%d", childHoldEnv, hold))...)
 		c.waitPast(t, checkpoint)
 		if i == 0 {
 			// The child holds the target: this process cannot open it.
@@ -512,7 +562,12 @@ func killRebuilds(t *testing.T, env []string, events uint64, rng *rand.Rand, che
 	t.Helper()
 	kills, midRebuild := killCount(), 0
 	for i := range kills {
-		c := startChild(t, append(env, childRebuildEnv+"=kill", fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(64)))...)
+		env := append(env, childRebuildEnv+"=kill", fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(64)))
+		if i%4 != 3 {
+			// Held before the end: this kill lands mid-rebuild.
+			env = append(env, fmt.Sprintf("%s=%d", childHoldEnv, holdMin+rng.Uint64N(events*19/20-holdMin)))
+		}
+		c := startChild(t, env...)
 		if i%4 == 3 {
 			c.waitPast(t, events*19/20)
 		} else {

@@ -23,9 +23,14 @@ var (
 	ErrGenerationMoved = errors.New("projection: active generation moved")
 	// ErrActiveGeneration: Drop was asked to delete the active generation.
 	ErrActiveGeneration = errors.New("projection: cannot drop the active generation")
-	// ErrNotRunning: Rebuild was asked of a projector that is not
-	// running (a blue/green rebuild runs beside the live projection).
+	// ErrNotRunning: an action that needs a running projector (Pause,
+	// Resume, Rebuild) was asked of one that is not running: its owner
+	// starts it.
 	ErrNotRunning = errors.New("projection: projector is not running")
+	// ErrFailed: the action needs a running projector, and its error
+	// policy gave up (state failed). Resume retries it; Reset replays it
+	// from the start. It wraps ErrNotRunning.
+	ErrFailed = fmt.Errorf("%w: it has failed", ErrNotRunning)
 	// ErrRebuilding: a blue/green rebuild is already in progress.
 	ErrRebuilding = errors.New("projection: a rebuild is in progress")
 	// ErrInvalid: a projection or its options cannot run as given.

@@ -219,7 +219,7 @@ func TestLocalLease(t *testing.T) {
 			}
 			second.Start(context.Background())
 			defer second.Stop()
-			waitFor(t, 5*time.Second, "the second on standby", func() bool { return state(t, second).State == projection.Standby })
+			waitFor(t, "the second on standby", func() bool { return state(t, second).State == projection.Standby })
 			appendEvents(t, store, 100, 1)
 			caughtUp(t, first, 400)
 			if err := first.Stop(); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/memory"
@@ -51,10 +50,9 @@ func Example() {
 		panic(err)
 	}
 	pr.Start(ctx)
-	for pr.Position() < 5 {
-		// A real reader would query the model whatever its lag; the
-		// example waits to print a settled result.
-		time.Sleep(time.Millisecond)
+	// Waits on the projector's commits, for a settled output.
+	if err := pr.WaitFor(ctx, 5); err != nil {
+		panic(err)
 	}
 	if err := pr.Stop(); err != nil {
 		panic(err)

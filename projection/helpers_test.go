@@ -136,10 +136,16 @@ func head(t testing.TB, store annals.Store) uint64 {
 	return h
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// hangGuard bounds the tests' waits on conditions: far above any normal
+// run (the slowest wait, a rebuild under load, takes seconds), only there
+// so that a broken projector fails its test instead of hanging it. No
+// verdict depends on how fast the machine is.
+const hangGuard = 5 * time.Minute
+
+// waitFor polls cond until it holds, failing the test after hangGuard.
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := time.Now().Add(hangGuard)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -152,7 +158,7 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 // filtered projection, the last matching event or checkpoint: give want).
 func caughtUp[M any](t testing.TB, p *projection.Projector[M], want uint64) {
 	t.Helper()
-	waitFor(t, 20*time.Second, fmt.Sprintf("%s to reach position %d", p.Name(), want), func() bool { return p.Position() >= want })
+	waitFor(t, fmt.Sprintf("%s to reach position %d", p.Name(), want), func() bool { return p.Position() >= want })
 }
 
 func newMemoryStore(t testing.TB) annals.Store {

@@ -70,8 +70,8 @@ type ErrorBody struct {
 // {"error":"..."}: 404 for an unknown projection or action, 405 for a
 // wrong method, 400 for a bad limit or name, 413 for a body over
 // MaxRequestBodyBytes, 409 when the projection's state refuses the action
-// (ErrNoReset, ErrStandby, ErrRunning, ErrNotRunning, ErrRebuilding,
-// ErrGenerationMoved), 500 otherwise.
+// (ErrNoReset, ErrStandby, ErrRunning, ErrNotRunning, ErrFailed,
+// ErrRebuilding, ErrGenerationMoved), 500 otherwise.
 //
 // Cross-origin POSTs from browsers are refused (403, see
 // http.CrossOriginProtection): a page elsewhere must not reset a read
@@ -169,9 +169,9 @@ func (r *Registry) serveAction(w http.ResponseWriter, req *http.Request) {
 	var err error
 	switch action {
 	case ActionPause:
-		c.Pause()
+		err = c.Pause()
 	case ActionResume:
-		c.Resume()
+		err = c.Resume()
 	case ActionReset:
 		err = c.Reset(ctx)
 	case ActionRebuild:
@@ -257,7 +257,7 @@ func allow(w http.ResponseWriter, req *http.Request, method string) bool {
 // conflicts are the errors by which a projection's state refuses an
 // action: the request was understood, the projection is not in a state to
 // do it.
-var conflicts = []error{ErrNoReset, ErrStandby, ErrRunning, ErrNotRunning, ErrRebuilding, ErrGenerationMoved}
+var conflicts = []error{ErrNoReset, ErrStandby, ErrRunning, ErrNotRunning, ErrFailed, ErrRebuilding, ErrGenerationMoved}
 
 // StatusCode is the HTTP status the handler answers err with.
 func StatusCode(err error) int {

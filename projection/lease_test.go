@@ -52,9 +52,9 @@ func TestPostgresSingleInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.Start(context.Background())
-	waitFor(t, 10*time.Second, "the first instance to apply", func() bool { return n1.Load() > 0 })
+	waitFor(t, "the first instance to apply", func() bool { return n1.Load() > 0 })
 	b.Start(context.Background())
-	waitFor(t, 10*time.Second, "the second instance to be on standby", func() bool { return state(t, b).State == projection.Standby })
+	waitFor(t, "the second instance to be on standby", func() bool { return state(t, b).State == projection.Standby })
 
 	// Both run; events keep coming; only the first applies them.
 	appendEvents(t, store, 300, 1)
@@ -115,7 +115,7 @@ func TestPostgresStandbyReset(t *testing.T) {
 	caughtUp(t, a, 10)
 	b.Start(context.Background())
 	defer b.Stop()
-	waitFor(t, 10*time.Second, "the second instance to be on standby", func() bool { return state(t, b).State == projection.Standby })
+	waitFor(t, "the second instance to be on standby", func() bool { return state(t, b).State == projection.Standby })
 	if err := b.Reset(context.Background()); err != projection.ErrStandby {
 		t.Fatalf("Reset on standby: %v, want ErrStandby", err)
 	}

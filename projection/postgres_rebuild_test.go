@@ -90,14 +90,10 @@ func TestPostgresRebuildUnderLoad(t *testing.T) {
 	if err := pr.RebuildWith(ctx, pgVersioned("2", &fx)); err != nil {
 		t.Fatal(err)
 	}
-	// The builder waits at the paused position while the log grows.
-	time.Sleep(300 * time.Millisecond)
+	growWhilePaused(t, store, pr)
 	pr.Resume()
-	waitFor(t, 60*time.Second, "the switch", func() bool {
-		st := state(t, pr)
-		return st.Generation == 1 && st.Rebuild == nil
-	})
-	time.Sleep(50 * time.Millisecond)
+	switched(t, pr)
+	loadAfterSwitch(t, store, load)
 	queries, switches, err := load.finish()
 	if err != nil {
 		t.Fatal(err)

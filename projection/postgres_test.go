@@ -112,7 +112,7 @@ func TestPostgresTwoWriters(t *testing.T) {
 	}
 	// Whichever took the lease catches up; the other waits.
 	h := head(t, store)
-	waitFor(t, 20*time.Second, "one projector to reach the head", func() bool {
+	waitFor(t, "one projector to reach the head", func() bool {
 		return prs[0].Position() >= h || prs[1].Position() >= h
 	})
 	standby := 0

@@ -2,6 +2,7 @@ package projection
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -112,6 +113,11 @@ type Options struct {
 	// Now is the clock (for events per second and parking times); nil
 	// means time.Now.
 	Now func() time.Time
+	// Logger receives the projector's errors as they happen: a failure
+	// (Error: the error policy gave up), and each error it goes on after
+	// (Warn: a retry, a parked event, a lost lease, a rebuild given up),
+	// with the projection's name and position. Nil means slog.Default().
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -121,6 +127,9 @@ func (o Options) withDefaults() Options {
 	o.BatchEvents = min(o.BatchEvents, MaxBatchEvents)
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	return o
 }

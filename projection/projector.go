@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -35,6 +36,9 @@ type Projector[M any] struct {
 	// policy is proj's, with defaults; read and changed (by a rebuild
 	// with a new definition) only by the applier.
 	policy ErrorPolicy
+	// log is opts.Logger with the projection's name (and, in a
+	// rebuild's builder, its generation).
+	log *slog.Logger
 
 	// runMu is held by Run while it runs, and by a Reset or a
 	// ReplayParked done while the projector is not running: one writer of
@@ -57,6 +61,12 @@ type Projector[M any] struct {
 	runDone  chan struct{}
 	cancel   context.CancelFunc // of the Run started by Start
 	startErr chan error         // Run's result, for Stop
+	// retry asks the run started by Start, once failed, to run again
+	// (Resume, Reset); exited is closed when that run has ended for good.
+	retry  chan struct{}
+	exited chan struct{}
+	// began is closed and replaced whenever a Run begins.
+	began chan struct{}
 	// The state is derived from these (see stateLocked).
 	running     bool // a Run is in progress
 	failed      bool // the last Run ended with a *FailedError
@@ -92,15 +102,18 @@ func New[M any](store annals.Store, target Target[M], p Projection[M], opts Opti
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
+	opts = opts.withDefaults()
 	return &Projector[M]{
 		store:    store,
 		target:   target,
 		name:     p.Name,
 		proj:     p,
-		opts:     opts.withDefaults(),
+		opts:     opts,
 		policy:   p.Policy.withDefaults(),
+		log:      opts.Logger.With("projection", p.Name),
 		requests: make(chan request),
 		progress: make(chan struct{}),
+		began:    make(chan struct{}),
 	}, nil
 }
 
@@ -125,11 +138,30 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 	if !p.runMu.TryLock() {
 		return ErrRunning
 	}
-	defer p.runMu.Unlock()
-	done := make(chan struct{})
 	p.mu.Lock()
-	p.runDone = done
+	p.beginLocked()
+	p.mu.Unlock()
+	return p.runBegun(ctx)
+}
+
+// beginLocked marks a run in progress; the caller holds runMu and p.mu.
+func (p *Projector[M]) beginLocked() {
+	p.runDone = make(chan struct{})
 	p.running, p.failed = true, false
+	close(p.began)
+	p.began = make(chan struct{})
+	// A retry asked meanwhile is this run.
+	select {
+	case <-p.retry:
+	default:
+	}
+}
+
+// runBegun is Run once begun: it holds runMu, and releases it.
+func (p *Projector[M]) runBegun(ctx context.Context) error {
+	defer p.runMu.Unlock()
+	p.mu.Lock()
+	done := p.runDone
 	p.mu.Unlock()
 	defer func() {
 		p.mu.Lock()
@@ -227,12 +259,13 @@ func (p *Projector[M]) follow(ctx, lctx context.Context) error {
 		case errors.Is(err, errRestart):
 			continue
 		case errors.As(err, &failed):
-			p.setFailed()
+			p.fail(failed)
 			return err
 		case errors.Is(err, annals.ErrClosed):
 			p.noteError(err)
-			p.setFailed()
-			return &FailedError{Name: p.name, Position: p.Position(), Attempts: 1, Err: err}
+			failed = &FailedError{Name: p.name, Position: p.Position(), Attempts: 1, Err: err}
+			p.fail(failed)
+			return failed
 		}
 		// The subscription or the target failed outside a transaction's
 		// retries: resume from the stored checkpoint after a pause.
@@ -253,17 +286,47 @@ func (p *Projector[M]) follow(ctx, lctx context.Context) error {
 // Start runs the projector in a goroutine until Stop (or ctx ends). It
 // fails with ErrRunning if the last Start was not followed by Stop, even
 // if its Run has ended by itself (failed): Stop collects that result.
+// Once failed, the projector waits for Resume (which runs it again from
+// its checkpoint) or Reset (which runs it again from the start).
 func (p *Projector[M]) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cancel != nil {
+	if p.cancel != nil || !p.runMu.TryLock() {
 		return ErrRunning
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	p.cancel, p.startErr = cancel, errc
-	go func() { errc <- p.Run(ctx) }()
+	retry, exited := make(chan struct{}, 1), make(chan struct{})
+	p.cancel, p.startErr, p.retry, p.exited = cancel, errc, retry, exited
+	// Begun here, so that the projector is running when Start returns.
+	p.beginLocked()
+	go func() {
+		defer close(exited)
+		errc <- p.supervise(ctx, retry)
+	}()
 	return nil
+}
+
+// supervise runs the begun run, and again after each failure when retry
+// asks, until ctx ends; it returns the last run's result.
+func (p *Projector[M]) supervise(ctx context.Context, retry <-chan struct{}) error {
+	err := p.runBegun(ctx)
+	for {
+		if _, ok := errors.AsType[*FailedError](err); !ok || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-retry:
+		}
+		// A Reset or a ReplayParked may hold runMu for a moment.
+		p.runMu.Lock()
+		p.mu.Lock()
+		p.beginLocked()
+		p.mu.Unlock()
+		err = p.runBegun(ctx)
+	}
 }
 
 // Stop ends the Run started by Start, waits for it and returns its result
@@ -271,7 +334,7 @@ func (p *Projector[M]) Start(ctx context.Context) error {
 func (p *Projector[M]) Stop() error {
 	p.mu.Lock()
 	cancel, errc := p.cancel, p.startErr
-	p.cancel, p.startErr = nil, nil
+	p.cancel, p.startErr, p.retry, p.exited = nil, nil, nil, nil
 	p.mu.Unlock()
 	if cancel == nil {
 		return nil
@@ -282,23 +345,87 @@ func (p *Projector[M]) Stop() error {
 
 // Pause makes a running projector apply nothing more after the batch in
 // hand, until Resume. The subscription stops reading once its one-batch
-// buffer is full.
-func (p *Projector[M]) Pause() {
+// buffer is full. It is refused (see docs/projections.md, "Actions by
+// state") by a projector that is stopped (ErrNotRunning), failed
+// (ErrFailed) or on standby (ErrStandby); pausing a paused one changes
+// nothing.
+func (p *Projector[M]) Pause() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.refusedLocked("pause"); err != nil {
+		return err
+	}
 	if !p.paused {
 		p.paused = true
 		p.resumed = make(chan struct{})
 	}
+	return nil
 }
 
-// Resume undoes Pause.
-func (p *Projector[M]) Resume() {
+// Resume undoes Pause; resuming a running projector changes nothing. A
+// failed projector started with Start runs again from its checkpoint (the
+// failing event is retried under its error policy): Resume returns once
+// the new run has begun. It is refused by a projector that is stopped
+// (ErrNotRunning), on standby (ErrStandby), or failed in a Run of its
+// caller's (ErrFailed: the caller runs it again).
+func (p *Projector[M]) Resume() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.paused {
+	st, owned := p.stateLocked(), p.retry != nil
+	err := p.refusedLocked("resume")
+	if st == Failed && owned {
+		err = nil // retried below
+	}
+	if err == nil && p.paused {
 		p.paused = false
 		close(p.resumed)
+	}
+	p.mu.Unlock()
+	if st == Failed && owned {
+		return p.retryFailed("resume")
+	}
+	if st == Failed {
+		return fmt.Errorf("projection %s: cannot resume: %w; its caller's Run returned: run it again", p.name, ErrFailed)
+	}
+	return err
+}
+
+// refusedLocked is the error by which the projector's state refuses
+// action (pause, resume, rebuild), or nil; p.mu is held.
+func (p *Projector[M]) refusedLocked(action string) error {
+	var err error
+	switch p.stateLocked() {
+	case Stopped:
+		err = ErrNotRunning
+	case Failed:
+		err = fmt.Errorf("%w (resume retries it, reset replays it from the start): %s", ErrFailed, p.lastError)
+	case Standby:
+		err = ErrStandby
+	default:
+		return nil
+	}
+	return fmt.Errorf("projection %s: cannot %s: %w", p.name, action, err)
+}
+
+// retryFailed runs a failed projector started with Start again, and
+// returns once the new run has begun (or another did).
+func (p *Projector[M]) retryFailed(action string) error {
+	p.mu.Lock()
+	failed, retry, exited, began := p.failed && !p.running, p.retry, p.exited, p.began
+	if failed && retry != nil {
+		select {
+		case retry <- struct{}{}:
+		default: // already asked
+		}
+	}
+	p.mu.Unlock()
+	if !failed || retry == nil {
+		return nil // retried meanwhile, or not ours to run
+	}
+	select {
+	case <-began:
+		return nil
+	case <-exited:
+		return fmt.Errorf("projection %s: cannot %s: %w (stopped)", p.name, action, ErrNotRunning)
 	}
 }
 
@@ -306,11 +433,23 @@ func (p *Projector[M]) Resume() {
 // to 0, in one transaction, and forgets the parked events. A running
 // projector then replays the log from the start (state rebuilding until it
 // catches up); a stopped one does so when it runs again.
+//
+// A failed projector started with Start runs again at once, from the
+// start; one failed in its caller's Run replays when run again.
 func (p *Projector[M]) Reset(ctx context.Context) error {
 	if p.def().Reset == nil {
 		return ErrNoReset
 	}
-	return p.asWriter(ctx, p.reset, true)
+	if err := p.asWriter(ctx, p.reset, true); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	failed, owned := p.failed && !p.running, p.retry != nil
+	p.mu.Unlock()
+	if failed && owned {
+		return p.retryFailed("reset")
+	}
+	return nil
 }
 
 // asWriter runs do as the only writer of the checkpoint: in the applier
@@ -498,17 +637,25 @@ func (p *Projector[M]) setStandby(b bool) {
 	p.standby = b
 }
 
-func (p *Projector[M]) setFailed() {
+// fail marks the projector failed and logs it: the failure is in the log
+// when it happens, not when the projector's owner collects it.
+func (p *Projector[M]) fail(f *FailedError) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.failed = true
+	p.mu.Unlock()
+	p.log.Error("projection failed: resume retries it, reset replays it from the start",
+		"position", f.Position, "attempts", f.Attempts, "err", f.Err)
 }
 
+// noteError records err as the last error and logs it: an error the
+// projector goes on after (it retries, parks or gives up a rebuild).
 func (p *Projector[M]) noteError(err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.lastError = truncate(err.Error())
 	p.lastErrorAt = p.opts.Now()
+	pos := p.position
+	p.mu.Unlock()
+	p.log.Warn("projection error", "position", pos, "err", err)
 }
 
 // WaitFor waits until the projector has dealt with the global position

@@ -63,8 +63,9 @@ type rebuild[M any] struct {
 // shows its progress (State Rebuilding, Status.Rebuild) and, after the
 // switch, the new Generation. Side effects: see Replaying.
 //
-// It fails with ErrNotRunning if the projector does not run, ErrStandby
-// on a standby, ErrRebuilding if a rebuild is in progress.
+// It fails with ErrNotRunning if the projector does not run, ErrFailed
+// if it failed, ErrStandby on a standby, ErrRebuilding if a rebuild (or
+// the replay after a Reset) is in progress.
 func (p *Projector[M]) Rebuild(ctx context.Context) error {
 	return p.RebuildWith(ctx, p.def())
 }
@@ -87,10 +88,14 @@ func (p *Projector[M]) RebuildWith(ctx context.Context, next Projection[M]) erro
 		return invalid("a rebuild's builder cannot rebuild")
 	}
 	p.mu.Lock()
-	running := p.runDone != nil
+	err := p.refusedLocked("rebuild")
+	if err == nil && p.rebuilding {
+		// Replaying after a Reset: the builder would only race it.
+		err = fmt.Errorf("projection %s: cannot rebuild: %w (replaying after a reset)", p.name, ErrRebuilding)
+	}
 	p.mu.Unlock()
-	if !running {
-		return ErrNotRunning
+	if err != nil {
+		return err
 	}
 	return p.asWriter(ctx, func(ctx context.Context) error { return p.startRebuild(ctx, next) }, false)
 }
@@ -123,6 +128,8 @@ func (p *Projector[M]) startRebuild(ctx context.Context, next Projection[M]) err
 		progress: make(chan struct{}),
 		parent:   p,
 		gen:      gen,
+		log:      p.log.With("generation", gen),
+		began:    make(chan struct{}),
 	}
 	bctx, cancel := context.WithCancel(runCtx)
 	rb := &rebuild[M]{gen: gen, builder: b, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}

@@ -54,8 +54,9 @@ func ExampleProjector_RebuildWith() {
 	pr, _ := projection.New(store, target, version(1), projection.Options{})
 	pr.Start(ctx)
 	defer pr.Stop()
-	for pr.Position() < 3 {
-		time.Sleep(time.Millisecond)
+	// Waits on the projector's commits, for a settled output.
+	if err := pr.WaitFor(ctx, 3); err != nil {
+		panic(err)
 	}
 	v, _ := target.Get("orders", []byte("order-1"))
 	fmt.Printf("version 1: %s\n", v)

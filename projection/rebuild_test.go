@@ -145,17 +145,13 @@ func rebuildUnderLoad(t *testing.T, target projection.Target[projection.KV], que
 	if st := state(t, pr); st.State != projection.Paused || st.Rebuild == nil || st.Rebuild.Generation != 1 {
 		t.Errorf("status during the rebuild, paused: %+v", st)
 	}
-	// The builder waits at the paused position while the log grows.
-	time.Sleep(50 * time.Millisecond)
+	growWhilePaused(t, store, pr)
 	pr.Resume()
 	if st := state(t, pr); st.State != projection.Rebuilding && st.Generation == 0 {
 		t.Errorf("status during the rebuild: %+v", st)
 	}
-	waitFor(t, 30*time.Second, "the switch", func() bool {
-		st := state(t, pr)
-		return st.Generation == 1 && st.Rebuild == nil
-	})
-	time.Sleep(20 * time.Millisecond) // appends and queries after the switch
+	switched(t, pr)
+	loadAfterSwitch(t, store, load)
 	queries, switches, err := load.finish()
 	if err != nil {
 		t.Fatal(err)
@@ -278,7 +274,7 @@ func TestRebuildGivenUp(t *testing.T) {
 	if err := pr.RebuildWith(ctx, broken); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the rebuild to be given up", func() bool {
+	waitFor(t, "the rebuild to be given up", func() bool {
 		st := state(t, pr)
 		return st.Rebuild == nil && strings.Contains(st.LastError, "rebuild given up")
 	})
@@ -396,7 +392,7 @@ func TestWaitFor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		wctx, cancel := context.WithTimeout(ctx, hangGuard)
 		err = pr.WaitFor(wctx, res.LastPosition)
 		cancel()
 		if err != nil {
@@ -415,37 +411,81 @@ func TestWaitFor(t *testing.T) {
 }
 
 // A rebuild finishes even while the active generation lags behind the
-// log (its handler slower than the writers): the builder catches up with
-// it, not with the log.
+// log: the builder catches up with it, not with the log. The lag is made,
+// not raced for: the active generation is paused while the log grows by
+// 2000 events, and the builder reaches its position meanwhile. After
+// Resume the applier picks between its next batch and the rebuild's
+// switch (a select), so the switch comes within a batch or two, long
+// before the active generation could apply the 125 batches to the head:
+// its handler never sees the head. Had the builder waited for the log, it
+// would have switched only once the active generation reached the head.
 func TestRebuildBehindTheHead(t *testing.T) {
 	ctx := context.Background()
 	store := newMemoryStore(t)
 	appendEvents(t, store, 500, 0)
 	target := projection.NewMemory()
 	var fx effects
-	slow := versioned("1", &fx)
-	fast := slow.Handle
-	slow.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {
-		time.Sleep(200 * time.Microsecond)
-		return fast(ctx, kv, e)
+	old := versioned("1", &fx)
+	var lastOld atomic.Uint64 // the last position the old definition handled
+	handle := old.Handle
+	old.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {
+		lastOld.Store(e.Position) // the applier's only: in increasing order
+		return handle(ctx, kv, e)
 	}
-	pr := started(t, store, target, slow, projection.Options{BatchEvents: 16})
-	caughtUp(t, pr, 100) // version 1 set up
-	load := startLoad(store, 5, 0, memoryQuery(target))
-	waitFor(t, 10*time.Second, "a lag", func() bool { return state(t, pr).Lag > 1000 })
+	pr := started(t, store, target, old, projection.Options{BatchEvents: 16})
+	caughtUp(t, pr, 500)
+	pr.Pause()
+	appendEvents(t, store, 2000, 1)
+	h := head(t, store)
 	if err := pr.RebuildWith(ctx, versioned("2", &fx)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the switch", func() bool {
+	builderAtParent(t, pr)
+	pr.Resume()
+	switched(t, pr)
+	if last := lastOld.Load(); last >= h {
+		t.Errorf("the old definition handled up to %d, the head: the rebuild waited for the log", last)
+	}
+	caughtUp(t, pr, h)
+	sameModel(t, "switched model", dumpMemory(target, "counts"), fold(t, store, nil))
+	fx.check(t, h)
+	t.Logf("switched %d events behind the head", h-lastOld.Load())
+}
+
+// builderAtParent waits until the rebuild's builder has reached the
+// active generation's position.
+func builderAtParent[M any](t *testing.T, pr *projection.Projector[M]) {
+	t.Helper()
+	waitFor(t, "the builder at the active generation's position", func() bool {
+		st := state(t, pr)
+		return st.Rebuild != nil && st.Rebuild.Position == st.Position
+	})
+}
+
+// growWhilePaused waits until the builder of paused pr waits at its
+// position while the load makes the log grow.
+func growWhilePaused[M any](t *testing.T, store annals.Store, pr *projection.Projector[M]) {
+	t.Helper()
+	builderAtParent(t, pr)
+	grown := head(t, store)
+	waitFor(t, "the log to grow while paused", func() bool { return head(t, store) > grown })
+}
+
+// loadAfterSwitch waits until the load has appended and queried after
+// the switch (so that queries saw it).
+func loadAfterSwitch(t *testing.T, store annals.Store, l *load) {
+	t.Helper()
+	atSwitch, queried := head(t, store), l.queries.Load()
+	waitFor(t, "appends and queries after the switch", func() bool {
+		return head(t, store) > atSwitch && l.queries.Load() > queried+10
+	})
+}
+
+// switched waits until the rebuild has switched to generation 1.
+func switched[M any](t *testing.T, pr *projection.Projector[M]) {
+	t.Helper()
+	waitFor(t, "the switch", func() bool {
 		st := state(t, pr)
 		return st.Generation == 1 && st.Rebuild == nil
 	})
-	lag := state(t, pr).Lag
-	if _, _, err := load.finish(); err != nil {
-		t.Fatal(err)
-	}
-	caughtUp(t, pr, head(t, store))
-	sameModel(t, "switched model", dumpMemory(target, "counts"), fold(t, store, nil))
-	fx.check(t, head(t, store))
-	t.Logf("switched %d events behind the head", lag)
 }

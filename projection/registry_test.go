@@ -55,18 +55,20 @@ func (f *fakeController) Status(ctx context.Context) (projection.Status, error) 
 		Lag: 10 - f.position, Parked: uint64(len(f.parked))}, nil
 }
 
-func (f *fakeController) Pause() {
+func (f *fakeController) Pause() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.call("pause")
 	f.state = projection.Paused
+	return nil
 }
 
-func (f *fakeController) Resume() {
+func (f *fakeController) Resume() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.call("resume")
 	f.state = projection.Running
+	return nil
 }
 
 func (f *fakeController) Reset(ctx context.Context) error {

@@ -74,7 +74,7 @@ func countEvents(t *testing.T, store annals.Store) int {
 
 func TestBadRequests(t *testing.T) {
 	store, conn := startRaw(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	for _, tc := range []struct {
 		name string
@@ -164,12 +164,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	if _, err := appendRaw(ctx, conn, options("s"), proposed("A", []byte(`{}`))); err != nil {
 		t.Fatal(err)
 	}
-	settle := func() int {
-		time.Sleep(300 * time.Millisecond)
-		runtime.GC()
-		return runtime.NumGoroutine()
-	}
-	before := settle()
+	before := runtime.NumGoroutine()
 	const calls = 200
 	for i := range calls {
 		cctx, cancel := context.WithCancel(ctx)
@@ -191,7 +186,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		cancel()
 	}
-	after := settle()
+	after := settleGoroutines(before + 10)
 	t.Logf("goroutines: %d before, %d after %d calls", before, after, calls)
 	if after > before+10 {
 		t.Fatalf("goroutines: %d before, %d after %d calls that ended", before, after, calls)
@@ -218,7 +213,7 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 	}
 	client := connect(t, addr)
 	defer client.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	if _, err := client.AppendToStream(ctx, "busy", kurrentdb.AppendToStreamOptions{}, event("Still", `{}`)); err != nil {
 		t.Fatalf("with %d idle connections open: %v", idle, err)

@@ -92,7 +92,7 @@ func recvBatch(t *testing.T, call batchCall) (uuid.UUID, *streams.BatchAppendRes
 // correlation id; appends to one stream written in the order sent.
 func TestBatchAppendPipelined(t *testing.T) {
 	store, conn := startRaw(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	call := openBatch(t, ctx, conn)
 	const streamsN, perStream = 20, 15
@@ -143,7 +143,7 @@ func TestBatchAppendPipelined(t *testing.T) {
 // written at once.
 func TestBatchAppendChunks(t *testing.T) {
 	store, conn := startRaw(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	call := openBatch(t, ctx, conn)
 	cid := uuid.New()
@@ -193,7 +193,7 @@ func errorDetail(t *testing.T, resp *streams.BatchAppendResp) (codes.Code, proto
 // it; the call goes on.
 func TestBatchAppendErrors(t *testing.T) {
 	store, conn := startRaw(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	bookedID := uuid.New()
 	if _, err := store.Append(ctx, "booked", annals.NoStream, annals.EventData{ID: bookedID, Type: "Booked", Data: []byte(`{}`)}); err != nil {
@@ -285,12 +285,7 @@ func TestBatchAppendErrors(t *testing.T) {
 // A client that leaves mid-append writes nothing and leaves no goroutine.
 func TestBatchAppendClientVanishes(t *testing.T) {
 	store, conn := startRaw(t)
-	settle := func() int {
-		time.Sleep(300 * time.Millisecond)
-		runtime.GC()
-		return runtime.NumGoroutine()
-	}
-	before := settle()
+	before := runtime.NumGoroutine()
 	for range 50 {
 		ctx, cancel := context.WithCancel(context.Background())
 		call := openBatch(t, ctx, conn)
@@ -300,7 +295,7 @@ func TestBatchAppendClientVanishes(t *testing.T) {
 		}
 		cancel()
 	}
-	after := settle()
+	after := settleGoroutines(before + 10)
 	if n := countEvents(t, store); n != 0 {
 		t.Fatalf("appends never finished wrote %d events", n)
 	}

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 )
@@ -26,7 +25,7 @@ func TestSeatBookingOverGRPC(t *testing.T) {
 		stream   = "show-42"
 	)
 	_, addr := start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
 	var booked, soldOut, conflicts atomic.Int64

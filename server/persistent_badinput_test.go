@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/persistent"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
@@ -25,7 +24,7 @@ func readOptions(stream, group string) *persistent.ReadReq {
 // (after a confirmation, if one comes) and its trailers.
 func readRaw(t *testing.T, conn *grpc.ClientConn, msgs ...*persistent.ReadReq) (error, metadata.MD) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	call, err := persistent.NewPersistentSubscriptionsClient(conn).Read(ctx)
 	if err != nil {
@@ -51,7 +50,7 @@ func TestPersistentMalformedRequests(t *testing.T) {
 	}
 	defer conn.Close()
 	ps := persistent.NewPersistentSubscriptionsClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
 	// No options at all, a create without settings, an unknown strategy.

@@ -86,8 +86,8 @@ func recv(t *testing.T, sub *kurrentdb.PersistentSubscription) *kurrentdb.EventA
 			t.Fatalf("dropped: %v", e.SubscriptionDropped.Error)
 		}
 		return e.EventAppeared
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event in 5s")
+	case <-time.After(hangGuard):
+		t.Fatalf("no event in %v", hangGuard)
 	}
 	return nil
 }
@@ -100,7 +100,7 @@ func fromStart() kurrentdb.PersistentStreamSubscriptionOptions {
 
 func TestPersistentSubscriptionOfficialClient(t *testing.T) {
 	client, _ := servePersistent(t, t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	ids := appendEvents(t, client, "order-1", 3)
 
@@ -186,7 +186,7 @@ func TestPersistentSubscriptionOfficialClient(t *testing.T) {
 func waitInfo(t *testing.T, client *kurrentdb.Client, stream, group string, cond func(*kurrentdb.PersistentSubscriptionInfo) bool) {
 	t.Helper()
 	var last *kurrentdb.PersistentSubscriptionInfo
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(hangGuard); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		info, err := client.GetPersistentSubscriptionInfo(context.Background(), stream, group, kurrentdb.GetPersistentSubscriptionOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -200,7 +200,7 @@ func waitInfo(t *testing.T, client *kurrentdb.Client, stream, group string, cond
 
 func TestPersistentCompetingConsumers(t *testing.T) {
 	client, _ := servePersistent(t, t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	if err := client.CreatePersistentSubscriptionToAll(ctx, "workers", kurrentdb.PersistentAllSubscriptionOptions{
 		StartFrom: kurrentdb.Start{}, Filter: &kurrentdb.SubscriptionFilter{Type: kurrentdb.StreamFilterType, Prefixes: []string{"job-"}},
@@ -220,6 +220,10 @@ func TestPersistentCompetingConsumers(t *testing.T) {
 		stream   string
 	}
 	results := make(chan got, jobs*2)
+	// Neither consumer acks before both are subscribed: the first holds
+	// at most its buffer of 3 unacknowledged, so the second takes a
+	// share however late it connects.
+	both := make(chan struct{})
 	for n := range 2 {
 		sub, err := client.SubscribeToPersistentSubscriptionToAll(ctx, "workers", kurrentdb.SubscribeToPersistentSubscriptionOptions{BufferSize: 3})
 		if err != nil {
@@ -227,19 +231,19 @@ func TestPersistentCompetingConsumers(t *testing.T) {
 		}
 		defer sub.Close()
 		go func() {
+			<-both
 			for {
 				e := sub.Recv()
 				if e.EventAppeared == nil {
 					return
 				}
-				// Slow enough that both consumers take a share.
-				time.Sleep(5 * time.Millisecond)
 				ev := e.EventAppeared.Event.OriginalEvent()
 				sub.Ack(e.EventAppeared.Event)
 				results <- got{n, ev.EventID, ev.StreamID}
 			}
 		}()
 	}
+	close(both)
 	seen := map[uuid.UUID]bool{}
 	per := [2]int{}
 	for len(seen) < jobs {
@@ -262,7 +266,7 @@ func TestPersistentCompetingConsumers(t *testing.T) {
 func TestPersistentResumesAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	client, stop := servePersistent(t, dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	ids := appendEvents(t, client, "ledger", 6)
 	if err := client.CreatePersistentSubscription(ctx, "ledger", "audit", fromStart()); err != nil {
@@ -301,7 +305,7 @@ func TestPersistentResumesAfterRestart(t *testing.T) {
 
 func TestPersistentBadInputKeepsServing(t *testing.T) {
 	client, _ := servePersistent(t, t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	bad := kurrentdb.SubscriptionSettingsDefault()
 	bad.LiveBufferSize = -1
@@ -331,7 +335,7 @@ func TestPersistentBadInputKeepsServing(t *testing.T) {
 
 func TestPersistentDisconnectRedelivers(t *testing.T) {
 	client, _ := servePersistent(t, t.TempDir())
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	ids := appendEvents(t, client, "mail", 2)
 	if err := client.CreatePersistentSubscription(ctx, "mail", "senders", fromStart()); err != nil {

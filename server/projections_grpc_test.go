@@ -96,7 +96,7 @@ func statistics(ctx context.Context, conn *grpc.ClientConn, opts *projections.St
 
 func TestProjectionsGRPCList(t *testing.T) {
 	client, addr, _ := projectionClient(t, server.Options{Projections: projection.NewRegistry()})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
 	for _, list := range []func(context.Context, kurrentdb.GenericProjectionOptions) ([]kurrentdb.ProjectionStatus, error){client.ListAll, client.ListContinuous} {
@@ -154,7 +154,7 @@ func TestProjectionsGRPCList(t *testing.T) {
 
 func TestProjectionsGRPCControl(t *testing.T) {
 	client, _, pr := projectionClient(t, server.Options{Projections: projection.NewRegistry()})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	opts := kurrentdb.GenericProjectionOptions{}
 
@@ -213,7 +213,7 @@ func TestProjectionsGRPCControl(t *testing.T) {
 
 func TestProjectionsGRPCErrors(t *testing.T) {
 	client, addr, pr := projectionClient(t, server.Options{Projections: projection.NewRegistry()})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	opts := kurrentdb.GenericProjectionOptions{}
 
@@ -292,7 +292,7 @@ func TestProjectionsGRPCNotServed(t *testing.T) {
 
 func TestProjectionsGRPCCredentials(t *testing.T) {
 	_, addr, pr := projectionClient(t, server.Options{Projections: projection.NewRegistry(), Credentials: server.AdminCredentials("secret")})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	conn := rawConn(t, addr)
 	all := &projections.StatisticsReq_Options{Mode: &projections.StatisticsReq_Options_All{All: &shared.Empty{}}}

@@ -56,7 +56,7 @@ func serveProjections(t *testing.T, opts server.Options) (string, *projection.Pr
 		}
 	}
 	addr := teststores.ServeStore(t, store, opts)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for pr.Position() < 5 {
 		if time.Now().After(deadline) {
 			t.Fatal("the projector does not catch up")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -15,6 +16,26 @@ import (
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 )
+
+// hangGuard bounds the tests' waits and calls: far above any normal run,
+// only there so that a broken server fails its test instead of hanging
+// it. No verdict depends on the machine's speed.
+const hangGuard = 5 * time.Minute
+
+// settleGoroutines waits until at most limit goroutines run (those of
+// calls that ended exit asynchronously) and returns how many run; after
+// hangGuard it returns the count however high: a leak.
+func settleGoroutines(limit int) int {
+	deadline := time.Now().Add(hangGuard)
+	for {
+		runtime.GC()
+		n := runtime.NumGoroutine()
+		if n <= limit || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
 
 // serve serves a fresh embedded store on a loopback port until the test
 // ends, and returns the store and the address.
@@ -64,7 +85,7 @@ func code(err error) kurrentdb.ErrorCode {
 
 func TestOfficialGoClient(t *testing.T) {
 	client, addr := start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
 	// Append at an expected state, then the compare-and-swap refuses a stale one.
@@ -144,7 +165,7 @@ func TestOfficialGoClient(t *testing.T) {
 
 func TestOfficialGoClientSubscription(t *testing.T) {
 	client, _ := start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	if _, err := client.AppendToStream(ctx, "seat-1", kurrentdb.AppendToStreamOptions{}, event("Booked", `{"n":1}`)); err != nil {
 		t.Fatal(err)
@@ -180,7 +201,7 @@ func TestOfficialGoClientSubscription(t *testing.T) {
 // stream it is a new event, as in KurrentDB (ids are scoped to a stream).
 func TestDuplicateEventIDOverTheWire(t *testing.T) {
 	store, addr := serve(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	id := uuid.New()
 	if _, err := store.Append(ctx, "first", annals.NoStream, annals.EventData{ID: id, Type: "Once"}); err != nil {

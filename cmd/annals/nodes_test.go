@@ -41,7 +41,7 @@ func postgresDSN(t *testing.T) string {
 	if dsn == "" {
 		dsn = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err == nil {
@@ -92,12 +92,12 @@ func startNode(t *testing.T, dsn, schema string) *node {
 			if err != nil {
 				t.Errorf("node %s: %v", addr, err)
 			}
-		case <-time.After(20 * time.Second):
+		case <-time.After(hangGuard):
 			cmd.Process.Kill()
 			t.Errorf("node %s did not stop on SIGTERM", addr)
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		resp, err := http.Get("http://" + addr + "/health/live")
 		if err == nil {
@@ -129,7 +129,7 @@ func TestStatelessNodes(t *testing.T) {
 	rand.Read(b)
 	schema := "annals_nodes_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, dsn)
 		if err != nil {
@@ -151,7 +151,7 @@ func TestStatelessNodes(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
 	const capacity, perNode, wants = 100, 12, 4 // 3×12 clients × 4 seats = 144 > 100

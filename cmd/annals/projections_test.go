@@ -81,7 +81,7 @@ func startProjectionServer(t *testing.T, creds server.Credentials) *projectionSe
 
 func (ps *projectionServer) waitFor(t *testing.T, what string, cond func(projection.Status) bool) projection.Status {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		st, err := ps.pr.Status(context.Background())
 		if err != nil {

@@ -10,6 +10,12 @@ import (
 	"time"
 )
 
+// hangGuard bounds the tests' waits on a condition (a server up, a
+// projection caught up, a child exited): far above any normal run, only
+// there so that a broken build fails instead of hanging. No verdict
+// depends on the machine's speed.
+const hangGuard = 5 * time.Minute
+
 // serveCmd runs `annals serve args... --listen <a free loopback port>` in
 // a goroutine and waits until it answers /health/live. stop ends it as
 // SIGINT does and returns its exit code.
@@ -31,12 +37,12 @@ func serveCmd(t *testing.T, stdout, stderr io.Writer, args ...string) (addr stri
 		select {
 		case code := <-exited:
 			return code
-		case <-time.After(15 * time.Second):
+		case <-time.After(hangGuard):
 			t.Fatal("serve did not stop")
 			return -1
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		resp, err := http.Get("http://" + addr + "/health/live")
 		if err == nil {

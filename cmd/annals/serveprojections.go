@@ -22,8 +22,10 @@ var builtinProjections = []string{products.ListOfProductsName}
 // their targets.
 type servedProjections struct {
 	registry *projection.Registry
-	stops    []func() error
-	closers  []func()
+	// logger gets each projector's failures and errors as they happen.
+	logger  *slog.Logger
+	stops   []func() error
+	closers []func()
 }
 
 // projectionNames reads --projection: built-in names, each once.
@@ -47,7 +49,7 @@ func projectionNames(flag string) ([]string, error) {
 // their read models beside it: in PostgreSQL (the store's database and
 // schema) when the store is there, else in a pebble target in readModels.
 func startProjections(ctx context.Context, e *env, store annals.Store, names []string, readModels string, logger *slog.Logger) (*servedProjections, error) {
-	sp := &servedProjections{registry: projection.NewRegistry()}
+	sp := &servedProjections{registry: projection.NewRegistry(), logger: logger}
 	if len(names) == 0 {
 		return sp, nil
 	}
@@ -90,7 +92,7 @@ func (sp *servedProjections) startPostgres(ctx context.Context, e *env, store an
 }
 
 func start[M any](ctx context.Context, sp *servedProjections, store annals.Store, target projection.Target[M], p projection.Projection[M]) error {
-	pr, err := projection.New(store, target, p, projection.Options{})
+	pr, err := projection.New(store, target, p, projection.Options{Logger: sp.logger})
 	if err != nil {
 		return err
 	}
@@ -111,7 +113,8 @@ func (sp *servedProjections) stop(logger *slog.Logger) {
 		errs = append(errs, stop())
 	}
 	if err := errors.Join(errs...); err != nil {
-		logger.Error("a projection had failed", "err", err)
+		// Logged when it happened too; this says it was never retried.
+		logger.Error("a projection was still failed at shutdown", "err", err)
 	}
 	for _, c := range slices.Backward(sp.closers) {
 		c()

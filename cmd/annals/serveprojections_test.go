@@ -41,7 +41,7 @@ func serveWithProjection(t *testing.T, storeArgs ...string) {
 	}
 	addr, stop := serveCmd(t, io.Discard, io.Discard, append([]string{"--projection", products.ListOfProductsName}, storeArgs...)...)
 	url := "kurrentdb://" + addr + "?tls=false"
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(hangGuard)
 	for {
 		r := annalsCmd("projections", "status", products.ListOfProductsName, "--json", "--server", url)
 		var st projection.Status

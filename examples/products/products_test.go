@@ -59,7 +59,7 @@ func TestShop(t *testing.T) {
 	for _, kind := range []string{"memory", "embedded"} {
 		t.Run(kind, func(t *testing.T) {
 			s := teststores.Open(t, kind)
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hang guard
 			defer cancel()
 			shop := &products.Shop{
 				Vendors:  &command.Handler[products.Vendor, products.VendorCommand, products.Event]{Store: s, Decider: products.Vendors, Codec: products.Codec},

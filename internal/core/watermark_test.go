@@ -40,7 +40,7 @@ func receive(t *testing.T, ch <-chan waitResult) waitResult {
 	select {
 	case r := <-ch:
 		return r
-	case <-time.After(10 * time.Second):
+	case <-time.After(5 * time.Minute): // a hang guard
 		t.Fatal("Wait did not return")
 		return waitResult{}
 	}
@@ -194,7 +194,7 @@ func TestWatermarkConcurrent(t *testing.T) {
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(5 * time.Minute): // a hang guard
 		t.Fatal("waiters did not reach the final position")
 	}
 	close(errs)

@@ -29,6 +29,11 @@ const DefaultPostgresDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disa
 // Kinds names every store, for tests that run on each.
 var Kinds = []string{"memory", "embedded", "server", "postgres"}
 
+// hangGuard bounds the helpers' calls (a shutdown, a connection, a schema
+// dropped): far above any normal run, only there so that a broken server
+// or database fails the test instead of hanging it.
+const hangGuard = 5 * time.Minute
+
 // Open opens a fresh store of kind, closed when the test ends.
 func Open(t testing.TB, kind string) annals.Store {
 	t.Helper()
@@ -93,7 +98,7 @@ func ServeStore(t testing.TB, store annals.Store, opts server.Options) string {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
 			t.Error(err)
@@ -128,7 +133,7 @@ func PostgresDSN() string {
 // PostgreSQL server the test skips, unless CI=true: then it fails.
 func Schema(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, PostgresDSN())
 	if err != nil {
@@ -142,7 +147,7 @@ func Schema(t testing.TB) string {
 	rand.Read(b)
 	schema := "annals_test_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 		defer cancel()
 		conn, err := pgx.Connect(ctx, PostgresDSN())
 		if err != nil {
@@ -161,7 +166,7 @@ func Schema(t testing.TB) string {
 // ends, before the schema is dropped.
 func Postgres(t testing.TB, schema string) *postgres.Store {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	s, err := postgres.Open(ctx, PostgresDSN(), postgres.Options{Schema: schema, MaxConns: 4, Logger: quiet()})
 	if err != nil {
