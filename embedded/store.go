@@ -49,11 +49,18 @@ type Options struct {
 	Limits             annals.Limits
 	StreamCacheEntries int
 	BlockCacheBytes    int64
-	MemTableBytes      uint64
-	QueueLength        int
-	GroupOps           int
-	GroupBytes         int
-	ReadPageBytes      int
+	// MemTableBytes is pebble's memtable size; each WAL file takes 110% of
+	// it on disk. Zero sizes it to the disk: the free space at open / 32,
+	// at least MinMemTableBytes, at most DefaultMemTableBytes.
+	MemTableBytes uint64
+	// DiskReserveBytes is the free disk space writes never eat into: a
+	// write that would leave less fails with annals.ErrDiskFull (space.go).
+	// Zero is 4 memtables, at least MinDiskReserveBytes.
+	DiskReserveBytes uint64
+	QueueLength      int
+	GroupOps         int
+	GroupBytes       int
+	ReadPageBytes    int
 	// Logger receives the store's notable events (slog.Default if nil).
 	Logger *slog.Logger
 	// Now is the clock (time.Now by default).
@@ -75,9 +82,6 @@ func (o Options) withDefaults() Options {
 	if o.BlockCacheBytes <= 0 {
 		o.BlockCacheBytes = DefaultBlockCacheBytes
 	}
-	if o.MemTableBytes == 0 {
-		o.MemTableBytes = DefaultMemTableBytes
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -94,6 +98,7 @@ type Store struct {
 	db          *pebble.DB
 	wm          *core.Watermark
 
+	disk       *diskGuard // only the writer uses it
 	requests   chan *request
 	quit       chan struct{} // closed by Close: the writer stops taking requests
 	writerDone chan struct{} // closed when every accepted request has its answer
@@ -107,9 +112,15 @@ type Store struct {
 
 var _ annals.Store = (*Store)(nil)
 
-// Open opens (or creates) the store in dir.
+// Open opens (or creates) the store in dir. On a disk with less free space
+// than the reserve, it opens an existing store read-only: reads work,
+// writes fail with annals.ErrDiskFull until a restart with space freed.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
+	disk, err := sizeToDisk(dir, &opts)
+	if err != nil {
+		return nil, err
+	}
 	// Pebble reserves its memtables' memory from the block cache: size the
 	// cache so that BlockCacheBytes stay for blocks (with the default
 	// sizes, two 64 MiB memtables would otherwise take all of it).
@@ -122,6 +133,12 @@ func Open(dir string, opts Options) (*Store, error) {
 		// Writes stall once this many memtables wait to be flushed.
 		MemTableStopWritesThreshold: memTablesMax,
 		Logger:                      quietLogger{opts.Logger},
+		EventListener:               &pebble.EventListener{BackgroundError: (&backgroundErrors{log: opts.Logger}).report},
+		ReadOnly:                    disk.readOnly,
+	}
+	if disk.readOnly {
+		// A read-only open cannot ratchet the format: keep the store's.
+		po.FormatMajorVersion = 0
 	}
 	// MinLZ (pebble's "fastest") decompresses faster than snappy: a
 	// catch-up read of cold history is mostly block decompression.
@@ -134,6 +151,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		if lockHeld(err) {
 			return nil, fmt.Errorf("embedded: open %s: %w (%v)", dir, ErrLocked, err)
 		}
+		if disk.readOnly {
+			return nil, fmt.Errorf("embedded: open %s: %w: less than %d bytes free, and no store to open read-only: %v", dir, annals.ErrDiskFull, disk.reserve, err)
+		}
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
 	last, lastTime, err := lastEvent(db)
@@ -144,6 +164,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		opts:       opts,
 		db:         db,
+		disk:       disk,
 		wm:         core.NewWatermark(last),
 		requests:   make(chan *request, opts.QueueLength),
 		quit:       make(chan struct{}),
@@ -157,8 +178,34 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.Writes = core.Writes{Write: s.write}
 	w := newWriter(s, last, lastTime, ids)
 	go w.run()
-	opts.Logger.Info("embedded store open", "dir", dir, "position", last, "id-filter-bytes", ids.sizeBytes())
+	opts.Logger.Info("embedded store open", "dir", dir, "position", last, "id-filter-bytes", ids.sizeBytes(),
+		"memtable-bytes", opts.MemTableBytes, "disk-reserve-bytes", disk.reserve)
+	if disk.readOnly {
+		opts.Logger.Error("embedded: disk full: the store is open read-only; free space and restart to write",
+			"dir", dir, "reserve-bytes", disk.reserve)
+	}
 	return s, nil
+}
+
+// sizeToDisk fills in the memtable size and the reserve from the free space
+// at dir (space.go) and says whether pebble must open read-only.
+func sizeToDisk(dir string, opts *Options) (*diskGuard, error) {
+	free, err := freeAtOpen(dir)
+	known := err == nil
+	if err != nil && !errors.Is(err, errFreeUnknown) {
+		return nil, fmt.Errorf("embedded: open %s: reading the free disk space: %w", dir, err)
+	}
+	if opts.MemTableBytes == 0 {
+		opts.MemTableBytes = DefaultMemTableBytes
+		if known {
+			opts.MemTableBytes = memTableFor(free)
+		}
+	}
+	if opts.DiskReserveBytes == 0 {
+		opts.DiskReserveBytes = reserveFor(opts.MemTableBytes)
+	}
+	return &diskGuard{dir: dir, reserve: opts.DiskReserveBytes, log: opts.Logger,
+		readOnly: known && free < opts.DiskReserveBytes}, nil
 }
 
 // lastEvent finds the end of the log. Everything pebble recovers is whole
