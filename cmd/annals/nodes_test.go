@@ -64,13 +64,21 @@ type node struct {
 
 func startNode(t *testing.T, dsn, schema string) *node {
 	t.Helper()
+	return startServe(t, "--postgres", dsn, "--postgres-schema", schema)
+}
+
+// startServe starts `annals serve args` as a child process on a free port,
+// waits for it to serve and connects a client; the process gets SIGTERM
+// when the test ends.
+func startServe(t *testing.T, args ...string) *node {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(os.Args[0], "serve", "--postgres", dsn, "--postgres-schema", schema, "--listen", addr)
+	cmd := exec.Command(os.Args[0], append(append([]string{"serve"}, args...), "--listen", addr)...)
 	cmd.Env = append(os.Environ(), "ANNALS_AS_MAIN=1")
 	cmd.Stderr = io.Discard
 	if testing.Verbose() {
