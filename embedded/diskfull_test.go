@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -183,17 +184,37 @@ func TestDiskFull(t *testing.T) {
 	if !errors.Is(err, annals.ErrDiskFull) || !strings.Contains(err.Error(), "read-only") {
 		t.Fatalf("append on a store opened on a full disk: %v, want ErrDiskFull (read-only)", err)
 	}
-	ro.Close()
 
+	// A read spanning the reopen: its pages come from both engines.
+	next, stop := iter.Pull2(ro.ReadStream(context.Background(), stream, annals.ReadStreamOptions{}))
+	defer stop()
+	if _, err, ok := next(); !ok || err != nil {
+		t.Fatalf("first event: %v", err)
+	}
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
-	rw := openGuarded(t, dir)
-	if err := appendKiB(rw, stream, 1); err != nil {
-		t.Fatalf("append after a restart with space freed: %v", err)
+	if err := appendKiB(ro, stream, 1); err != nil {
+		t.Fatalf("append once space is freed, on the store opened read-only: %v", err)
 	}
-	if n := countStream(t, rw, stream); n != acked+1 {
-		t.Fatalf("read %d events, %d acknowledged", n, acked+1)
+	acked++
+	read := 1
+	for _, err, ok := next(); ok; _, err, ok = next() {
+		if err != nil {
+			t.Fatalf("read across the reopen: %v", err)
+		}
+		read++
+	}
+	if read < acked-1 {
+		t.Fatalf("a read across the reopen got %d events, %d were there before it", read, acked-1)
+	}
+	if n := countStream(t, ro, stream); n != acked {
+		t.Fatalf("read %d events after the reopen, %d acknowledged", n, acked)
+	}
+	ro.Close()
+	rw := openGuarded(t, dir)
+	if n := countStream(t, rw, stream); n != acked {
+		t.Fatalf("read %d events after a restart, %d acknowledged", n, acked)
 	}
 }
 

@@ -32,8 +32,9 @@ import (
 //     the disk, and pebble's WAL writer refuses every later record.
 //  4. Open on a disk under the reserve opens pebble read-only (it replays
 //     the WAL into memory and writes nothing), so a restart on a full disk
-//     serves reads and refuses writes with annals.ErrDiskFull; writes need
-//     a restart once space is freed.
+//     serves reads and refuses writes with annals.ErrDiskFull. The first
+//     write that finds the reserve free again reopens pebble read-write
+//     (readers wait for it; the log is the same before and after).
 //  5. Background errors (a flush or compaction out of space) do not stop
 //     the process: pebble keeps the inputs and retries. They are logged at
 //     most once per backgroundErrorLogInterval.
@@ -80,12 +81,45 @@ type diskGuard struct {
 }
 
 // admit returns nil if a group of groupBytes may be written, or an error
-// matching annals.ErrDiskFull.
-func (g *diskGuard) admit(groupBytes int) error {
-	if g.readOnly {
-		return fmt.Errorf("%w: the store was opened read-only because %s had less than %d bytes free; free space and restart to write",
-			annals.ErrDiskFull, g.dir, g.reserve)
+// matching annals.ErrDiskFull. A store opened read-only is reopened for
+// writing first, once the disk has the reserve again.
+func (w *writer) admit(groupBytes int) error {
+	g := w.s.disk
+	err := g.check(groupBytes)
+	if !g.readOnly {
+		return err
 	}
+	if err != nil {
+		return fmt.Errorf("%w; the store is read-only (opened on a full disk) until then", err)
+	}
+	return w.s.reopenWritable()
+}
+
+// reopenWritable reopens the engine read-write. Only the writer calls it,
+// while it has no group applied (a read-only store applies none); readers
+// wait on closeMu meanwhile and see the same log after.
+func (s *Store) reopenWritable() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if err := s.db.Close(); err != nil {
+		panic(fmt.Sprintf("embedded: closing the read-only engine to reopen it for writing: %v", err))
+	}
+	db, err := openPebble(s.disk.dir, s.opts, false)
+	if err != nil {
+		if s.db, err = openPebble(s.disk.dir, s.opts, true); err != nil {
+			panic(fmt.Sprintf("embedded: reopening the store read-only after a failed read-write open: %v", err))
+		}
+		return fmt.Errorf("%w: reopening the store for writing: %v", annals.ErrDiskFull, err)
+	}
+	s.db = db
+	s.disk.readOnly = false
+	s.opts.Logger.Info("embedded: disk space freed, the store is writable again", "dir", s.disk.dir)
+	return nil
+}
+
+// check returns an error matching annals.ErrDiskFull if a group of
+// groupBytes would leave less than the reserve free.
+func (g *diskGuard) check(groupBytes int) error {
 	free, err := freeBytes(g.dir)
 	if errors.Is(err, errFreeUnknown) {
 		return nil

@@ -114,47 +114,20 @@ var _ annals.Store = (*Store)(nil)
 
 // Open opens (or creates) the store in dir. On a disk with less free space
 // than the reserve, it opens an existing store read-only: reads work,
-// writes fail with annals.ErrDiskFull until a restart with space freed.
+// writes fail with annals.ErrDiskFull until space is freed (the store then
+// becomes writable by itself).
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
 	disk, err := sizeToDisk(dir, &opts)
 	if err != nil {
 		return nil, err
 	}
-	// Pebble reserves its memtables' memory from the block cache: size the
-	// cache so that BlockCacheBytes stay for blocks (with the default
-	// sizes, two 64 MiB memtables would otherwise take all of it).
-	cache := pebble.NewCache(opts.BlockCacheBytes + memTablesMax*int64(opts.MemTableBytes))
-	defer cache.Unref()
-	po := &pebble.Options{
-		Cache:              cache,
-		MemTableSize:       opts.MemTableBytes,
-		FormatMajorVersion: pebble.FormatNewest,
-		// Writes stall once this many memtables wait to be flushed.
-		MemTableStopWritesThreshold: memTablesMax,
-		Logger:                      quietLogger{opts.Logger},
-		EventListener:               &pebble.EventListener{BackgroundError: (&backgroundErrors{log: opts.Logger}).report},
-		ReadOnly:                    disk.readOnly,
-	}
-	if disk.readOnly {
-		// A read-only open cannot ratchet the format: keep the store's.
-		po.FormatMajorVersion = 0
-	}
-	// MinLZ (pebble's "fastest") decompresses faster than snappy: a
-	// catch-up read of cold history is mostly block decompression.
-	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	db, err := pebble.Open(dir, po)
+	db, err := openPebble(dir, opts, disk.readOnly)
 	if err != nil {
-		if lockHeld(err) {
-			return nil, fmt.Errorf("embedded: open %s: %w (%v)", dir, ErrLocked, err)
+		if disk.readOnly && !errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("%w: less than %d bytes free, and no store to open read-only", err, disk.reserve)
 		}
-		if disk.readOnly {
-			return nil, fmt.Errorf("embedded: open %s: %w: less than %d bytes free, and no store to open read-only: %v", dir, annals.ErrDiskFull, disk.reserve, err)
-		}
-		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+		return nil, err
 	}
 	last, lastTime, err := lastEvent(db)
 	if err != nil {
@@ -181,7 +154,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	opts.Logger.Info("embedded store open", "dir", dir, "position", last, "id-filter-bytes", ids.sizeBytes(),
 		"memtable-bytes", opts.MemTableBytes, "disk-reserve-bytes", disk.reserve)
 	if disk.readOnly {
-		opts.Logger.Error("embedded: disk full: the store is open read-only; free space and restart to write",
+		opts.Logger.Error("embedded: disk full: the store is open read-only until the disk has its reserve free again",
 			"dir", dir, "reserve-bytes", disk.reserve)
 	}
 	return s, nil
@@ -206,6 +179,46 @@ func sizeToDisk(dir string, opts *Options) (*diskGuard, error) {
 	}
 	return &diskGuard{dir: dir, reserve: opts.DiskReserveBytes, log: opts.Logger,
 		readOnly: known && free < opts.DiskReserveBytes}, nil
+}
+
+// openPebble opens the engine in dir; readOnly on a full disk (space.go).
+func openPebble(dir string, opts Options, readOnly bool) (*pebble.DB, error) {
+	// Pebble reserves its memtables' memory from the block cache: size the
+	// cache so that BlockCacheBytes stay for blocks (with the default
+	// sizes, two 64 MiB memtables would otherwise take all of it).
+	cache := pebble.NewCache(opts.BlockCacheBytes + memTablesMax*int64(opts.MemTableBytes))
+	defer cache.Unref()
+	po := &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       opts.MemTableBytes,
+		FormatMajorVersion: pebble.FormatNewest,
+		// Writes stall once this many memtables wait to be flushed.
+		MemTableStopWritesThreshold: memTablesMax,
+		Logger:                      quietLogger{opts.Logger},
+		EventListener:               &pebble.EventListener{BackgroundError: (&backgroundErrors{log: opts.Logger}).report},
+		ReadOnly:                    readOnly,
+	}
+	if readOnly {
+		// A read-only open cannot ratchet the format: keep the store's.
+		po.FormatMajorVersion = 0
+	}
+	// MinLZ (pebble's "fastest") decompresses faster than snappy: a
+	// catch-up read of cold history is mostly block decompression.
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		if lockHeld(err) {
+			return nil, fmt.Errorf("embedded: open %s: %w (%v)", dir, ErrLocked, err)
+		}
+		if readOnly {
+			return nil, fmt.Errorf("embedded: open %s read-only: %w: %v", dir, annals.ErrDiskFull, err)
+		}
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	return db, nil
 }
 
 // lastEvent finds the end of the log. Everything pebble recovers is whole

@@ -104,7 +104,7 @@ func (w *writer) run() {
 			}
 		}
 		reqs := w.collect(first)
-		if err := w.s.disk.admit(groupBytes(reqs)); err != nil {
+		if err := w.admit(groupBytes(reqs)); err != nil {
 			// Refused before planning: nothing written, no state revealed,
 			// so the answer need not wait for pending's fsync.
 			answer(reqs, err)

@@ -102,6 +102,7 @@ func startServe(t *testing.T, args ...string) *node {
 			}
 		case <-time.After(20 * time.Second):
 			cmd.Process.Kill()
+			<-done // gone before the test's other cleanups (a disk to unmount)
 			t.Errorf("node %s did not stop on SIGTERM", addr)
 		}
 	})
