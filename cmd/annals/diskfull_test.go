@@ -20,23 +20,65 @@ import (
 // diskCallHangGuard bounds one client call to the server under test.
 const diskCallHangGuard = time.Minute
 
+const diskStream = "disk-1"
+
+// appendFiller appends 4 KiB of random data (it does not compress).
+func appendFiller(c *kurrentdb.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), diskCallHangGuard)
+	defer cancel()
+	data := make([]byte, 4<<10)
+	rand.Read(data)
+	_, err := c.AppendToStream(ctx, diskStream, kurrentdb.AppendToStreamOptions{},
+		kurrentdb.EventData{EventType: "filler", ContentType: kurrentdb.ContentTypeBinary, Data: data})
+	return err
+}
+
+// wantDiskFull fails the test unless err is the server's disk-full answer
+// and says more (the message names the free space or read-only).
+func wantDiskFull(t *testing.T, err error, more string) {
+	t.Helper()
+	st, _ := status.FromError(errors.Unwrap(err))
+	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "disk full") || !strings.Contains(st.Message(), more) {
+		t.Fatalf("append on a full disk: %v (code %v), want ResourceExhausted, disk full, %q", err, st.Code(), more)
+	}
+}
+
+// checkServing fails the test unless the node answers /health/live and its
+// stream has want events.
+func checkServing(t *testing.T, n *node, want int) {
+	t.Helper()
+	resp, err := http.Get("http://" + n.addr + "/health/live")
+	if err != nil {
+		t.Fatalf("the server is gone: %v", err)
+	}
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), diskCallHangGuard)
+	defer cancel()
+	rs, err := n.client.ReadStream(ctx, diskStream, kurrentdb.ReadStreamOptions{}, uint64(want)+10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	read := 0
+	for ; ; read++ {
+		if _, err := rs.Recv(); err != nil {
+			break
+		}
+	}
+	if read != want {
+		t.Fatalf("read %d events, %d acknowledged", read, want)
+	}
+}
+
 // `annals serve` on a 64 MiB disk that fills: the client gets a
 // ResourceExhausted "disk full", the server stays up and serves reads, and
-// appends succeed again once space is freed.
+// appends succeed again once space is freed. Restarted on a full disk, it
+// comes up read-only, and writable once space is freed.
 func TestServeDiskFull(t *testing.T) {
 	mnt := testdisk.Mount(t, 64<<20)
-	ballast := filepath.Join(mnt, "ballast")
-	n := startServe(t, "--db", filepath.Join(mnt, "store"))
-	appendOne := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), diskCallHangGuard)
-		defer cancel()
-		data := make([]byte, 4<<10)
-		rand.Read(data)
-		_, err := n.client.AppendToStream(ctx, "disk-1", kurrentdb.AppendToStreamOptions{},
-			kurrentdb.EventData{EventType: "filler", ContentType: kurrentdb.ContentTypeBinary, Data: data})
-		return err
-	}
-	if err := appendOne(); err != nil {
+	ballast, db := filepath.Join(mnt, "ballast"), filepath.Join(mnt, "store")
+	n := startServe(t, "--db", db)
+	if err := appendFiller(n.client); err != nil {
 		t.Fatal(err)
 	}
 	acked := 1
@@ -48,43 +90,31 @@ func TestServeDiskFull(t *testing.T) {
 		if i > 2*(64<<20)/(4<<10) {
 			t.Fatalf("%d appends, none refused (%s)", i, testdisk.String(t, mnt))
 		}
-		if refused = appendOne(); refused == nil {
+		if refused = appendFiller(n.client); refused == nil {
 			acked++
 		}
 	}
-	st, _ := status.FromError(errors.Unwrap(refused))
-	if st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "disk full") {
-		t.Fatalf("append on a full disk: %v (code %v), want ResourceExhausted, disk full", refused, st.Code())
-	}
+	wantDiskFull(t, refused, "bytes free")
 	t.Logf("refused after %d appends: %v", acked, refused)
-
-	resp, err := http.Get("http://" + n.addr + "/health/live")
-	if err != nil {
-		t.Fatalf("the server is gone after a full disk: %v", err)
-	}
-	resp.Body.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), diskCallHangGuard)
-	defer cancel()
-	rs, err := n.client.ReadStream(ctx, "disk-1", kurrentdb.ReadStreamOptions{}, uint64(acked)+10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	read := 0
-	for {
-		if _, err := rs.Recv(); err != nil {
-			break
-		}
-		read++
-	}
-	rs.Close()
-	if read != acked {
-		t.Fatalf("read %d events on a full disk, %d acknowledged", read, acked)
-	}
-
+	checkServing(t, n, acked)
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
-	if err := appendOne(); err != nil {
+	if err := appendFiller(n.client); err != nil {
 		t.Fatalf("append after space was freed: %v", err)
 	}
+	acked++
+
+	n.stop(t)
+	testdisk.Fill(t, ballast, 0)
+	n = startServe(t, "--db", db)
+	checkServing(t, n, acked)
+	wantDiskFull(t, appendFiller(n.client), "read-only")
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	if err := appendFiller(n.client); err != nil {
+		t.Fatalf("append after space was freed, on a server started read-only: %v", err)
+	}
+	checkServing(t, n, acked+1)
 }

@@ -57,9 +57,10 @@ func postgresDSN(t *testing.T) string {
 
 // node is one `annals serve --postgres` child process.
 type node struct {
-	cmd    *exec.Cmd
-	addr   string
-	client *kurrentdb.Client
+	cmd      *exec.Cmd
+	addr     string
+	client   *kurrentdb.Client
+	stopOnce sync.Once
 }
 
 func startNode(t *testing.T, dsn, schema string) *node {
@@ -88,7 +89,15 @@ func startServe(t *testing.T, args ...string) *node {
 		t.Fatal(err)
 	}
 	n := &node{cmd: cmd, addr: addr}
-	t.Cleanup(func() {
+	t.Cleanup(func() { n.stop(t) })
+	n.waitServing(t)
+	return n
+}
+
+// stop sends the node SIGTERM and waits for it to exit (at most once).
+func (n *node) stop(t *testing.T) {
+	n.stopOnce.Do(func() {
+		cmd, addr := n.cmd, n.addr
 		if n.client != nil {
 			n.client.Close()
 		}
@@ -106,6 +115,11 @@ func startServe(t *testing.T, args ...string) *node {
 			t.Errorf("node %s did not stop on SIGTERM", addr)
 		}
 	})
+}
+
+// waitServing waits for n to answer HTTP, then connects its client.
+func (n *node) waitServing(t *testing.T) {
+	addr := n.addr
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + addr + "/health/live")
@@ -126,7 +140,6 @@ func startServe(t *testing.T, args ...string) *node {
 	if n.client, err = kurrentdb.NewClient(cfg); err != nil {
 		t.Fatal(err)
 	}
-	return n
 }
 
 // Three stateless server processes on one PostgreSQL store: official
