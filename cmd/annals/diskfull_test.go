@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/internal/testdisk"
+	"github.com/annals/annals/remote"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -110,6 +112,17 @@ func TestServeDiskFull(t *testing.T) {
 	n = startServe(t, "--db", db)
 	checkServing(t, n, acked)
 	wantDiskFull(t, appendFiller(n.client), "read-only")
+	// Through package remote, the same sentinel as a local store's.
+	r, err := remote.Dial("kurrentdb://" + n.addr + "?tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), diskCallHangGuard)
+	defer cancel()
+	if _, err := r.Append(ctx, diskStream, annals.Any, annals.EventData{Type: "filler", Data: []byte("{}")}); !errors.Is(err, annals.ErrDiskFull) {
+		t.Fatalf("append through remote on a full disk: %v, want annals.ErrDiskFull", err)
+	}
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)
 	}
