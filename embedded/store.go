@@ -55,7 +55,9 @@ type Options struct {
 	MemTableBytes uint64
 	// DiskReserveBytes is the free disk space writes never eat into: a
 	// write that would leave less fails with annals.ErrDiskFull (space.go).
-	// Zero is 4 memtables, at least MinDiskReserveBytes.
+	// Zero is 4 memtables, at least MinDiskReserveBytes. Much less than
+	// that lets pebble's own flushes meet the full disk: writes then stall
+	// until space is freed, or the process stops (space.go).
 	DiskReserveBytes uint64
 	QueueLength      int
 	GroupOps         int
