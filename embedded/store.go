@@ -21,6 +21,7 @@ import (
 	"github.com/annals/annals/internal/core"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/uuid"
 )
 
@@ -67,6 +68,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
+	// fs replaces the filesystem in tests that inject faults.
+	fs vfs.FS
 }
 
 func (o Options) withDefaults() Options {
@@ -199,6 +202,7 @@ func openPebble(dir string, opts Options, readOnly bool) (*pebble.DB, error) {
 		Logger:                      quietLogger{opts.Logger},
 		EventListener:               &pebble.EventListener{BackgroundError: (&backgroundErrors{log: opts.Logger}).report},
 		ReadOnly:                    readOnly,
+		FS:                          opts.fs,
 	}
 	if readOnly {
 		// A read-only open cannot ratchet the format: keep the store's.

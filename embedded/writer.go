@@ -80,7 +80,9 @@ func newWriter(s *Store, last uint64, lastTime time.Time, ids *idFilter) *writer
 }
 
 func (w *writer) run() {
-	defer close(w.s.writerDone)
+	// writerDone is closed on the way out of a normal stop only, never
+	// while a panic (a failed fsync) unwinds: its waiters would answer
+	// ErrClosed for appends that a restart may yet show as written.
 	// pending is the group applied last, whose fsync may still be running:
 	// the writer prepares and applies the next group meanwhile, then waits
 	// for pending's fsync and answers it.
@@ -92,6 +94,7 @@ func (w *writer) run() {
 			case first = <-w.s.requests:
 			case <-w.s.quit:
 				w.refuseQueued()
+				close(w.s.writerDone)
 				return
 			}
 		} else {
