@@ -23,6 +23,10 @@ var (
 	ErrInvalidInput = errors.New("annals: invalid input")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("annals: store is closed")
+	// ErrDiskFull: the store's disk has too little free space to take the
+	// write; nothing was written. Reads go on working, and writes are taken
+	// again once space is freed (see the store's documentation for when).
+	ErrDiskFull = errors.New("annals: disk full")
 )
 
 // WrongExpectedRevisionError is returned when a stream is not in the state

@@ -55,6 +55,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if dir := os.Getenv(walNoSpaceChildEnv); dir != "" {
+		walNoSpaceChild(dir)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -163,7 +163,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			return
 		}
 		prefix := streamPrefix(stream)
-		chunks := chunkCache{db: s.db}
+		var chunks chunkCache
 		lo, hi := r.Lo, r.Hi // revisions still to scan
 		var yielded uint64
 		for {
@@ -175,6 +175,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			chunks.loadedBytes = 0
 			done := true // the range or the window is exhausted
 			err := s.read(func() error {
+				chunks.db = s.db // reopened since the last page, if it was read-only (space.go)
 				bounds := &pebble.IterOptions{LowerBound: streamKey(stream, lo), UpperBound: upperStreamKey(prefix, hi)}
 				return s.scan(bounds, r.Direction == annals.Backwards, func(k, v []byte) (bool, error) {
 					pos, chunkKey, err := decodeLocation(v)

@@ -21,6 +21,7 @@ import (
 	"github.com/annals/annals/internal/core"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Defaults of Options.
@@ -48,15 +49,26 @@ type Options struct {
 	Limits             annals.Limits
 	StreamCacheEntries int
 	BlockCacheBytes    int64
-	MemTableBytes      uint64
-	QueueLength        int
-	GroupOps           int
-	GroupBytes         int
-	ReadPageBytes      int
+	// MemTableBytes is pebble's memtable size; each WAL file takes 110% of
+	// it on disk. Zero sizes it to the disk: the free space at open / 32,
+	// at least MinMemTableBytes, at most DefaultMemTableBytes.
+	MemTableBytes uint64
+	// DiskReserveBytes is the free disk space writes never eat into: a
+	// write that would leave less fails with annals.ErrDiskFull (space.go).
+	// Zero is 4 memtables, at least MinDiskReserveBytes. Much less than
+	// that lets pebble's own flushes meet the full disk: writes then stall
+	// until space is freed, or the process stops (space.go).
+	DiskReserveBytes uint64
+	QueueLength      int
+	GroupOps         int
+	GroupBytes       int
+	ReadPageBytes    int
 	// Logger receives the store's notable events (slog.Default if nil).
 	Logger *slog.Logger
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
+	// fs replaces the filesystem in tests that inject faults.
+	fs vfs.FS
 }
 
 func (o Options) withDefaults() Options {
@@ -74,9 +86,6 @@ func (o Options) withDefaults() Options {
 	if o.BlockCacheBytes <= 0 {
 		o.BlockCacheBytes = DefaultBlockCacheBytes
 	}
-	if o.MemTableBytes == 0 {
-		o.MemTableBytes = DefaultMemTableBytes
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -93,6 +102,7 @@ type Store struct {
 	db          *pebble.DB
 	wm          *core.Watermark
 
+	disk       *diskGuard // only the writer uses it
 	requests   chan *request
 	quit       chan struct{} // closed by Close: the writer stops taking requests
 	writerDone chan struct{} // closed when every accepted request has its answer
@@ -106,34 +116,22 @@ type Store struct {
 
 var _ annals.Store = (*Store)(nil)
 
-// Open opens (or creates) the store in dir.
+// Open opens (or creates) the store in dir. On a disk with less free space
+// than the reserve, it opens an existing store read-only: reads work,
+// writes fail with annals.ErrDiskFull until space is freed (the store then
+// becomes writable by itself).
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	// Pebble reserves its memtables' memory from the block cache: size the
-	// cache so that BlockCacheBytes stay for blocks (with the default
-	// sizes, two 64 MiB memtables would otherwise take all of it).
-	cache := pebble.NewCache(opts.BlockCacheBytes + memTablesMax*int64(opts.MemTableBytes))
-	defer cache.Unref()
-	po := &pebble.Options{
-		Cache:              cache,
-		MemTableSize:       opts.MemTableBytes,
-		FormatMajorVersion: pebble.FormatNewest,
-		// Writes stall once this many memtables wait to be flushed.
-		MemTableStopWritesThreshold: memTablesMax,
-		Logger:                      quietLogger{opts.Logger},
-	}
-	// MinLZ (pebble's "fastest") decompresses faster than snappy: a
-	// catch-up read of cold history is mostly block decompression.
-	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
-	for i := range po.Levels {
-		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
-	}
-	db, err := pebble.Open(dir, po)
+	disk, err := sizeToDisk(dir, &opts)
 	if err != nil {
-		if lockHeld(err) {
-			return nil, fmt.Errorf("embedded: open %s: %w (%v)", dir, ErrLocked, err)
+		return nil, err
+	}
+	db, err := openPebble(dir, opts, disk.readOnly)
+	if err != nil {
+		if disk.readOnly && !errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("%w: less than %d bytes free, and no store to open read-only", err, disk.reserve)
 		}
-		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+		return nil, err
 	}
 	if err := checkFormat(db, opts.Logger); err != nil {
 		db.Close()
@@ -147,6 +145,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		opts:       opts,
 		db:         db,
+		disk:       disk,
 		wm:         core.NewWatermark(last),
 		requests:   make(chan *request, opts.QueueLength),
 		quit:       make(chan struct{}),
@@ -160,8 +159,75 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.Writes = core.Writes{Write: s.write}
 	w := newWriter(s, last, lastTime, ids)
 	go w.run()
-	opts.Logger.Info("embedded store open", "dir", dir, "position", last, "id-filter-bytes", ids.sizeBytes())
+	opts.Logger.Info("embedded store open", "dir", dir, "position", last, "id-filter-bytes", ids.sizeBytes(),
+		"memtable-bytes", opts.MemTableBytes, "disk-reserve-bytes", disk.reserve)
+	if disk.readOnly {
+		opts.Logger.Error("embedded: disk full: the store is open read-only until the disk has its reserve free again",
+			"dir", dir, "reserve-bytes", disk.reserve)
+	}
 	return s, nil
+}
+
+// sizeToDisk fills in the memtable size and the reserve from the free space
+// at dir (space.go) and says whether pebble must open read-only.
+func sizeToDisk(dir string, opts *Options) (*diskGuard, error) {
+	free, err := freeAtOpen(dir)
+	known := err == nil
+	if err != nil && !errors.Is(err, errFreeUnknown) {
+		return nil, fmt.Errorf("embedded: open %s: reading the free disk space: %w", dir, err)
+	}
+	if opts.MemTableBytes == 0 {
+		opts.MemTableBytes = DefaultMemTableBytes
+		if known {
+			opts.MemTableBytes = memTableFor(free)
+		}
+	}
+	if opts.DiskReserveBytes == 0 {
+		opts.DiskReserveBytes = reserveFor(opts.MemTableBytes)
+	}
+	return &diskGuard{dir: dir, reserve: opts.DiskReserveBytes, log: opts.Logger,
+		readOnly: known && free < opts.DiskReserveBytes}, nil
+}
+
+// openPebble opens the engine in dir; readOnly on a full disk (space.go).
+func openPebble(dir string, opts Options, readOnly bool) (*pebble.DB, error) {
+	// Pebble reserves its memtables' memory from the block cache: size the
+	// cache so that BlockCacheBytes stay for blocks (with the default
+	// sizes, two 64 MiB memtables would otherwise take all of it).
+	cache := pebble.NewCache(opts.BlockCacheBytes + memTablesMax*int64(opts.MemTableBytes))
+	defer cache.Unref()
+	po := &pebble.Options{
+		Cache:              cache,
+		MemTableSize:       opts.MemTableBytes,
+		FormatMajorVersion: pebble.FormatNewest,
+		// Writes stall once this many memtables wait to be flushed.
+		MemTableStopWritesThreshold: memTablesMax,
+		Logger:                      quietLogger{opts.Logger},
+		EventListener:               &pebble.EventListener{BackgroundError: (&backgroundErrors{log: opts.Logger}).report},
+		ReadOnly:                    readOnly,
+		FS:                          opts.fs,
+	}
+	if readOnly {
+		// A read-only open cannot ratchet the format: keep the store's.
+		po.FormatMajorVersion = 0
+	}
+	// MinLZ (pebble's "fastest") decompresses faster than snappy: a
+	// catch-up read of cold history is mostly block decompression.
+	po.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, po)
+	if err != nil {
+		if lockHeld(err) {
+			return nil, fmt.Errorf("embedded: open %s: %w (%v)", dir, ErrLocked, err)
+		}
+		if readOnly {
+			return nil, fmt.Errorf("embedded: open %s read-only: %w: %v", dir, annals.ErrDiskFull, err)
+		}
+		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
+	}
+	return db, nil
 }
 
 // lastEvent finds the end of the log. Everything pebble recovers is whole

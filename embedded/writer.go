@@ -30,6 +30,8 @@ import (
 //  4. A failed fsync crashes the process. After a failed fsync the kernel
 //     may have dropped the dirty pages; retrying would acknowledge writes
 //     that are not on disk.
+//  5. A group is admitted only while the disk keeps its reserve (space.go);
+//     a refused group wrote nothing and is answered at once.
 
 type request struct {
 	op     *core.Op
@@ -78,7 +80,9 @@ func newWriter(s *Store, last uint64, lastTime time.Time, ids *idFilter) *writer
 }
 
 func (w *writer) run() {
-	defer close(w.s.writerDone)
+	// writerDone is closed on the way out of a normal stop only, never
+	// while a panic (a failed fsync) unwinds: its waiters would answer
+	// ErrClosed for appends that a restart may yet show as written.
 	// pending is the group applied last, whose fsync may still be running:
 	// the writer prepares and applies the next group meanwhile, then waits
 	// for pending's fsync and answers it.
@@ -90,6 +94,7 @@ func (w *writer) run() {
 			case first = <-w.s.requests:
 			case <-w.s.quit:
 				w.refuseQueued()
+				close(w.s.writerDone)
 				return
 			}
 		} else {
@@ -101,7 +106,14 @@ func (w *writer) run() {
 				continue
 			}
 		}
-		g := w.commit(w.collect(first))
+		reqs := w.collect(first)
+		if err := w.admit(groupBytes(reqs)); err != nil {
+			// Refused before planning: nothing written, no state revealed,
+			// so the answer need not wait for pending's fsync.
+			answer(reqs, err)
+			continue
+		}
+		g := w.commit(reqs)
 		if pending != nil {
 			w.finish(pending)
 		}
@@ -113,6 +125,21 @@ func (w *writer) run() {
 // group bounds.
 func (w *writer) collect(first *request) []*request {
 	return core.Collect(w.s.requests, first, func(r *request) int { return r.bytes }, w.s.opts.GroupOps, w.s.opts.GroupBytes)
+}
+
+func groupBytes(reqs []*request) (n int) {
+	for _, r := range reqs {
+		n += r.bytes
+	}
+	return n
+}
+
+// answer fails reqs with err.
+func answer(reqs []*request, err error) {
+	for _, r := range reqs {
+		r.err = err
+		close(r.done)
+	}
 }
 
 func (w *writer) refuseQueued() {
@@ -156,7 +183,7 @@ func (w *writer) commit(reqs []*request) *group {
 	if batch.Empty() {
 		batch.Close()
 	} else {
-		if err := w.s.db.ApplyNoSyncWait(batch, pebble.Sync); err != nil {
+		if err := w.apply(batch); err != nil {
 			panic(fmt.Sprintf("embedded: applying a group commit failed, stopping so nothing unsynced is acknowledged: %v", err))
 		}
 		g.batch = batch
@@ -246,12 +273,27 @@ func mustSet(b *pebble.Batch, k, v []byte) {
 	}
 }
 
+// apply hands batch to pebble without waiting for its fsync. Pebble
+// panics when its WAL writer has failed before (a write that hit ENOSPC):
+// the process stops either way, with a message that says why.
+func (w *writer) apply(batch *pebble.Batch) error {
+	defer func() {
+		if r := recover(); r != nil {
+			if err, ok := r.(error); ok && noSpace(err) {
+				w.s.opts.Logger.Error("embedded: the WAL hit a full disk; stopping so nothing unsynced is acknowledged (a restart opens read-only while the disk stays full)", "err", err)
+			}
+			panic(r)
+		}
+	}()
+	return w.s.db.ApplyNoSyncWait(batch, pebble.Sync)
+}
+
 // finish waits for g's fsync, publishes it and answers its requests.
 // Groups are finished in order.
 func (w *writer) finish(g *group) {
 	if g.batch != nil {
 		if err := g.batch.SyncWait(); err != nil {
-			w.s.opts.Logger.Error("fsync failed; crashing so nothing unsynced is acknowledged", "err", err)
+			w.s.opts.Logger.Error("fsync failed; crashing so nothing unsynced is acknowledged", "err", err, "disk-full", noSpace(err))
 			panic(fmt.Sprintf("embedded: WAL fsync failed: %v", err))
 		}
 		g.batch.Close()

@@ -19,6 +19,7 @@ import (
 	"io"
 	"iter"
 	"strconv"
+	"strings"
 
 	"github.com/annals/annals"
 	"github.com/google/uuid"
@@ -99,6 +100,12 @@ func fromError(stream string, err error) error {
 				return dup
 			}
 			return fmt.Errorf("%w: %s", annals.ErrDuplicateEventID, st.Message())
+		case codes.ResourceExhausted:
+			// An annals server's full disk; other exhausted resources stay
+			// as they came.
+			if msg, ok := strings.CutPrefix(st.Message(), annals.ErrDiskFull.Error()); ok {
+				return fmt.Errorf("%w%s", annals.ErrDiskFull, msg)
+			}
 		}
 	}
 	return err

@@ -389,6 +389,8 @@ func batchStatus(err error, limits annals.Limits) *rpcstatus.Status {
 		code, detail = codes.DeadlineExceeded, &shared.Timeout{}
 	case errors.Is(err, annals.ErrClosed):
 		code = codes.Unavailable
+	case errors.Is(err, annals.ErrDiskFull):
+		code = codes.ResourceExhausted // as toStatus
 	}
 	st := &rpcstatus.Status{Code: int32(code), Message: err.Error()}
 	if a, aerr := anypb.New(detail); aerr == nil {

@@ -58,6 +58,11 @@ func toStatus(err error) (error, metadata.MD) {
 		return status.Error(codes.InvalidArgument, err.Error()), metadata.Pairs("exception", exceptionInvalidArgument)
 	case errors.Is(err, annals.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down"), nil
+	case errors.Is(err, annals.ErrDiskFull):
+		// KurrentDB has no answer of its own for this; ResourceExhausted is
+		// gRPC's for an exhausted resource, and clients do not take it for
+		// a dead node to fail over from, as they do Unavailable.
+		return status.Error(codes.ResourceExhausted, err.Error()), nil
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error()), nil
 	case errors.Is(err, context.DeadlineExceeded):

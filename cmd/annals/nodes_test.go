@@ -57,12 +57,21 @@ func postgresDSN(t *testing.T) string {
 
 // node is one `annals serve --postgres` child process.
 type node struct {
-	cmd    *exec.Cmd
-	addr   string
-	client *kurrentdb.Client
+	cmd      *exec.Cmd
+	addr     string
+	client   *kurrentdb.Client
+	stopOnce sync.Once
 }
 
 func startNode(t *testing.T, dsn, schema string) *node {
+	t.Helper()
+	return startServe(t, "--postgres", dsn, "--postgres-schema", schema)
+}
+
+// startServe starts `annals serve args` as a child process on a free port,
+// waits for it to serve and connects a client; the process gets SIGTERM
+// when the test ends.
+func startServe(t *testing.T, args ...string) *node {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,7 +79,7 @@ func startNode(t *testing.T, dsn, schema string) *node {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(os.Args[0], "serve", "--postgres", dsn, "--postgres-schema", schema, "--listen", addr)
+	cmd := exec.Command(os.Args[0], append(append([]string{"serve"}, args...), "--listen", addr)...)
 	cmd.Env = append(os.Environ(), "ANNALS_AS_MAIN=1")
 	cmd.Stderr = io.Discard
 	if testing.Verbose() {
@@ -80,7 +89,15 @@ func startNode(t *testing.T, dsn, schema string) *node {
 		t.Fatal(err)
 	}
 	n := &node{cmd: cmd, addr: addr}
-	t.Cleanup(func() {
+	t.Cleanup(func() { n.stop(t) })
+	n.waitServing(t)
+	return n
+}
+
+// stop sends the node SIGTERM and waits for it to exit (at most once).
+func (n *node) stop(t *testing.T) {
+	n.stopOnce.Do(func() {
+		cmd, addr := n.cmd, n.addr
 		if n.client != nil {
 			n.client.Close()
 		}
@@ -94,9 +111,15 @@ func startNode(t *testing.T, dsn, schema string) *node {
 			}
 		case <-time.After(hangGuard):
 			cmd.Process.Kill()
+			<-done // gone before the test's other cleanups (a disk to unmount)
 			t.Errorf("node %s did not stop on SIGTERM", addr)
 		}
 	})
+}
+
+// waitServing waits for n to answer HTTP, then connects its client.
+func (n *node) waitServing(t *testing.T) {
+	addr := n.addr
 	deadline := time.Now().Add(hangGuard)
 	for {
 		resp, err := http.Get("http://" + addr + "/health/live")
@@ -117,7 +140,6 @@ func startNode(t *testing.T, dsn, schema string) *node {
 	if n.client, err = kurrentdb.NewClient(cfg); err != nil {
 		t.Fatal(err)
 	}
-	return n
 }
 
 // Three stateless server processes on one PostgreSQL store: official
