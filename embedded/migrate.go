@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/annals/annals"
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -21,8 +22,10 @@ const formatVersion = 2
 const migrateBatchKeys = 1 << 16
 
 // checkFormat brings the store in db to formatVersion, or refuses a store
-// written by a newer build (it could not read it correctly).
-func checkFormat(db *pebble.DB, logger *slog.Logger) error {
+// written by a newer build (it could not read it correctly). A store opened
+// read-only on a full disk cannot be migrated: that is refused with a clear
+// error.
+func checkFormat(db *pebble.DB, readOnly bool, logger *slog.Logger) error {
 	v, ok, err := getValue(db, []byte{keyFormat})
 	if err != nil {
 		return err
@@ -37,6 +40,9 @@ func checkFormat(db *pebble.DB, logger *slog.Logger) error {
 		if v[0] == formatVersion {
 			return nil
 		}
+	}
+	if readOnly {
+		return fmt.Errorf("the store needs its format upgraded to version %d, which needs free disk space: %w", formatVersion, annals.ErrDiskFull)
 	}
 	return migrateIDIndex(db, logger)
 }

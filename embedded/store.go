@@ -133,7 +133,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 		return nil, err
 	}
-	if err := checkFormat(db, opts.Logger); err != nil {
+	if err := checkFormat(db, disk.readOnly, opts.Logger); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("embedded: open %s: %w", dir, err)
 	}
