@@ -131,7 +131,7 @@ func New(store annals.Store, opts Options) *Server {
 	if opts.Projections != nil {
 		projections.RegisterProjectionsServer(s.grpc, &projectionsServer{reg: opts.Projections})
 	}
-	serverfeatures.RegisterServerFeaturesServer(s.grpc, advertised{persistent: s.persistent != nil, projections: opts.Projections != nil})
+	serverfeatures.RegisterServerFeaturesServer(s.grpc, features{persistent: s.persistent != nil, projections: opts.Projections != nil})
 	gossip.RegisterGossipServer(s.grpc, s.gossip)
 
 	mux := http.NewServeMux()
