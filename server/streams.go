@@ -29,6 +29,9 @@ type streamsServer struct {
 func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendReq, streams.AppendResp]) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return status.Error(codes.InvalidArgument, "an append must begin with a message carrying its options")
+	}
 	if err != nil {
 		return err
 	}
