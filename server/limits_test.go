@@ -110,3 +110,26 @@ func first(md metadata.MD, key string) string {
 	}
 	return ""
 }
+
+// The Node and .NET clients send a whole append as one BatchAppend
+// message: one of 1.4 MB (over the 1 MiB event limit, within the 8 MiB
+// append limit) is taken and written.
+func TestBatchAppendOneMessageOverEventLimit(t *testing.T) {
+	store, conn := startRaw(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var msgs []*streams.BatchAppendReq_ProposedMessage
+	for range 2 {
+		msgs = append(msgs, batchMessage(proposed("Big", make([]byte, 700_000)).GetProposedMessage()))
+	}
+	call := openBatch(t, ctx, conn)
+	if err := call.Send(&streams.BatchAppendReq{CorrelationId: correlation(uuid.New()), Options: batchOptions("big", "no_stream"), ProposedMessages: msgs, IsFinal: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, resp := recvBatch(t, call); resp.GetSuccess().GetCurrentRevision() != 1 {
+		t.Fatalf("a 1.4 MB append in one message: %v", resp)
+	}
+	if n := countEvents(t, store); n != 2 {
+		t.Fatalf("%d events written, want 2", n)
+	}
+}

@@ -44,6 +44,10 @@ const (
 	// messageOverheadBytes is the room a gRPC message needs around the
 	// largest event it may carry.
 	messageOverheadBytes = 64 << 10
+	// eventOverheadBytes is the room one event needs in a message besides
+	// what counts against the limits (its id, content type, field tags):
+	// a BatchAppend message carries a whole append.
+	eventOverheadBytes = 128
 	// ShutdownGrace is how long Shutdown lets calls in flight finish.
 	ShutdownGrace = 10 * time.Second
 	// readHeaderTimeout bounds a client that opens a connection and sends
@@ -57,6 +61,16 @@ const (
 	// httpIdleTimeout closes HTTP/1.1 connections left idle.
 	httpIdleTimeout = 2 * time.Minute
 )
+
+// MaxMessageBytes is the largest gRPC message the server takes under
+// limits: a whole append in one message, since the Node and .NET clients
+// send an append as one BatchAppend message (KurrentDB takes up to 16 MiB
+// in one). The memory it takes is only what a client actually sends, and
+// an append is refused once past the store's limits.
+func MaxMessageBytes(limits annals.Limits) int {
+	l := limits.WithDefaults()
+	return max(l.MaxEventSizeBytes, l.MaxAppendSizeBytes) + l.MaxAppendEvents*eventOverheadBytes + messageOverheadBytes
+}
 
 // Options configure a Server.
 type Options struct {
@@ -101,7 +115,7 @@ func New(store annals.Store, opts Options) *Server {
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes+messageOverheadBytes),
+		grpc.MaxRecvMsgSize(MaxMessageBytes(opts.Limits)),
 		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
 		grpc.UnaryInterceptor(opts.Credentials.unary),
 		grpc.StreamInterceptor(opts.Credentials.stream),
