@@ -128,6 +128,7 @@ func New(store annals.Store, opts Options) *Server {
 		// stack. Busy workers fall back to a goroutine per call.
 		grpc.NumStreamWorkers(streamWorkers),
 	)
+	ensureAdminUser(store, opts)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping})
 	// Persistent subscriptions keep their state in system streams. Without
 	// them, or if their groups cannot be loaded, the rest still serves and
@@ -179,6 +180,12 @@ func (s *Server) Serve(l net.Listener) error {
 		"tls", s.opts.TLS != nil, "version", ServerVersion)
 	grpcL, httpL := newConnListener(l.Addr()), newConnListener(l.Addr())
 	s.mu.Lock()
+	if s.stopping.Err() != nil {
+		// Shutdown came first: it had no listener to close.
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
 	s.base = l
 	s.mu.Unlock()
 	served := make(chan error, 2)
