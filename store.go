@@ -122,8 +122,9 @@ type SubscribeAllOptions struct {
 	From uint64
 	// Filter, if not nil, delivers only matching events.
 	Filter *Filter
-	// CheckpointInterval is how many events the subscription may pass over
-	// (filtered out) before it sends a checkpoint; 0 means
+	// CheckpointInterval is how many events of the log the subscription
+	// reads, matching or not, between checkpoints (as KurrentDB counts
+	// them); one more comes when it catches up. 0 means
 	// DefaultCheckpointInterval. Checkpoints are only sent with a filter.
 	CheckpointInterval uint64
 }

@@ -230,9 +230,11 @@ func (c *Config) check() error {
 	return c.Settings.Validate()
 }
 
-// resolveStart turns StartFrom End into the current end.
+// resolveStart turns StartFrom End into the current end, and remembers
+// it was asked (FromEnd).
 func (m *Manager) resolveStart(ctx context.Context, c *Config) error {
-	if c.Settings.StartFrom != annals.End {
+	c.Settings.FromEnd = c.Settings.StartFrom == annals.End
+	if !c.Settings.FromEnd {
 		return nil
 	}
 	c.Settings.StartFrom = 0

@@ -34,6 +34,11 @@ type Settings struct {
 	// created: the events appended after it). It only matters until the
 	// group writes its first checkpoint.
 	StartFrom uint64 `json:"startFrom"`
+	// FromEnd records that the group was asked to start at the end:
+	// StartFrom holds where the end was when the group was created or
+	// updated, and the group is reported as starting at the end, as
+	// KurrentDB reports it. Set by the Manager.
+	FromEnd bool `json:"fromEnd,omitempty"`
 	// ResolveLinkTos is recorded and reported. Annals writes no link
 	// events of its own, so there is nothing to resolve: a link event a
 	// client appended is delivered as it is.
@@ -111,9 +116,8 @@ func (s Settings) Validate() error {
 			return invalid(c.field, "is %d, must be from %d to %d", c.value, c.min, c.max)
 		}
 	}
-	if s.CheckpointUpperBound < s.CheckpointLowerBound {
-		return invalid("maxCheckpointCount", "%d is below minCheckpointCount %d", s.CheckpointUpperBound, s.CheckpointLowerBound)
-	}
+	// An upper bound below the lower one is KurrentDB's too: a checkpoint
+	// then comes at the upper bound.
 	return nil
 }
 

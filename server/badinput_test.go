@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/server"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
@@ -86,7 +87,7 @@ func TestBadRequests(t *testing.T) {
 		{"empty stream name", []*streams.AppendReq{options(""), proposed("A", []byte(`{}`))}, codes.InvalidArgument},
 		{"reserved stream", []*streams.AppendReq{options("$s"), proposed("A", []byte(`{}`))}, codes.InvalidArgument},
 		{"empty event type", []*streams.AppendReq{options("s"), proposed("", []byte(`{}`))}, codes.InvalidArgument},
-		{"message over the size limit", []*streams.AppendReq{options("s"), proposed("A", make([]byte, 2<<20))}, codes.ResourceExhausted},
+		{"message over the size limit", []*streams.AppendReq{options("s"), proposed("A", make([]byte, server.MaxMessageBytes(annals.Limits{})+1))}, codes.ResourceExhausted},
 		{"event over the size limit", []*streams.AppendReq{options("s"), proposed("A", make([]byte, annals.DefaultMaxEventSizeBytes+1))}, codes.InvalidArgument},
 	} {
 		_, err := appendRaw(ctx, conn, tc.msgs...)

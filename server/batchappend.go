@@ -206,10 +206,8 @@ func (b *batchCall) add(p *pendingAppend, msgs []*streams.BatchAppendReq_Propose
 		size += annals.EventSizeBytes(&ev)
 		events = append(events, ev)
 	}
-	lim := b.s.limits
-	if len(p.events)+len(events) > lim.MaxAppendEvents || p.sizeBytes+size > lim.MaxAppendSizeBytes {
-		b.fail(p, &annals.InvalidInputError{Field: "events", TooLarge: true,
-			Reason: fmt.Sprintf("the append is over %d events or %d bytes", lim.MaxAppendEvents, lim.MaxAppendSizeBytes)})
+	if err := appendTooLarge(b.s.limits, len(p.events)+len(events), p.sizeBytes+size); err != nil {
+		b.fail(p, err)
 		return
 	}
 	if !b.hold(size) {

@@ -21,6 +21,9 @@ const (
 	exceptionStreamDeleted        = "stream-deleted"
 	exceptionInvalidArgument      = "invalid-argument"
 	exceptionMaxAppendSize        = "maximum-append-size-exceeded"
+	// trailerMaxAppendSize goes with exceptionMaxAppendSize: the limit in
+	// bytes.
+	trailerMaxAppendSize = "maximum-append-size"
 	// exceptionDuplicateEventID is Annals' own: KurrentDB checks ids only
 	// against the stream's tail, Annals against every event of the stream.
 	exceptionDuplicateEventID = "duplicate-event-id"

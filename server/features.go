@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -15,21 +16,68 @@ import (
 // whose messages Annals sends.
 const ServerVersion = "24.10.0"
 
-// features answers ServerFeatures.GetSupportedMethods with exactly the
-// methods Annals implements.
-type features struct {
-	serverfeatures.UnimplementedServerFeaturesServer
+// The services Annals serves, by their full protobuf names.
+const (
+	streamsService        = "event_store.client.streams.Streams"
+	persistentService     = "event_store.client.persistent_subscriptions.PersistentSubscriptions"
+	projectionsService    = "event_store.client.projections.Projections"
+	gossipService         = "event_store.client.gossip.Gossip"
+	serverFeaturesService = "event_store.client.server_features.ServerFeatures"
+)
+
+// Methods served per service. Projections' other methods answer
+// Unimplemented and are not advertised.
+var (
+	streamsMethods     = []string{"Read", "Append", "Delete", "Tombstone", "BatchAppend"}
+	persistentMethods  = []string{"Create", "Update", "Delete", "Read", "GetInfo", "ReplayParked", "List", "RestartSubsystem"}
+	projectionsMethods = []string{"Statistics", "Disable", "Enable", "Reset"}
+)
+
+// supportedMethod is a method as KurrentDB advertises it: names in lower
+// case, with the features KurrentDB gives it. The clients decide by these
+// features what they may ask: without "all" on the persistent
+// subscription methods they refuse groups on $all, and without "stream"
+// they fall back to the HTTP API.
+func supportedMethod(service, method string) *serverfeatures.SupportedMethod {
+	m := &serverfeatures.SupportedMethod{MethodName: strings.ToLower(method), ServiceName: strings.ToLower(service)}
+	switch {
+	case service == persistentService:
+		m.Features = []string{"stream", "all"}
+	case service == streamsService && method == "Read":
+		m.Features = []string{"position", "events"}
+	case service == streamsService && method == "BatchAppend":
+		m.Features = []string{"deadline_duration"}
+	case service == projectionsService && method == "Create":
+		m.Features = []string{"track_emitted_streams"}
+	}
+	return m
 }
 
-func (features) GetSupportedMethods(context.Context, *shared.Empty) (*serverfeatures.SupportedMethods, error) {
-	const svc = "event_store.client.streams.streams"
-	m := func(name string) *serverfeatures.SupportedMethod {
-		return &serverfeatures.SupportedMethod{MethodName: name, ServiceName: svc}
+// features answers ServerFeatures.GetSupportedMethods with exactly the
+// methods the server serves.
+type features struct {
+	serverfeatures.UnimplementedServerFeaturesServer
+	persistent  bool // persistent subscriptions are served
+	projections bool // projections are served
+}
+
+func (f features) GetSupportedMethods(context.Context, *shared.Empty) (*serverfeatures.SupportedMethods, error) {
+	var out []*serverfeatures.SupportedMethod
+	add := func(service string, methods ...string) {
+		for _, m := range methods {
+			out = append(out, supportedMethod(service, m))
+		}
 	}
-	return &serverfeatures.SupportedMethods{
-		EventStoreServerVersion: ServerVersion,
-		Methods:                 []*serverfeatures.SupportedMethod{m("read"), m("append"), m("batchappend"), m("delete"), m("tombstone")},
-	}, nil
+	add(streamsService, streamsMethods...)
+	if f.persistent {
+		add(persistentService, persistentMethods...)
+	}
+	if f.projections {
+		add(projectionsService, projectionsMethods...)
+	}
+	add(gossipService, "Read")
+	add(serverFeaturesService, "GetSupportedMethods")
+	return &serverfeatures.SupportedMethods{EventStoreServerVersion: ServerVersion, Methods: out}, nil
 }
 
 // gossipServer answers as a single leader node: itself.
@@ -48,52 +96,4 @@ func (g *gossipServer) Read(context.Context, *shared.Empty) (*gossip.ClusterInfo
 		IsAlive:      true,
 		HttpEndPoint: &gossip.EndPoint{Address: g.host, Port: g.port},
 	}}}, nil
-}
-
-// persistentMethods are the PersistentSubscriptions methods, named as the
-// clients look for them: "create" with the feature "all" enables groups on
-// $all; without "getinfo", "list", "replayparked" and "restartsubsystem"
-// the clients fall back to HTTP.
-func persistentMethods() []*serverfeatures.SupportedMethod {
-	const svc = "event_store.client.persistent_subscriptions.persistentsubscriptions"
-	var out []*serverfeatures.SupportedMethod
-	for _, name := range []string{"create", "update", "delete", "read", "getinfo", "replayparked", "list", "restartsubsystem"} {
-		m := &serverfeatures.SupportedMethod{MethodName: name, ServiceName: svc}
-		if name == "create" {
-			m.Features = []string{"stream", "all"}
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// projectionMethods are the Projections methods served over a registry
-// (projections_grpc.go); the others answer Unimplemented and are not
-// advertised.
-func projectionMethods() []*serverfeatures.SupportedMethod {
-	const svc = "event_store.client.projections.projections"
-	var out []*serverfeatures.SupportedMethod
-	for _, name := range []string{"statistics", "disable", "enable", "reset"} {
-		out = append(out, &serverfeatures.SupportedMethod{MethodName: name, ServiceName: svc})
-	}
-	return out
-}
-
-// advertised adds the persistent subscription and projection methods to
-// what features answers, when the server serves them.
-type advertised struct {
-	features
-	persistent  bool
-	projections bool
-}
-
-func (a advertised) GetSupportedMethods(ctx context.Context, e *shared.Empty) (*serverfeatures.SupportedMethods, error) {
-	resp, err := a.features.GetSupportedMethods(ctx, e)
-	if err == nil && a.persistent {
-		resp.Methods = append(resp.Methods, persistentMethods()...)
-	}
-	if err == nil && a.projections {
-		resp.Methods = append(resp.Methods, projectionMethods()...)
-	}
-	return resp, err
 }

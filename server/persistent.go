@@ -36,16 +36,20 @@ func persistentStatus(err error, stream, group string) (error, metadata.MD) {
 	names := func(exception string) metadata.MD {
 		return metadata.Pairs("exception", exception, "stream-name", stream, "group-name", group)
 	}
+	// The texts are KurrentDB's: the clients show them, and the Node
+	// client's tests compare them.
 	switch {
 	case errors.Is(err, ps.ErrGroupNotFound):
-		return status.Error(codes.NotFound, err.Error()), names(exceptionGroupNotFound)
+		return status.Errorf(codes.NotFound, "Subscription group %s on stream %s does not exist.", group, stream), names(exceptionGroupNotFound)
 	case errors.Is(err, ps.ErrGroupExists):
-		return status.Error(codes.AlreadyExists, err.Error()), names(exceptionGroupExists)
+		return status.Errorf(codes.AlreadyExists, "Subscription group %s on stream %s exists.", group, stream), names(exceptionGroupExists)
 	case errors.Is(err, ps.ErrMaxSubscribers):
-		return status.Error(codes.FailedPrecondition, err.Error()), names(exceptionMaxSubscribers)
+		return status.Errorf(codes.FailedPrecondition, "Maximum subscriptions reached for subscription group %s on stream %s.", group, stream), names(exceptionMaxSubscribers)
 	case errors.Is(err, ps.ErrTooManyGroups):
 		return status.Error(codes.ResourceExhausted, err.Error()), nil
-	case errors.Is(err, ps.ErrDropped), errors.Is(err, ps.ErrStopped):
+	case errors.Is(err, ps.ErrDropped):
+		return status.Errorf(codes.Aborted, "Subscription group %s on stream %s was dropped.", group, stream), names(exceptionDropped)
+	case errors.Is(err, ps.ErrStopped):
 		return status.Error(codes.Aborted, err.Error()), names(exceptionDropped)
 	case errors.Is(err, ps.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down"), nil

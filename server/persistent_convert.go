@@ -220,6 +220,18 @@ func where(all bool, v uint64) string {
 	return strconv.FormatUint(v, 10)
 }
 
+// startText is where a group starts, as KurrentDB reports it: -1 (and
+// C:-1/P:-1 on $all) for a group asked to start at the end.
+func startText(all bool, s ps.Settings) string {
+	switch {
+	case s.FromEnd && all:
+		return "C:-1/P:-1"
+	case s.FromEnd:
+		return "-1"
+	}
+	return where(all, s.StartFrom)
+}
+
 func clamp32(v int64) int32 { return int32(min(max(v, -1<<31), 1<<31-1)) }
 
 // infoToProto describes a group with the fields Annals tracks; the rates
@@ -232,7 +244,7 @@ func infoToProto(i ps.GroupInfo) *persistent.SubscriptionInfo {
 		GroupName:                   i.Group,
 		Status:                      i.Status,
 		ResolveLinkTos:              s.ResolveLinkTos,
-		StartFrom:                   where(all, s.StartFrom),
+		StartFrom:                   startText(all, s),
 		MessageTimeoutMilliseconds:  clamp32(s.MessageTimeoutMs),
 		ExtraStatistics:             s.ExtraStatistics,
 		MaxRetryCount:               clamp32(int64(s.MaxRetryCount)),

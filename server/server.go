@@ -44,6 +44,10 @@ const (
 	// messageOverheadBytes is the room a gRPC message needs around the
 	// largest event it may carry.
 	messageOverheadBytes = 64 << 10
+	// eventOverheadBytes is the room one event needs in a message besides
+	// what counts against the limits (its id, content type, field tags):
+	// a BatchAppend message carries a whole append.
+	eventOverheadBytes = 128
 	// ShutdownGrace is how long Shutdown lets calls in flight finish.
 	ShutdownGrace = 10 * time.Second
 	// readHeaderTimeout bounds a client that opens a connection and sends
@@ -57,6 +61,16 @@ const (
 	// httpIdleTimeout closes HTTP/1.1 connections left idle.
 	httpIdleTimeout = 2 * time.Minute
 )
+
+// MaxMessageBytes is the largest gRPC message the server takes under
+// limits: a whole append in one message, since the Node and .NET clients
+// send an append as one BatchAppend message (KurrentDB takes up to 16 MiB
+// in one). The memory it takes is only what a client actually sends, and
+// an append is refused once past the store's limits.
+func MaxMessageBytes(limits annals.Limits) int {
+	l := limits.WithDefaults()
+	return max(l.MaxEventSizeBytes, l.MaxAppendSizeBytes) + l.MaxAppendEvents*eventOverheadBytes + messageOverheadBytes
+}
 
 // Options configure a Server.
 type Options struct {
@@ -101,7 +115,7 @@ func New(store annals.Store, opts Options) *Server {
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	s.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes+messageOverheadBytes),
+		grpc.MaxRecvMsgSize(MaxMessageBytes(opts.Limits)),
 		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
 		grpc.UnaryInterceptor(opts.Credentials.unary),
 		grpc.StreamInterceptor(opts.Credentials.stream),
@@ -114,6 +128,7 @@ func New(store annals.Store, opts Options) *Server {
 		// stack. Busy workers fall back to a goroutine per call.
 		grpc.NumStreamWorkers(streamWorkers),
 	)
+	ensureAdminUser(store, opts)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping})
 	// Persistent subscriptions keep their state in system streams. Without
 	// them, or if their groups cannot be loaded, the rest still serves and
@@ -131,7 +146,7 @@ func New(store annals.Store, opts Options) *Server {
 	if opts.Projections != nil {
 		projections.RegisterProjectionsServer(s.grpc, &projectionsServer{reg: opts.Projections})
 	}
-	serverfeatures.RegisterServerFeaturesServer(s.grpc, advertised{persistent: s.persistent != nil, projections: opts.Projections != nil})
+	serverfeatures.RegisterServerFeaturesServer(s.grpc, features{persistent: s.persistent != nil, projections: opts.Projections != nil})
 	gossip.RegisterGossipServer(s.grpc, s.gossip)
 
 	mux := http.NewServeMux()
@@ -165,6 +180,12 @@ func (s *Server) Serve(l net.Listener) error {
 		"tls", s.opts.TLS != nil, "version", ServerVersion)
 	grpcL, httpL := newConnListener(l.Addr()), newConnListener(l.Addr())
 	s.mu.Lock()
+	if s.stopping.Err() != nil {
+		// Shutdown came first: it had no listener to close.
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
 	s.base = l
 	s.mu.Unlock()
 	served := make(chan error, 2)

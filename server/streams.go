@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/annals/annals"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
@@ -29,6 +30,9 @@ type streamsServer struct {
 func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendReq, streams.AppendResp]) error {
 	ctx := stream.Context()
 	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return status.Error(codes.InvalidArgument, "an append must begin with a message carrying its options")
+	}
 	if err != nil {
 		return err
 	}
@@ -60,10 +64,9 @@ func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendR
 			return invalidArgument(err)
 		}
 		size += annals.EventSizeBytes(&ev)
-		if len(events) >= s.limits.MaxAppendEvents || size > s.limits.MaxAppendSizeBytes {
+		if err := appendTooLarge(s.limits, len(events)+1, size); err != nil {
 			// Stop reading: the append can never be written.
-			return unaryStreamError(stream, &annals.InvalidInputError{Field: "events", TooLarge: true,
-				Reason: fmt.Sprintf("the append is over %d events or %d bytes", s.limits.MaxAppendEvents, s.limits.MaxAppendSizeBytes)})
+			return s.appendError(stream, err)
 		}
 		events = append(events, ev)
 	}
@@ -74,7 +77,7 @@ func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendR
 			WrongExpectedVersion: wrongExpectedToProto(wrong)}})
 	}
 	if err != nil {
-		return unaryStreamError(stream, err)
+		return s.appendError(stream, err)
 	}
 	ok := &streams.AppendResp_Success{}
 	if r, exact := res.NextExpected.Revision(); exact {
@@ -116,6 +119,33 @@ func wrongExpectedToProto(w *annals.WrongExpectedRevisionError) *streams.AppendR
 		out.ExpectedRevisionOption = &streams.AppendResp_WrongExpectedVersion_ExpectedAny{ExpectedAny: &shared.Empty{}}
 	}
 	return out
+}
+
+// appendTooLarge is the error of an append of count events and size
+// bytes over the store's limits, nil within them: the same error on Append
+// and BatchAppend, before the events reach the store.
+func appendTooLarge(lim annals.Limits, count, size int) error {
+	if count <= lim.MaxAppendEvents && size <= lim.MaxAppendSizeBytes {
+		return nil
+	}
+	return &annals.InvalidInputError{Field: "events", TooLarge: true,
+		Reason: fmt.Sprintf("the append is over %d events or %d bytes", lim.MaxAppendEvents, lim.MaxAppendSizeBytes)}
+}
+
+// appendError is unaryStreamError for an append: one over a limit also
+// carries the maximum-append-size trailer, as KurrentDB sends it (the Node
+// client's error constructor reads it unchecked: without it the client
+// throws inside a gRPC callback).
+func (s *streamsServer) appendError(stream grpc.ServerStream, err error) error {
+	st, md := toStatus(err)
+	var invalid *annals.InvalidInputError
+	if errors.As(err, &invalid) && invalid.TooLarge {
+		md.Set(trailerMaxAppendSize, strconv.Itoa(s.limits.MaxAppendSizeBytes))
+	}
+	if md != nil {
+		stream.SetTrailer(md)
+	}
+	return st
 }
 
 // unaryStreamError sets err's trailers on a streaming call and returns its

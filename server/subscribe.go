@@ -15,6 +15,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
+// defaultSearchWindow is the search window of a filtered subscription
+// that names none (the "count" window): KurrentDB's read batch of 32
+// events, which its checkpoint interval multiplies.
+const defaultSearchWindow = 32
+
 // subscribe serves a Read with the subscription option: a confirmation,
 // then the history, a caught-up message, and live events until the client
 // goes or the server stops. KurrentDB subscriptions start after the
@@ -38,8 +43,12 @@ func (s *streamsServer) subscribe(opts *streams.ReadReq_Options, stream grpc.Ser
 		}
 		var interval uint64
 		if f := opts.GetFilter(); f != nil {
-			// KurrentDB checkpoints every window × multiplier events.
-			interval = uint64(max(f.GetMax(), 1)) * uint64(max(f.GetCheckpointIntervalMultiplier(), 1))
+			// KurrentDB checkpoints every window × multiplier events read.
+			window := uint64(defaultSearchWindow)
+			if f.GetMax() > 0 {
+				window = uint64(f.GetMax())
+			}
+			interval = window * uint64(max(f.GetCheckpointIntervalMultiplier(), 1))
 		}
 		msgs = s.store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: from, Filter: filter, CheckpointInterval: interval})
 	default:

@@ -204,7 +204,8 @@ func testSubFilteredCheckpoints(t *testing.T, s annals.Store) {
 		default:
 			t.Fatalf("unexpected %s message", kindName(m.Kind))
 		}
-		if prev := progress[len(progress)-1]; p <= prev {
+		// A checkpoint may repeat the position of the event before it.
+		if prev := progress[len(progress)-1]; p < prev || p == prev && m.Kind == annals.MessageEvent {
 			t.Fatalf("%s at position %d after progress at %d: positions must increase", kindName(m.Kind), p, prev)
 		}
 		progress = append(progress, p)

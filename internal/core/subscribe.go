@@ -40,7 +40,11 @@ func SubscribeAll(ctx context.Context, src Source, wm *Watermark, opts annals.Su
 			next = wm.Load() + 1
 		}
 		filter := opts.Filter
-		var passed uint64 // events filtered out since the last message
+		// read counts the events read, matching or not, since the last
+		// checkpoint: as KurrentDB, a filtered subscription checkpoints
+		// every interval events of the log, however many it delivered.
+		var read uint64
+		delivered := false // the last event read was delivered
 		caughtUp := false
 		for {
 			durable := wm.Load()
@@ -53,16 +57,15 @@ func SubscribeAll(ctx context.Context, src Source, wm *Watermark, opts annals.Su
 					}
 					n++
 					next = e.Position + 1
-					if filter.Match(&e) {
-						passed = 0
-						if !yield(annals.Message{Kind: annals.MessageEvent, Event: e}, nil) {
-							return
-						}
+					delivered = filter.Match(&e)
+					if delivered && !yield(annals.Message{Kind: annals.MessageEvent, Event: e}, nil) {
+						return
+					}
+					if filter == nil {
 						continue
 					}
-					passed++
-					if passed >= interval {
-						passed = 0
+					if read++; read >= interval {
+						read = 0
 						if !yield(annals.Message{Kind: annals.MessageCheckpoint, Position: e.Position}, nil) {
 							return
 						}
@@ -72,14 +75,17 @@ func SubscribeAll(ctx context.Context, src Source, wm *Watermark, opts annals.Su
 					break
 				}
 			}
-			if filter != nil && passed > 0 {
-				passed = 0
-				if !yield(annals.Message{Kind: annals.MessageCheckpoint, Position: next - 1}, nil) {
-					return
-				}
-			}
 			if !caughtUp {
 				caughtUp = true
+				// Going live, a checkpoint at the last position read, so
+				// one comes within the interval (as KurrentDB sends it),
+				// unless the consumer has just had that position.
+				if filter != nil && read > 0 && !delivered {
+					read = 0
+					if !yield(annals.Message{Kind: annals.MessageCheckpoint, Position: next - 1}, nil) {
+						return
+					}
+				}
 				if !yield(annals.Message{Kind: annals.MessageCaughtUp, Position: next - 1}, nil) {
 					return
 				}
