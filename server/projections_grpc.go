@@ -92,27 +92,22 @@ func (p *projectionsServer) Disable(ctx context.Context, req *projections.Disabl
 	if err != nil {
 		return nil, err
 	}
-	c.Pause()
+	if err := c.Pause(); err != nil {
+		return nil, projectionError(err)
+	}
 	return &projections.DisableResp{}, nil
 }
 
-// Enable resumes a paused projection. It cannot start one that is not
-// running: the process that registers a projector starts it, and a
-// failed one runs again once that process runs it again.
+// Enable resumes a paused projection, or runs a failed one again from its
+// checkpoint (projection.Controller.Resume says what it does in each
+// state; a stopped or standby projection is refused).
 func (p *projectionsServer) Enable(ctx context.Context, req *projections.EnableReq) (*projections.EnableResp, error) {
 	c, err := p.lookup(req.GetOptions().GetName())
 	if err != nil {
 		return nil, err
 	}
-	c.Resume()
-	st, err := c.Status(ctx)
-	if err != nil {
+	if err := c.Resume(); err != nil {
 		return nil, projectionError(err)
-	}
-	switch st.State {
-	case projection.Stopped, projection.Failed:
-		return nil, status.Errorf(codes.FailedPrecondition,
-			"projection %q is %s: resumed, but only the process that registers it can run it again", st.Name, st.State)
 	}
 	return &projections.EnableResp{}, nil
 }
@@ -181,7 +176,7 @@ func (p *projectionsServer) lookup(name string) (projection.Controller, error) {
 func projectionError(err error) error {
 	switch {
 	case errors.Is(err, projection.ErrNoReset), errors.Is(err, projection.ErrStandby),
-		errors.Is(err, projection.ErrRunning), errors.Is(err, projection.ErrNotRunning),
+		errors.Is(err, projection.ErrRunning), errors.Is(err, projection.ErrNotRunning), errors.Is(err, projection.ErrFailed),
 		errors.Is(err, projection.ErrRebuilding), errors.Is(err, projection.ErrGenerationMoved):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, projection.ErrInvalid):

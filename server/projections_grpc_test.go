@@ -209,6 +209,11 @@ func TestProjectionsGRPCControl(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("Enable of shop/orders: %v", err)
 	}
+	// Nor can Disable pause it: refused, not a success that did nothing.
+	err = client.Disable(ctx, "shop/orders", opts)
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("Disable of shop/orders: %v", err)
+	}
 }
 
 func TestProjectionsGRPCErrors(t *testing.T) {
