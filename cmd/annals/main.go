@@ -93,6 +93,7 @@ func commands() []command {
 		{"projections", "[list] | status|pause|resume|reset|rebuild|replay-parked NAME\n" +
 			"                     | parked NAME [--limit N]   [--server URL] [--json]",
 			"a server's projections: status, pause, resume, reset, rebuild, parked events", setupProjections},
+		{"version", "", "print the product's version and the protocol version it advertises", nil},
 		{"help", "[command]", "show this help, or one command's", nil},
 	}
 }
@@ -118,6 +119,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch name {
 	case "help", "-h", "-help", "--help":
 		return help(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		if len(rest) > 0 {
+			return report(stderr, "version", usagef("unexpected argument %q", rest[0]))
+		}
+		printVersion(stdout)
+		return exitOK
 	}
 	cmd := lookup(name)
 	if cmd == nil || cmd.setup == nil {
@@ -300,6 +307,9 @@ func printCommand(w io.Writer, cmd *command) {
 	if extra := commandNotes[cmd.name]; extra != "" {
 		io.WriteString(w, extra)
 	}
+	if cmd.setup == nil {
+		return // help and version have no flags
+	}
 	fs, _, _ := newFlagSet(cmd)
 	type row struct{ left, usage string }
 	var rows []row
@@ -381,8 +391,9 @@ var commandNotes = map[string]string{
   (default end) down. A missing or deleted stream is an error (exit 1).
 `,
 	"read-all": `  Forwards from position --from (default start), or with --backwards from
-  --from (default end) down. At most one filter; a prefix flag may be
-  repeated to match any of several prefixes.
+  --from (default end) down. At most one filter, and --exclude-system
+  beside it (which then also leaves out $-typed events of the streams
+  matched); a prefix flag may be repeated to match any of several prefixes.
 `,
 	"subscribe": `  Without --stream, subscribes to the global log, optionally filtered
   (the filters of read-all); with --stream, to that stream (no filter).

@@ -74,13 +74,23 @@ func setupReadAll(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		opts := annals.ReadAllOptions{Direction: dir, From: from, Limit: *rf.limit, Filter: filter}
+		if filters.alsoExcludeSystem {
+			opts.Limit = 0 // the limit counts what is printed, after the skip
+		}
 		return withStore(e, false, func(s annals.Store) error {
+			n := uint64(0)
 			for ev, err := range s.ReadAll(ctx, opts) {
 				if err != nil {
 					return err
 				}
+				if filters.skip(&ev) {
+					continue
+				}
 				if err := e.out.event(&ev); err != nil {
 					return err
+				}
+				if n++; n == *rf.limit {
+					break
 				}
 			}
 			return nil

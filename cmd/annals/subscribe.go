@@ -46,6 +46,9 @@ func setupSubscribe(fs *flag.FlagSet) runFunc {
 				}
 				switch m.Kind {
 				case annals.MessageEvent:
+					if filters.skip(&m.Event) {
+						continue
+					}
 					err = e.out.event(&m.Event)
 				case annals.MessageCaughtUp:
 					err = e.out.caughtUp(m.Position)
