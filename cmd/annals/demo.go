@@ -39,7 +39,7 @@ func setupDemo(fs *flag.FlagSet) runFunc {
 			defer os.RemoveAll(dir)
 			e.db = dir
 		}
-		return withStore(e, true, func(s annals.Store) error {
+		return withStore(ctx, e, true, func(s annals.Store) error {
 			_, err := seats.Run(ctx, s, cfg, e.out.w)
 			return err
 		})

@@ -444,7 +444,7 @@ var commandNotes = map[string]string{
 // withStore opens the store in e.db, runs fn and closes the store. Only
 // append may create a store; the other commands want an existing one, so a
 // mistyped --db is an error rather than a new empty store.
-func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
+func withStore(ctx context.Context, e *env, create bool, fn func(annals.Store) error) (err error) {
 	if e.server != "" {
 		s, err := remote.Dial(e.server)
 		if err != nil {
@@ -461,7 +461,9 @@ func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
 	// Info (open, close) would only be noise; warnings and errors go to
 	// stderr, so stdout stays pure JSON lines.
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	s, err := openStore(context.Background(), e, annals.Limits{}, logger)
+	// The open follows ctx: Ctrl-C stops a connection to a PostgreSQL
+	// that does not answer.
+	s, err := openStore(ctx, e, annals.Limits{}, logger)
 	if err != nil {
 		if errors.Is(err, embedded.ErrLocked) {
 			return fmt.Errorf("the store in %s is in use: a store is open in one process at a time; "+

@@ -30,7 +30,7 @@ func setupSubscribe(fs *flag.FlagSet) runFunc {
 			return err
 		}
 
-		return withStore(e, false, func(s annals.Store) error {
+		return withStore(ctx, e, false, func(s annals.Store) error {
 			var msgs iter.Seq2[annals.Message, error]
 			if *stream != "" {
 				msgs = s.SubscribeToStream(ctx, *stream, annals.SubscribeStreamOptions{From: start})
