@@ -25,6 +25,8 @@ import (
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/postgres"
 	"github.com/annals/annals/remote"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Exit statuses.
@@ -246,8 +248,9 @@ Usage:
 Every command opens the store in --db DIR (default ./annals-data) itself and
 closes it when done. An embedded store is open in one process at a time:
 while one annals command runs on a directory (a subscribe, say), the others
-fail with "in use". append creates the store; the other commands need one
-to exist. With --postgres DSN the commands use a PostgreSQL store instead
+fail with "in use". append (and serve, demo) create the store, in a new or
+empty directory only; the other commands need one to exist and never
+create one. With --postgres DSN the commands use a PostgreSQL store instead
 (created on first use), which any number of processes share.
 
 Commands:
@@ -453,8 +456,8 @@ func withStore(ctx context.Context, e *env, create bool, fn func(annals.Store) e
 		defer s.Close()
 		return fn(s)
 	}
-	if !create && e.postgres == "" {
-		if err := checkStoreExists(e.db); err != nil {
+	if e.postgres == "" {
+		if err := checkStoreDir(e.db, create); err != nil {
 			return err
 		}
 	}
@@ -500,10 +503,18 @@ func openStore(ctx context.Context, e *env, limits annals.Limits, logger *slog.L
 	return embedded.Open(e.db, embedded.Options{Limits: limits, Logger: logger})
 }
 
-func checkStoreExists(dir string) error {
+// checkStoreDir refuses, without writing to it, a directory that holds no
+// store when the command needs one (create false), and a directory that
+// holds other files when the command would create a store (create true):
+// opening either would write a store's files among them.
+func checkStoreDir(dir string, create bool) error {
+	const hint = "(annals append creates one; --db names another directory)"
 	f, err := os.Open(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no store in %s: it does not exist (annals append creates one; --db names another directory)", dir)
+		if create {
+			return nil
+		}
+		return fmt.Errorf("no store in %s: it does not exist %s", dir, hint)
 	}
 	if err != nil {
 		return err
@@ -511,10 +522,24 @@ func checkStoreExists(dir string) error {
 	defer f.Close()
 	names, err := f.Readdirnames(1)
 	if errors.Is(err, io.EOF) || (err == nil && len(names) == 0) {
-		return fmt.Errorf("no store in %s: the directory is empty (annals append creates one; --db names another directory)", dir)
+		if create {
+			return nil
+		}
+		return fmt.Errorf("no store in %s: the directory is empty %s", dir, hint)
 	}
 	if err != nil {
 		return fmt.Errorf("no store in %s: %w", dir, err)
+	}
+	desc, err := pebble.Peek(dir, vfs.Default)
+	if err != nil {
+		return fmt.Errorf("no store in %s: %w", dir, err)
+	}
+	if !desc.Exists {
+		if create {
+			return fmt.Errorf("no store in %s: the directory holds other files; a store is created only in a new "+
+				"or empty directory (--db names another)", dir)
+		}
+		return fmt.Errorf("no store in %s: the directory holds other files, not a store %s", dir, hint)
 	}
 	return nil
 }
