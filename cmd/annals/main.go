@@ -557,7 +557,7 @@ func report(stderr io.Writer, name string, err error) int {
 			name, wrong.Stream, expectedName(wrong.Expected), actualName(wrong.Actual))
 		return exitFailure
 	}
-	fmt.Fprintf(stderr, "annals %s: %s\n", name, strings.TrimPrefix(err.Error(), "annals: "))
+	fmt.Fprintf(stderr, "annals %s: %s\n", name, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "annals: "), "remote: "))
 	return exitFailure
 }
 

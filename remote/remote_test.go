@@ -1,0 +1,67 @@
+package remote_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/internal/teststores"
+	"github.com/annals/annals/memory"
+	"github.com/annals/annals/remote"
+	"github.com/annals/annals/server"
+	"github.com/annals/annals/storetest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// serveFresh serves a fresh store of kind through an annals server and
+// dials it with package remote.
+func serveFresh(t *testing.T, kind string) annals.Store {
+	t.Helper()
+	// As annals serve does: a client writes metadata as events of the
+	// metastream, a $ stream.
+	limits := annals.Limits{AllowSystemStreams: true}
+	var store annals.Store
+	switch kind {
+	case "memory":
+		store = memory.New(memory.Options{Limits: limits})
+	case "embedded":
+		s, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet(), Limits: limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = s
+	}
+	t.Cleanup(func() { store.Close() })
+	addr := teststores.ServeStore(t, store, server.Options{Limits: limits.WithDefaults()})
+	s, err := remote.Dial("kurrentdb://" + addr + "?tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	// One answered call: the server is serving before the test may end
+	// (a Shutdown that comes before Serve has its listener leaves Serve
+	// running).
+	for _, err := range s.ReadAll(context.Background(), annals.ReadAllOptions{Limit: 1}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// The conformance suite through the protocol, on the stores behind a
+// server, with what the protocol cannot carry switched off (package doc).
+func TestConformance(t *testing.T) {
+	for _, kind := range []string{"memory", "embedded"} {
+		t.Run(kind, func(t *testing.T) {
+			storetest.ExerciseWith(t, func(t *testing.T) annals.Store { return serveFresh(t, kind) }, limitations)
+		})
+	}
+}
+
+// Limitations are what the protocol cannot carry (package doc).
+var limitations = storetest.Limitations{JSONOrBinaryOnly: true, SystemStreamsWritable: true}
