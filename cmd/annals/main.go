@@ -404,7 +404,10 @@ var commandNotes = map[string]string{
   then follows until Ctrl-C or SIGTERM, and exits 0. An embedded store is
   open in one process at a time, so while the subscription holds --db
   nothing else appends to it: subscribe through a server (--server) or to
-  a PostgreSQL store (--postgres) to follow other writers live.
+  a PostgreSQL store (--postgres) to follow other writers live. A --from
+  past the end is live at once, as on KurrentDB: it says so on stderr,
+  reports caught up at the real last position, and delivers events from
+  --from on (those written before it are not delivered).
 `,
 	"demo": `  seats: a conference with --seats seats; --clients concurrent clients
   reserve 1 to 4 seats and sometimes cancel, each reservation a command
