@@ -189,8 +189,12 @@ type storeFlags struct {
 func newFlagSet(cmd *command) (*flag.FlagSet, runFunc, storeFlags) {
 	fs := flag.NewFlagSet("annals "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run reports parse errors; -h prints printCommand
-	sf := storeFlags{db: fs.String("db", defaultDB, "the `directory` of the embedded store"),
-		server: new(string), postgres: new(string), schema: new(string)}
+	db := defaultDB
+	sf := storeFlags{db: &db, server: new(string), postgres: new(string), schema: new(string)}
+	if storeCommands[cmd.name] {
+		// bench and projections open no store: they refuse --db.
+		fs.StringVar(sf.db, "db", defaultDB, "the `directory` of the embedded store")
+	}
 	exec := cmd.setup(fs)
 	if dataCommands[cmd.name] {
 		fs.StringVar(sf.server, "server", "", "work against a running server at this `URL` (kurrentdb://host:port?tls=false) instead of --db")
@@ -425,6 +429,8 @@ var commandNotes = map[string]string{
   and conflicts), and a read of $all. Without --server it serves a fresh
   embedded store on a loopback port, and also appends to that store
   directly, so the protocol's cost shows as a ratio. Prints a table.
+  --server writes the benchmark's events into that server's store for
+  good (streams bench-*, hot-*): it needs --yes.
 `,
 	"serve": `  Serves the store in --db (or the PostgreSQL store at --postgres) over
   the KurrentDB gRPC protocol, so the official clients connect to it as to
