@@ -2,9 +2,13 @@ package remote_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
@@ -65,3 +69,37 @@ func TestConformance(t *testing.T) {
 
 // Limitations are what the protocol cannot carry (package doc).
 var limitations = storetest.Limitations{JSONOrBinaryOnly: true, SystemStreamsWritable: true}
+
+// A call that ends on its context's deadline is context.DeadlineExceeded,
+// as on a local store; a server that cannot be reached is ErrUnreachable,
+// named by its address.
+func TestContextAndUnreachableErrors(t *testing.T) {
+	s := serveFresh(t, "memory")
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := s.Append(ctx, "late-1", annals.Any, annals.EventData{Type: "T"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("an append past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	for _, err := range s.ReadStream(ctx, "late-1", annals.ReadStreamOptions{}) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a read past its deadline: %v, want context.DeadlineExceeded", err)
+		}
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	gone, err := remote.Dial("kurrentdb://" + addr + "?tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	_, err = gone.Append(context.Background(), "s-1", annals.Any, annals.EventData{Type: "T"})
+	if !errors.Is(err, remote.ErrUnreachable) || !strings.Contains(err.Error(), "cannot reach server at "+addr) {
+		t.Errorf("an append to nothing: %v, want ErrUnreachable naming %s", err, addr)
+	}
+}
