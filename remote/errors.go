@@ -134,6 +134,8 @@ func (s *Store) unreachable(msg string) error {
 	lower := strings.ToLower(msg)
 	hint := ""
 	switch {
+	case s.tls && strings.Contains(lower, "x509"):
+		hint = " (the server's certificate is not trusted here: give the CA that signed it with tlsCAFile=FILE in the URL)"
 	case s.tls && (strings.Contains(lower, "tls") || strings.Contains(lower, "handshake")):
 		hint = " (the client speaks TLS and the server does not answer in TLS: for a server without TLS, " +
 			"add ?tls=false to the URL)"
@@ -144,7 +146,7 @@ func (s *Store) unreachable(msg string) error {
 	if i := strings.LastIndex(msg, "desc = "); i >= 0 {
 		reason = strings.Trim(msg[i+len("desc = "):], `"`)
 	}
-	reason = strings.TrimPrefix(reason, "transport: Error while dialing: ")
+	reason = strings.ReplaceAll(strings.TrimPrefix(reason, "transport: Error while dialing: "), `\"`, `"`)
 	return fmt.Errorf("remote: %w at %s: %s%s", ErrUnreachable, s.addr, reason, hint)
 }
 
