@@ -2,13 +2,32 @@
 // gRPC protocol (annals serve, or KurrentDB itself), through the official
 // KurrentDB Go client. The command line uses it for --server.
 //
-// Differences from a local store, imposed by the protocol: errors keep the
-// server's message but lose their structure (a wrong expected revision is
-// ErrWrongExpectedRevision with the server's text, not a
-// *WrongExpectedRevisionError with fields) — except an annals server's
-// refusal of an event id recorded elsewhere, which comes back as a whole
-// *DuplicateEventError; stream metadata is read and written as $metadata
-// events of the metastream.
+// Errors keep their structure over the wire: a wrong expected revision is
+// a *annals.WrongExpectedRevisionError with the stream, the expected
+// revision and the actual one (from the append's answer, or the message of
+// a delete's FailedPrecondition status; if a server says none, the
+// stream's last revision read just after); a missing or deleted stream
+// matches ErrStreamNotFound or ErrStreamDeleted; bad input matches
+// ErrInvalidInput; an annals server's refusal of an event id recorded
+// elsewhere is a whole *annals.DuplicateEventError. A server that cannot
+// be reached is ErrUnreachable, "cannot reach server at HOST:PORT", with a
+// hint when the two sides disagree on TLS (?tls=false). A call that ends
+// on its context's deadline is context.DeadlineExceeded, as on a local
+// store.
+//
+// What the protocol cannot carry, and storetest.Limitations names for the
+// conformance suite (run in this package's tests against annals servers on
+// the memory and embedded stores):
+//   - JSONOrBinaryOnly: an event's content type is application/json or
+//     application/octet-stream; any other is recorded as the latter (the
+//     bytes are kept);
+//   - SystemStreamsWritable: a server lets its clients write $ streams and
+//     $ event types (as KurrentDB lets admins), so the refusals a local
+//     store makes of them do not apply.
+//
+// Stream metadata is read and written as $metadata events of the
+// metastream. An append of no events reads the stream after it to give
+// its revision, which the client's answer does not carry.
 package remote
 
 import (
@@ -25,13 +44,15 @@ import (
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
+
 	"google.golang.org/grpc/status"
 )
 
 // Store talks to one server.
 type Store struct {
 	client *kurrentdb.Client
+	addr   string // host:port, or the hosts, for error messages
+	tls    bool
 }
 
 var _ annals.Store = (*Store)(nil)
@@ -48,7 +69,15 @@ func Dial(url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote: %w", err)
 	}
-	return &Store{client: client}, nil
+	addr := cfg.Address
+	if len(cfg.GossipSeeds) > 0 {
+		hosts := make([]string, len(cfg.GossipSeeds))
+		for i, h := range cfg.GossipSeeds {
+			hosts[i] = h.String()
+		}
+		addr = strings.Join(hosts, ",")
+	}
+	return &Store{client: client, addr: addr, tls: !cfg.DisableTLS}, nil
 }
 
 // Close implements annals.Store.
@@ -65,50 +94,6 @@ func streamState(e annals.ExpectedRevision) kurrentdb.StreamState {
 		return kurrentdb.StreamExists{}
 	}
 	return kurrentdb.Any{}
-}
-
-// fromError maps the client's errors onto annals' sentinels.
-func fromError(stream string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var kerr *kurrentdb.Error
-	if !errors.As(err, &kerr) {
-		return err
-	}
-	switch kerr.Code() {
-	case kurrentdb.ErrorCodeWrongExpectedVersion:
-		return fmt.Errorf("%w on stream %q: %v", annals.ErrWrongExpectedRevision, stream, kerr)
-	case kurrentdb.ErrorCodeStreamDeleted, kurrentdb.ErrorCodeStreamTombstoned:
-		return annals.StreamDeleted(stream)
-	case kurrentdb.ErrorCodeResourceNotFound:
-		return annals.StreamNotFound(stream)
-	case kurrentdb.ErrorCodeConnectionClosed:
-		return fmt.Errorf("%w: %v", annals.ErrClosed, kerr)
-	case kurrentdb.ErrorCodeAppendRecordSizeExceeded, kurrentdb.ErrorCodeAppendTransactionSizeExceeded:
-		return fmt.Errorf("%w: %v", annals.ErrInvalidInput, kerr)
-	}
-	// The server's refusals of bad input come as InvalidArgument; an
-	// annals server's refusal of an event id recorded elsewhere as
-	// AlreadyExists.
-	if st, ok := status.FromError(kerr.Unwrap()); ok {
-		switch st.Code() {
-		case codes.InvalidArgument:
-			return fmt.Errorf("%w: %s", annals.ErrInvalidInput, st.Message())
-		case codes.AlreadyExists:
-			if dup := duplicateOf(st); dup != nil {
-				return dup
-			}
-			return fmt.Errorf("%w: %s", annals.ErrDuplicateEventID, st.Message())
-		case codes.ResourceExhausted:
-			// An annals server's full disk; other exhausted resources stay
-			// as they came.
-			if msg, ok := strings.CutPrefix(st.Message(), annals.ErrDiskFull.Error()); ok {
-				return fmt.Errorf("%w%s", annals.ErrDiskFull, msg)
-			}
-		}
-	}
-	return err
 }
 
 // duplicateOf reads where an annals server says an event id is recorded.
@@ -143,12 +128,29 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 	}
 	r, err := s.client.AppendToStream(ctx, stream, kurrentdb.AppendToStreamOptions{StreamState: streamState(expected)}, data...)
 	if err != nil {
-		return annals.AppendResult{}, fromError(stream, err)
+		return annals.AppendResult{}, s.fromError(call{ctx, stream, expected}, err)
 	}
-	res := annals.AppendResult{NextExpected: annals.Exact(r.NextExpectedVersion)}
-	if len(events) > 0 {
-		res.LastPosition = r.CommitPosition
-		res.FirstPosition = r.CommitPosition - uint64(len(events)) + 1
+	if len(events) == 0 {
+		// The client's result cannot tell a stream without events from
+		// one at revision 0: ask the stream.
+		return s.zeroEventsResult(ctx, stream)
+	}
+	return annals.AppendResult{NextExpected: annals.Exact(r.NextExpectedVersion),
+		FirstPosition: r.CommitPosition - uint64(len(events)) + 1, LastPosition: r.CommitPosition}, nil
+}
+
+// zeroEventsResult is the result of an append of no events that passed
+// its expectation: the stream's revision, as read just after.
+func (s *Store) zeroEventsResult(ctx context.Context, stream string) (annals.AppendResult, error) {
+	res := annals.AppendResult{NextExpected: annals.NoStream}
+	for e, err := range s.ReadStream(ctx, stream, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
+		if errors.Is(err, annals.ErrStreamNotFound) || errors.Is(err, annals.ErrStreamDeleted) {
+			return res, nil
+		}
+		if err != nil {
+			return annals.AppendResult{}, err
+		}
+		res.NextExpected = annals.Exact(e.Revision)
 	}
 	return res, nil
 }
@@ -157,7 +159,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 func (s *Store) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
 	r, err := s.client.DeleteStream(ctx, stream, kurrentdb.DeleteStreamOptions{StreamState: streamState(expected)})
 	if err != nil {
-		return annals.DeleteResult{}, fromError(stream, err)
+		return annals.DeleteResult{}, s.fromError(call{ctx, stream, expected}, err)
 	}
 	return annals.DeleteResult{Position: r.Position.Commit}, nil
 }
@@ -166,7 +168,7 @@ func (s *Store) Delete(ctx context.Context, stream string, expected annals.Expec
 func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
 	r, err := s.client.TombstoneStream(ctx, stream, kurrentdb.TombstoneStreamOptions{StreamState: streamState(expected)})
 	if err != nil {
-		return annals.DeleteResult{}, fromError(stream, err)
+		return annals.DeleteResult{}, s.fromError(call{ctx, stream, expected}, err)
 	}
 	return annals.DeleteResult{Position: r.Position.Commit}, nil
 }
@@ -184,10 +186,10 @@ func toEvent(r *kurrentdb.RecordedEvent) annals.Event {
 }
 
 // drain turns the client's read stream into an iterator.
-func drain(stream string, rs *kurrentdb.ReadStream, err error, limit uint64) iter.Seq2[annals.Event, error] {
+func (s *Store) drain(c call, rs *kurrentdb.ReadStream, err error, limit uint64) iter.Seq2[annals.Event, error] {
 	return func(yield func(annals.Event, error) bool) {
 		if err != nil {
-			yield(annals.Event{}, fromError(stream, err))
+			yield(annals.Event{}, s.fromError(c, err))
 			return
 		}
 		defer rs.Close()
@@ -197,7 +199,7 @@ func drain(stream string, rs *kurrentdb.ReadStream, err error, limit uint64) ite
 				return
 			}
 			if err != nil {
-				yield(annals.Event{}, fromError(stream, err))
+				yield(annals.Event{}, s.fromError(c, err))
 				return
 			}
 			if !yield(toEvent(e.OriginalEvent()), nil) {
@@ -227,7 +229,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 		// The call starts when the caller ranges, so an iterator never
 		// ranged holds no call open.
 		rs, err := s.client.ReadStream(ctx, stream, o, count)
-		drain(stream, rs, err, opts.Limit)(yield)
+		s.drain(call{ctx: ctx, stream: stream}, rs, err, opts.Limit)(yield)
 	}
 }
 
@@ -262,7 +264,7 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 		}
 		rs, err := s.client.ReadAll(ctx, o, readAllOfIt)
 		var n uint64
-		for e, err := range drain(annals.AllStream, rs, err, 0) {
+		for e, err := range s.drain(call{ctx: ctx, stream: annals.AllStream}, rs, err, 0) {
 			if err != nil {
 				yield(e, err)
 				return
@@ -283,6 +285,10 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 // StreamMetadata implements annals.Store: the latest $metadata event of
 // the metastream.
 func (s *Store) StreamMetadata(ctx context.Context, stream string) (annals.StreamMetadata, annals.ExpectedRevision, error) {
+	// The name is checked here: the metastream's name is never empty.
+	if err := nameLimits.CheckStreamName(stream); err != nil {
+		return annals.StreamMetadata{}, annals.NoStream, err
+	}
 	for e, err := range s.ReadStream(ctx, annals.MetastreamOf(stream), annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
 		if errors.Is(err, annals.ErrStreamNotFound) {
 			return annals.StreamMetadata{}, annals.NoStream, nil
@@ -298,6 +304,14 @@ func (s *Store) StreamMetadata(ctx context.Context, stream string) (annals.Strea
 
 // SetStreamMetadata implements annals.Store.
 func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
+	if err := nameLimits.CheckStreamName(stream); err != nil {
+		return annals.AppendResult{}, err
+	}
+	// Checked on this side too: an $acl of null marshals to none, which a
+	// server would accept.
+	if err := md.Validate(); err != nil {
+		return annals.AppendResult{}, err
+	}
 	data, err := json.Marshal(md)
 	if err != nil {
 		return annals.AppendResult{}, err
@@ -317,7 +331,7 @@ func (s *Store) SubscribeToStream(ctx context.Context, stream string, opts annal
 	}
 	return func(yield func(annals.Message, error) bool) {
 		sub, err := s.client.SubscribeToStream(ctx, stream, kurrentdb.SubscribeToStreamOptions{From: from})
-		follow(ctx, stream, sub, err, yield)
+		s.follow(call{ctx: ctx, stream: stream}, sub, err, yield)
 	}
 }
 
@@ -352,15 +366,15 @@ func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOpti
 			o.MaxSearchWindow, o.CheckpointInterval = int(min(interval, 1<<20)), 1
 		}
 		sub, err := s.client.SubscribeToAll(ctx, o)
-		follow(ctx, annals.AllStream, sub, err, yield)
+		s.follow(call{ctx: ctx, stream: annals.AllStream}, sub, err, yield)
 	}
 }
 
 // follow relays a client subscription until the consumer stops, ctx ends
 // or the server drops it.
-func follow(ctx context.Context, stream string, sub *kurrentdb.Subscription, err error, yield func(annals.Message, error) bool) {
+func (s *Store) follow(c call, sub *kurrentdb.Subscription, err error, yield func(annals.Message, error) bool) {
 	if err != nil {
-		yield(annals.Message{}, fromError(stream, err))
+		yield(annals.Message{}, s.fromError(c, err))
 		return
 	}
 	defer sub.Close()
@@ -369,11 +383,7 @@ func follow(ctx context.Context, stream string, sub *kurrentdb.Subscription, err
 		var msg annals.Message
 		switch {
 		case m.SubscriptionDropped != nil:
-			err := m.SubscriptionDropped.Error
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			yield(annals.Message{}, fromError(stream, err))
+			yield(annals.Message{}, s.fromError(c, m.SubscriptionDropped.Error))
 			return
 		case m.EventAppeared != nil:
 			msg = annals.Message{Kind: annals.MessageEvent, Event: toEvent(m.EventAppeared.OriginalEvent())}
@@ -392,3 +402,7 @@ func follow(ctx context.Context, stream string, sub *kurrentdb.Subscription, err
 		}
 	}
 }
+
+// nameLimits checks the names this side checks itself: the metadata
+// calls, whose metastream's name would pass where the stream's does not.
+var nameLimits = annals.Limits{}.WithDefaults()

@@ -169,11 +169,8 @@ func (s *streamsServer) Delete(ctx context.Context, req *streams.DeleteReq) (*st
 	if err != nil {
 		return nil, unaryError(ctx, err)
 	}
-	out := &streams.DeleteResp{PositionOption: &streams.DeleteResp_NoPosition{NoPosition: &shared.Empty{}}}
-	if res.Position > 0 {
-		out.PositionOption = &streams.DeleteResp_Position_{Position: &streams.DeleteResp_Position{CommitPosition: res.Position, PreparePosition: res.Position}}
-	}
-	return out, nil
+	pos := s.deletePosition(ctx, res)
+	return &streams.DeleteResp{PositionOption: &streams.DeleteResp_Position_{Position: &streams.DeleteResp_Position{CommitPosition: pos, PreparePosition: pos}}}, nil
 }
 
 // Tombstone deletes a stream forever.
@@ -187,9 +184,23 @@ func (s *streamsServer) Tombstone(ctx context.Context, req *streams.TombstoneReq
 	if err != nil {
 		return nil, unaryError(ctx, err)
 	}
-	out := &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_NoPosition{NoPosition: &shared.Empty{}}}
+	pos := s.deletePosition(ctx, res)
+	return &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_Position_{Position: &streams.TombstoneResp_Position{CommitPosition: pos, PreparePosition: pos}}}, nil
+}
+
+// deletePosition is the position a delete answers with. KurrentDB's
+// deletes always write, so the official Go client dereferences the
+// position without a check and panics on NoPosition. An Annals delete of a
+// stream holding only metadata writes nothing: it answers the head of
+// $all, the point of the log at which the stream reads as deleted.
+func (s *streamsServer) deletePosition(ctx context.Context, res annals.DeleteResult) uint64 {
 	if res.Position > 0 {
-		out.PositionOption = &streams.TombstoneResp_Position_{Position: &streams.TombstoneResp_Position{CommitPosition: res.Position, PreparePosition: res.Position}}
+		return res.Position
 	}
-	return out, nil
+	for e, err := range s.store.ReadAll(ctx, annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
+		if err == nil {
+			return e.Position
+		}
+	}
+	return 0
 }

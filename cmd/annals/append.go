@@ -49,7 +49,7 @@ func setupAppend(fs *flag.FlagSet) runFunc {
 			}
 			events = []annals.EventData{ev}
 		}
-		return withStore(e, true, func(s annals.Store) error {
+		return withStore(ctx, e, true, func(s annals.Store) error {
 			res, err := s.Append(ctx, *stream, exp, events...)
 			if err != nil {
 				return err

@@ -37,6 +37,7 @@ func setupBench(fs *flag.FlagSet) runFunc {
 	writersList := fs.String("writers", "1,8,64,256", "the concurrent writer `counts` to run, comma-separated")
 	duration := fs.Duration("duration", 3*time.Second, "how long each run lasts")
 	readEvents := fs.Int("read-events", 100_000, "how many events the $all read run reads")
+	yes := fs.Bool("yes", false, "with --server: go ahead and write the benchmark's events (streams bench-*, hot-*) into that server's store")
 
 	return func(ctx context.Context, e *env) error {
 		writers, err := parseWriters(*writersList)
@@ -48,6 +49,13 @@ func setupBench(fs *flag.FlagSet) runFunc {
 		}
 		if *readEvents < 1 || *readEvents > benchReadEventsMax {
 			return usagef("--read-events must be from 1 to %d", benchReadEventsMax)
+		}
+		if *target != "" && !*yes {
+			return usagef("--server: the benchmark appends events (thousands a second, for every run: streams bench-*, hot-*) " +
+				"into that server's store, for good; add --yes to go ahead (without --server it serves a fresh scratch store)")
+		}
+		if *yes && *target == "" {
+			return usagef("--yes goes with --server (without it the benchmark writes into a fresh scratch store)")
 		}
 		tuneGC() // as serve does, so the in-process server runs as it would alone
 		url := *target

@@ -27,6 +27,10 @@ func setupDemo(fs *flag.FlagSet) runFunc {
 	var cfg seats.Config
 	seats.Flags(fs, &cfg)
 	return func(ctx context.Context, e *env) error {
+		// The flags default to the defaults, so a 0 here was typed.
+		if err := cfg.Check(); err != nil {
+			return usagef("%s", strings.TrimPrefix(err.Error(), "seats: "))
+		}
 		if e.server == "" && e.postgres == "" && !isSet(fs, "db") {
 			dir, err := os.MkdirTemp("", "annals-demo-")
 			if err != nil {
@@ -35,7 +39,7 @@ func setupDemo(fs *flag.FlagSet) runFunc {
 			defer os.RemoveAll(dir)
 			e.db = dir
 		}
-		return withStore(e, true, func(s annals.Store) error {
+		return withStore(ctx, e, true, func(s annals.Store) error {
 			_, err := seats.Run(ctx, s, cfg, e.out.w)
 			return err
 		})

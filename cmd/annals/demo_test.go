@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 )
@@ -32,5 +33,41 @@ func TestDemoSeats(t *testing.T) {
 	if code := run(context.Background(), []string{"demo", "seats", "-h"}, nil, &stdout, &stderr); code != exitOK ||
 		!strings.Contains(stdout.String(), "--reservations") {
 		t.Errorf("annals demo seats -h: exit %d, %s", code, stdout.String())
+	}
+}
+
+// A value out of range is a usage error (exit 2), 0 included: the flags
+// default to the defaults, so a 0 was typed.
+func TestDemoSeatsFlagsOutOfRange(t *testing.T) {
+	for _, bad := range [][]string{{"--seats", "0"}, {"--clients", "0"}, {"--seats", "-5"}, {"--max-attempts", "0"},
+		{"--duration", "0s"}, {"--cancel-percent", "101"}} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"demo", "seats", "--reservations", "5"}, bad...)
+		if bad[0] == "--duration" {
+			args = append([]string{"demo", "seats"}, bad...)
+		}
+		if code := run(context.Background(), args, nil, &stdout, &stderr); code != exitUsage || stdout.Len() != 0 {
+			t.Errorf("annals %v: exit %d, want %d; stdout %q stderr %q", args, code, exitUsage, stdout.String(), stderr.String())
+		}
+	}
+}
+
+// The run ends on its deadline while calls are in flight to a server: a
+// call that fails on that deadline ends the run, it is not a failure, and
+// the report and the verification follow. Several short runs, since the
+// failure came from a race at the deadline.
+func TestDemoSeatsServerDeadline(t *testing.T) {
+	addr, stop := serveCmd(t, io.Discard, io.Discard, "--db", t.TempDir())
+	defer stop()
+	url := "kurrentdb://" + addr + "?tls=false"
+	for i := range 6 {
+		var stdout, stderr bytes.Buffer
+		args := []string{"demo", "seats", "--server", url, "--duration", "300ms", "--clients", "50"}
+		if code := run(context.Background(), args, nil, &stdout, &stderr); code != exitOK {
+			t.Fatalf("run %d: exit %d\nstdout %s\nstderr %s", i, code, stdout.String(), stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "never more than the capacity") {
+			t.Fatalf("run %d: no verification in the report:\n%s", i, stdout.String())
+		}
 	}
 }

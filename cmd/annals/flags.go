@@ -100,6 +100,14 @@ type filterFlags struct {
 	streamRegex, typeRegex   string
 	category                 string
 	excludeSystem            bool
+	// alsoExcludeSystem: --exclude-system came with another filter.
+	alsoExcludeSystem bool
+}
+
+// skip reports whether the command leaves e out: a system event when
+// --exclude-system came with another filter.
+func (f *filterFlags) skip(e *annals.Event) bool {
+	return f.alsoExcludeSystem && strings.HasPrefix(e.Type, "$")
 }
 
 var filterNames = []string{"stream-prefix", "type-prefix", "stream-regex", "type-regex", "category", "exclude-system"}
@@ -127,8 +135,16 @@ func (f *filterFlags) given() []string {
 }
 
 // build returns the filter the flags ask for, nil for none.
+// --exclude-system goes with one other filter: that one goes to the store,
+// and alsoExcludeSystem tells the command to leave out system events
+// itself (a stream filter such as --category already leaves out the
+// system streams, but a user stream may hold an event of a $ type).
 func (f *filterFlags) build() (*annals.Filter, error) {
 	given := f.given()
+	if len(given) == 2 && f.excludeSystem {
+		f.alsoExcludeSystem = true
+		given = given[:1] // filterNames lists exclude-system last
+	}
 	if len(given) > 1 {
 		return nil, usagef("at most one filter, got %s", strings.Join(given, " and "))
 	}

@@ -25,6 +25,8 @@ import (
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/postgres"
 	"github.com/annals/annals/remote"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Exit statuses.
@@ -93,6 +95,7 @@ func commands() []command {
 		{"projections", "[list] | status|pause|resume|reset|rebuild|replay-parked NAME\n" +
 			"                     | parked NAME [--limit N]   [--server URL] [--json]",
 			"a server's projections: status, pause, resume, reset, rebuild, parked events", setupProjections},
+		{"version", "", "print the product's version and the protocol version it advertises", nil},
 		{"help", "[command]", "show this help, or one command's", nil},
 	}
 }
@@ -118,6 +121,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch name {
 	case "help", "-h", "-help", "--help":
 		return help(rest, stdout, stderr)
+	case "version", "-version", "--version":
+		if len(rest) > 0 {
+			return report(stderr, "version", usagef("unexpected argument %q", rest[0]))
+		}
+		printVersion(stdout)
+		return exitOK
 	}
 	cmd := lookup(name)
 	if cmd == nil || cmd.setup == nil {
@@ -180,8 +189,12 @@ type storeFlags struct {
 func newFlagSet(cmd *command) (*flag.FlagSet, runFunc, storeFlags) {
 	fs := flag.NewFlagSet("annals "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // run reports parse errors; -h prints printCommand
-	sf := storeFlags{db: fs.String("db", defaultDB, "the `directory` of the embedded store"),
-		server: new(string), postgres: new(string), schema: new(string)}
+	db := defaultDB
+	sf := storeFlags{db: &db, server: new(string), postgres: new(string), schema: new(string)}
+	if storeCommands[cmd.name] {
+		// bench and projections open no store: they refuse --db.
+		fs.StringVar(sf.db, "db", defaultDB, "the `directory` of the embedded store")
+	}
 	exec := cmd.setup(fs)
 	if dataCommands[cmd.name] {
 		fs.StringVar(sf.server, "server", "", "work against a running server at this `URL` (kurrentdb://host:port?tls=false) instead of --db")
@@ -239,8 +252,9 @@ Usage:
 Every command opens the store in --db DIR (default ./annals-data) itself and
 closes it when done. An embedded store is open in one process at a time:
 while one annals command runs on a directory (a subscribe, say), the others
-fail with "in use". append creates the store; the other commands need one
-to exist. With --postgres DSN the commands use a PostgreSQL store instead
+fail with "in use". append (and serve, demo) create the store, in a new or
+empty directory only; the other commands need one to exist and never
+create one. With --postgres DSN the commands use a PostgreSQL store instead
 (created on first use), which any number of processes share.
 
 Commands:
@@ -299,6 +313,9 @@ func printCommand(w io.Writer, cmd *command) {
 	fmt.Fprintf(w, "annals %s: %s\n  annals %s %s\n", cmd.name, cmd.summary, cmd.name, cmd.synopsis)
 	if extra := commandNotes[cmd.name]; extra != "" {
 		io.WriteString(w, extra)
+	}
+	if cmd.setup == nil {
+		return // help and version have no flags
 	}
 	fs, _, _ := newFlagSet(cmd)
 	type row struct{ left, usage string }
@@ -381,8 +398,9 @@ var commandNotes = map[string]string{
   (default end) down. A missing or deleted stream is an error (exit 1).
 `,
 	"read-all": `  Forwards from position --from (default start), or with --backwards from
-  --from (default end) down. At most one filter; a prefix flag may be
-  repeated to match any of several prefixes.
+  --from (default end) down. At most one filter, and --exclude-system
+  beside it (which then also leaves out $-typed events of the streams
+  matched); a prefix flag may be repeated to match any of several prefixes.
 `,
 	"subscribe": `  Without --stream, subscribes to the global log, optionally filtered
   (the filters of read-all); with --stream, to that stream (no filter).
@@ -390,7 +408,10 @@ var commandNotes = map[string]string{
   then follows until Ctrl-C or SIGTERM, and exits 0. An embedded store is
   open in one process at a time, so while the subscription holds --db
   nothing else appends to it: subscribe through a server (--server) or to
-  a PostgreSQL store (--postgres) to follow other writers live.
+  a PostgreSQL store (--postgres) to follow other writers live. A --from
+  past the end is live at once, as on KurrentDB: it says so on stderr,
+  reports caught up at the real last position, and delivers events from
+  --from on (those written before it are not delivered).
 `,
 	"demo": `  seats: a conference with --seats seats; --clients concurrent clients
   reserve 1 to 4 seats and sometimes cancel, each reservation a command
@@ -408,6 +429,8 @@ var commandNotes = map[string]string{
   and conflicts), and a read of $all. Without --server it serves a fresh
   embedded store on a loopback port, and also appends to that store
   directly, so the protocol's cost shows as a ratio. Prints a table.
+  --server writes the benchmark's events into that server's store for
+  good (streams bench-*, hot-*): it needs --yes.
 `,
 	"serve": `  Serves the store in --db (or the PostgreSQL store at --postgres) over
   the KurrentDB gRPC protocol, so the official clients connect to it as to
@@ -433,7 +456,7 @@ var commandNotes = map[string]string{
 // withStore opens the store in e.db, runs fn and closes the store. Only
 // append may create a store; the other commands want an existing one, so a
 // mistyped --db is an error rather than a new empty store.
-func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
+func withStore(ctx context.Context, e *env, create bool, fn func(annals.Store) error) (err error) {
 	if e.server != "" {
 		s, err := remote.Dial(e.server)
 		if err != nil {
@@ -442,17 +465,19 @@ func withStore(e *env, create bool, fn func(annals.Store) error) (err error) {
 		defer s.Close()
 		return fn(s)
 	}
-	if !create && e.postgres == "" {
-		if err := checkStoreExists(e.db); err != nil {
+	if e.postgres == "" {
+		if err := checkStoreDir(e.db, create); err != nil {
 			return err
 		}
 	}
 	// Info (open, close) would only be noise; warnings and errors go to
 	// stderr, so stdout stays pure JSON lines.
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// Whoever opens the store's directory administers it: system streams
-	// are writable, as through annals serve (annals.Limits).
-	s, err := openStore(context.Background(), e, annals.Limits{AllowSystemStreams: true}, logger)
+	// The open follows ctx: Ctrl-C stops a connection to a PostgreSQL
+	// that does not answer. Whoever opens the store's directory
+	// administers it: system streams are writable, as through annals
+	// serve (annals.Limits).
+	s, err := openStore(ctx, e, annals.Limits{AllowSystemStreams: true}, logger)
 	if err != nil {
 		if errors.Is(err, embedded.ErrLocked) {
 			return fmt.Errorf("the store in %s is in use: a store is open in one process at a time; "+
@@ -489,10 +514,18 @@ func openStore(ctx context.Context, e *env, limits annals.Limits, logger *slog.L
 	return embedded.Open(e.db, embedded.Options{Limits: limits, Logger: logger})
 }
 
-func checkStoreExists(dir string) error {
+// checkStoreDir refuses, without writing to it, a directory that holds no
+// store when the command needs one (create false), and a directory that
+// holds other files when the command would create a store (create true):
+// opening either would write a store's files among them.
+func checkStoreDir(dir string, create bool) error {
+	const hint = "(annals append creates one; --db names another directory)"
 	f, err := os.Open(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no store in %s: it does not exist (annals append creates one; --db names another directory)", dir)
+		if create {
+			return nil
+		}
+		return fmt.Errorf("no store in %s: it does not exist %s", dir, hint)
 	}
 	if err != nil {
 		return err
@@ -500,10 +533,24 @@ func checkStoreExists(dir string) error {
 	defer f.Close()
 	names, err := f.Readdirnames(1)
 	if errors.Is(err, io.EOF) || (err == nil && len(names) == 0) {
-		return fmt.Errorf("no store in %s: the directory is empty (annals append creates one; --db names another directory)", dir)
+		if create {
+			return nil
+		}
+		return fmt.Errorf("no store in %s: the directory is empty %s", dir, hint)
 	}
 	if err != nil {
 		return fmt.Errorf("no store in %s: %w", dir, err)
+	}
+	desc, err := pebble.Peek(dir, vfs.Default)
+	if err != nil {
+		return fmt.Errorf("no store in %s: %w", dir, err)
+	}
+	if !desc.Exists {
+		if create {
+			return fmt.Errorf("no store in %s: the directory holds other files; a store is created only in a new "+
+				"or empty directory (--db names another)", dir)
+		}
+		return fmt.Errorf("no store in %s: the directory holds other files, not a store %s", dir, hint)
 	}
 	return nil
 }
@@ -521,7 +568,7 @@ func report(stderr io.Writer, name string, err error) int {
 			name, wrong.Stream, expectedName(wrong.Expected), actualName(wrong.Actual))
 		return exitFailure
 	}
-	fmt.Fprintf(stderr, "annals %s: %s\n", name, strings.TrimPrefix(err.Error(), "annals: "))
+	fmt.Fprintf(stderr, "annals %s: %s\n", name, strings.TrimPrefix(strings.TrimPrefix(err.Error(), "annals: "), "remote: "))
 	return exitFailure
 }
 

@@ -639,3 +639,34 @@ func TestServerFlag(t *testing.T) {
 		t.Fatalf("subscribe printed:\n%s", stdout.String())
 	}
 }
+
+// --exclude-system goes with another filter, as the usage's example has it:
+// a user stream may hold an event of a $ type (written through a server),
+// and it is left out.
+func TestReadAllCategoryExcludeSystem(t *testing.T) {
+	c := newCLI(t)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := embedded.Open(c.db, embedded.Options{Logger: quiet, Limits: annals.Limits{AllowSystemStreams: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range [][2]string{{"order-1", "Created"}, {"order-1", "$system"}, {"invoice-1", "Created"}, {"order-2", "Created"}} {
+		if _, err := s.Append(context.Background(), ev[0], annals.Any, annals.EventData{Type: ev[1], Data: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, c.ok("", "read-all", "--category", "order", "--exclude-system"), "order-1@0#1", "order-2@0#4")
+	checkEvents(t, c.ok("", "read-all", "--category", "order", "--exclude-system", "--limit", "2"), "order-1@0#1", "order-2@0#4")
+	checkEvents(t, c.ok("", "read-all", "--category", "order"), "order-1@0#1", "order-1@1#2", "order-2@0#4")
+	c.fails(2, []string{"at most one filter"}, "", "read-all", "--category", "order", "--stream-prefix", "x", "--exclude-system")
+
+	lines, stop := c.subscribe(3, "--category", "order", "--exclude-system")
+	stop()
+	checkEvents(t, lines[:2], "order-1@0#1", "order-2@0#4")
+	if lines[2]["caughtUp"] != true {
+		t.Fatalf("after the history: %v", lines[2])
+	}
+}

@@ -46,7 +46,7 @@ func setupRead(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		opts := annals.ReadStreamOptions{Direction: dir, From: from, Limit: *rf.limit}
-		return withStore(e, false, func(s annals.Store) error {
+		return withStore(ctx, e, false, func(s annals.Store) error {
 			for ev, err := range s.ReadStream(ctx, *stream, opts) {
 				if err != nil {
 					return err
@@ -74,13 +74,23 @@ func setupReadAll(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		opts := annals.ReadAllOptions{Direction: dir, From: from, Limit: *rf.limit, Filter: filter}
-		return withStore(e, false, func(s annals.Store) error {
+		if filters.alsoExcludeSystem {
+			opts.Limit = 0 // the limit counts what is printed, after the skip
+		}
+		return withStore(ctx, e, false, func(s annals.Store) error {
+			n := uint64(0)
 			for ev, err := range s.ReadAll(ctx, opts) {
 				if err != nil {
 					return err
 				}
+				if filters.skip(&ev) {
+					continue
+				}
 				if err := e.out.event(&ev); err != nil {
 					return err
+				}
+				if n++; n == *rf.limit {
+					break
 				}
 			}
 			return nil

@@ -82,6 +82,11 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			logger.Warn("INSECURE: no TLS and no authentication; serving on a loopback address only")
 		}
 		limits := annals.Limits{AllowSystemStreams: true}.WithDefaults()
+		if e.postgres == "" {
+			if err := checkStoreDir(e.db, true); err != nil {
+				return err
+			}
+		}
 		store, err := openStore(ctx, e, limits, logger)
 		if errors.Is(err, embedded.ErrLocked) {
 			return fmt.Errorf("the store in %s is in use by another process: %w", e.db, err)

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,9 +44,15 @@ func serveCmd(t *testing.T, stdout, stderr io.Writer, args ...string) (addr stri
 			return -1
 		}
 	}
+	probe, scheme := http.DefaultClient, "http://"
+	if slices.Contains(args, "--tls-cert") {
+		// The probe checks that it serves, not whom: the tests check that.
+		probe = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		scheme = "https://"
+	}
 	deadline := time.Now().Add(hangGuard)
 	for {
-		resp, err := http.Get("http://" + addr + "/health/live")
+		resp, err := probe.Get(scheme + addr + "/health/live")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusNoContent {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"iter"
 
 	"github.com/annals/annals"
@@ -30,7 +32,14 @@ func setupSubscribe(fs *flag.FlagSet) runFunc {
 			return err
 		}
 
-		return withStore(e, false, func(s annals.Store) error {
+		return withStore(ctx, e, false, func(s annals.Store) error {
+			head, past, err := pastTheHead(ctx, s, *stream, start)
+			if err != nil {
+				return err
+			}
+			if past {
+				warnPastTheHead(e, *stream, start, head)
+			}
 			var msgs iter.Seq2[annals.Message, error]
 			if *stream != "" {
 				msgs = s.SubscribeToStream(ctx, *stream, annals.SubscribeStreamOptions{From: start})
@@ -46,8 +55,16 @@ func setupSubscribe(fs *flag.FlagSet) runFunc {
 				}
 				switch m.Kind {
 				case annals.MessageEvent:
+					if filters.skip(&m.Event) {
+						continue
+					}
 					err = e.out.event(&m.Event)
 				case annals.MessageCaughtUp:
+					// Past the head, the store reports the position before
+					// --from, which does not exist: report the head.
+					if past && *stream == "" {
+						m.Position = min(m.Position, head)
+					}
 					err = e.out.caughtUp(m.Position)
 				case annals.MessageCheckpoint:
 					err = e.out.checkpoint(m.Position)
@@ -62,4 +79,49 @@ func setupSubscribe(fs *flag.FlagSet) runFunc {
 			return nil
 		})
 	}
+}
+
+// pastTheHead reports whether a subscription from start (a position of
+// $all, or a revision of stream) begins past the end: as on KurrentDB, it
+// is live at once and delivers only what is written after start-1, so
+// whatever comes before is passed over in silence. head is the last
+// position of $all, or the stream's last revision (with no event: 0 and
+// any start but Start is past).
+func pastTheHead(ctx context.Context, s annals.Store, stream string, start uint64) (head uint64, past bool, err error) {
+	if start == annals.Start || start == annals.End {
+		return 0, false, nil
+	}
+	var last iter.Seq2[annals.Event, error]
+	if stream == "" {
+		last = s.ReadAll(ctx, annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1})
+	} else {
+		last = s.ReadStream(ctx, stream, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 1})
+	}
+	for ev, err := range last {
+		if errors.Is(err, annals.ErrStreamNotFound) || errors.Is(err, annals.ErrStreamDeleted) {
+			return 0, true, nil // a subscription to it starts at its revision 0
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		if stream == "" {
+			return ev.Position, start > ev.Position+1, nil
+		}
+		return ev.Revision, start > ev.Revision+1, nil
+	}
+	return 0, true, nil // an empty log: positions start at 1
+}
+
+func warnPastTheHead(e *env, stream string, start, head uint64) {
+	what, last := "position", fmt.Sprintf("the log's last position is %d", head)
+	if stream != "" {
+		what, last = "revision", fmt.Sprintf("stream %q's last revision is %d", stream, head)
+		if head == 0 {
+			last = fmt.Sprintf("stream %q has no events", stream)
+		}
+	} else if head == 0 {
+		last = "the log is empty"
+	}
+	fmt.Fprintf(e.stderr, "annals subscribe: --from %d is past the end (%s): the subscription is live at once and "+
+		"delivers only events from %s %d on; those written before are not delivered\n", start, last, what, start)
 }

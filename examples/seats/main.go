@@ -50,6 +50,11 @@ func run(ctx context.Context, args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	// The flags default to the defaults, so a 0 here was typed.
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	store, where, cleanup, err := open(ctx, *db, *server, *pg, *schema)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "seats:", err)

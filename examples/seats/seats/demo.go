@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/annals/annals"
@@ -72,21 +70,32 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Duration == 0 && c.Reservations == 0 {
 		c.Duration = DefaultDuration
 	}
+	return c, c.Check()
+}
+
+// Check refuses a configuration out of range, taking every field as it
+// is: a zero Seats, Clients or MaxAttempts, or no Duration without
+// Reservations, is refused here (Run takes the defaults for them). A
+// command line checks its flags with it, since a flag set to 0 is a
+// mistake, not a request for the default.
+func (c Config) Check() error {
 	switch {
 	case c.Seats < 1 || c.Seats > MaxSeats:
-		return c, fmt.Errorf("seats: %d seats; want 1 to %d", c.Seats, MaxSeats)
+		return fmt.Errorf("seats: %d seats; want 1 to %d", c.Seats, MaxSeats)
 	case c.Clients < 1 || c.Clients > MaxClients:
-		return c, fmt.Errorf("seats: %d clients; want 1 to %d", c.Clients, MaxClients)
+		return fmt.Errorf("seats: %d clients; want 1 to %d", c.Clients, MaxClients)
 	case c.Reservations < 0 || c.Reservations > MaxReservations:
-		return c, fmt.Errorf("seats: %d reservations; want 0 to %d", c.Reservations, MaxReservations)
+		return fmt.Errorf("seats: %d reservations; want 0 to %d", c.Reservations, MaxReservations)
 	case c.Duration < 0 || c.Duration > MaxDuration:
-		return c, fmt.Errorf("seats: duration %v; want up to %v", c.Duration, MaxDuration)
+		return fmt.Errorf("seats: duration %v; want up to %v", c.Duration, MaxDuration)
+	case c.Duration == 0 && c.Reservations == 0:
+		return fmt.Errorf("seats: a duration of 0 and no reservations: the run would do nothing")
 	case c.CancelPercent < 0 || c.CancelPercent > 100:
-		return c, fmt.Errorf("seats: cancel percent %d; want 0 to 100", c.CancelPercent)
+		return fmt.Errorf("seats: cancel percent %d; want 0 to 100", c.CancelPercent)
 	case c.MaxAttempts < 1 || c.MaxAttempts > command.MaxAttemptsLimit:
-		return c, fmt.Errorf("seats: %d attempts; want 1 to %d", c.MaxAttempts, command.MaxAttemptsLimit)
+		return fmt.Errorf("seats: %d attempts; want 1 to %d", c.MaxAttempts, command.MaxAttemptsLimit)
 	}
-	return c, nil
+	return nil
 }
 
 // Report is what a run did, as its clients saw it.
@@ -100,7 +109,12 @@ type Report struct {
 	// client is told to try again).
 	Conflicts, GaveUp int64
 	Commands          int64 // commands answered
-	Elapsed           time.Duration
+	// UnacknowledgedAccepted reservations (of UnacknowledgedSeats seats)
+	// and UnacknowledgedCancelled cancellations were written, the replay
+	// shows, but their clients never heard back: the run ended while
+	// their commands were in flight.
+	UnacknowledgedAccepted, UnacknowledgedSeats, UnacknowledgedCancelled int64
+	Elapsed                                                              time.Duration
 	// Verification is the replay of the stream after the run.
 	Verification Verification
 }
@@ -150,97 +164,68 @@ func Run(ctx context.Context, store annals.Store, cfg Config, out io.Writer) (Re
 		fmt.Fprintf(out, "for %v\n", cfg.Duration)
 	}
 
-	runCtx := ctx
+	runCtx, over := ctx, func() bool { return ctx.Err() != nil }
 	if cfg.Reservations == 0 {
 		var cancel context.CancelFunc
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
+		// A call may fail on the run's deadline a moment before runCtx
+		// says it is done (a client's check of the deadline races the
+		// context's timer): the clock, not only Err, ends the run.
+		deadline, _ := runCtx.Deadline()
+		over = func() bool { return runCtx.Err() != nil || !time.Now().Before(deadline) }
 	}
-	r := Report{Conference: cfg.Conference}
-	var (
-		accepted, acceptedSeats, rejected, cancelled, conflicts, gaveUp, commands atomic.Int64
-		tickets                                                                   atomic.Int64 // reservation attempts handed out
-		mu                                                                        sync.Mutex
-		acked                                                                     = map[string]int{} // reservations acknowledged (and not cancelled)
-		firstErr                                                                  error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-	}
-	count := func(attempts int, err error) {
-		commands.Add(1)
-		conflicts.Add(int64(max(attempts-1, 0)))
-		if errors.Is(err, command.ErrConflict) {
-			gaveUp.Add(1)
-		}
-	}
+	c := &clients{h: h, stream: stream, cfg: cfg, ctx: runCtx, over: over,
+		acked: map[string]int{}, pendingReserve: map[string]int{}, pendingCancel: map[string]bool{}}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range cfg.Clients {
-		wg.Go(func() {
-			var mine []string // this client's live reservations
-			for runCtx.Err() == nil {
-				if cfg.Reservations > 0 && tickets.Add(1) > int64(cfg.Reservations) {
-					return
-				}
-				id := uuid.New()
-				n := 1 + rand.IntN(MaxSeatsPerReservation)
-				res, err := h.Handle(runCtx, stream, Reserve{Reservation: id.String(), Seats: n}, command.WithID(id))
-				count(res.Attempts, err)
-				switch {
-				case err == nil:
-					accepted.Add(1)
-					acceptedSeats.Add(int64(n))
-					mine = append(mine, id.String())
-					mu.Lock()
-					acked[id.String()] = n
-					mu.Unlock()
-				case errors.Is(err, ErrNotEnoughSeats):
-					rejected.Add(1)
-				case errors.Is(err, command.ErrConflict):
-				case runCtx.Err() != nil:
-					return // the run is over; the command's fate is the store's
-				default:
-					fail(err)
-					return
-				}
-				if len(mine) == 0 || rand.IntN(100) >= cfg.CancelPercent {
-					continue
-				}
-				i := rand.IntN(len(mine))
-				victim := mine[i]
-				cid := uuid.New()
-				res, err = h.Handle(runCtx, stream, Cancel{Reservation: victim}, command.WithID(cid))
-				count(res.Attempts, err)
-				switch {
-				case err == nil:
-					cancelled.Add(1)
-					mine = append(mine[:i], mine[i+1:]...)
-					mu.Lock()
-					delete(acked, victim)
-					mu.Unlock()
-				case errors.Is(err, command.ErrConflict):
-				case runCtx.Err() != nil:
-					return
-				default:
-					fail(err)
-					return
-				}
-			}
-		})
+		wg.Go(c.client)
 	}
 	wg.Wait()
-	r.Elapsed = time.Since(start)
-	r.Accepted, r.AcceptedSeats, r.Rejected, r.Cancelled = accepted.Load(), acceptedSeats.Load(), rejected.Load(), cancelled.Load()
-	r.Conflicts, r.GaveUp, r.Commands = conflicts.Load(), gaveUp.Load(), commands.Load()
-	if firstErr != nil {
-		return r, firstErr
+	r := Report{Conference: cfg.Conference, Elapsed: time.Since(start)}
+	r.Accepted, r.AcceptedSeats, r.Rejected, r.Cancelled = c.accepted.Load(), c.acceptedSeats.Load(), c.rejected.Load(), c.cancelled.Load()
+	r.Conflicts, r.GaveUp, r.Commands = c.conflicts.Load(), c.gaveUp.Load(), c.commands.Load()
+	if c.firstErr != nil {
+		return r, c.firstErr
 	}
+	r.print(out, cfg)
 
+	// The verification gets a context of its own: a run that ended on
+	// its deadline still verifies.
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	v, err := Verify(vctx, store, cfg.Conference, c.acked)
+	r.Verification = v
+	if err != nil {
+		return r, err
+	}
+	r.settle(v, c.pendingReserve, c.pendingCancel)
+	if r.UnacknowledgedAccepted+r.UnacknowledgedCancelled > 0 {
+		fmt.Fprintf(out, "%-32s%d reservations (%d seats), %d cancellations (the run ended before their answers)\n",
+			"written, not acknowledged:", r.UnacknowledgedAccepted, r.UnacknowledgedSeats, r.UnacknowledgedCancelled)
+	}
+	fmt.Fprintf(out, "verified: %s\n", v)
+	return r, v.Err
+}
+
+// settle counts the commands the run ended in the middle of (their
+// clients never heard back) that the replay found written.
+func (r *Report) settle(v Verification, reserve map[string]int, cancel map[string]bool) {
+	for id, n := range reserve {
+		if v.made[id] {
+			r.UnacknowledgedAccepted++
+			r.UnacknowledgedSeats += int64(n)
+		}
+	}
+	for id := range cancel {
+		if v.cancelled[id] {
+			r.UnacknowledgedCancelled++
+		}
+	}
+}
+
+func (r *Report) print(out io.Writer, cfg Config) {
 	line := func(label, format string, args ...any) {
 		fmt.Fprintf(out, "%-32s"+format+"\n", append([]any{label}, args...)...)
 	}
@@ -250,16 +235,4 @@ func Run(ctx context.Context, store annals.Store, cfg Config, out io.Writer) (Re
 	line("conflicts retried:", "%d", r.Conflicts)
 	line(fmt.Sprintf("gave up after %d attempts:", cfg.MaxAttempts), "%d", r.GaveUp)
 	line("throughput:", "%.0f commands/s (%d commands in %v)", r.Throughput(), r.Commands, r.Elapsed.Round(time.Millisecond))
-
-	// The verification gets a context of its own: a run that ended on
-	// its deadline still verifies.
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-	defer cancel()
-	v, err := Verify(vctx, store, cfg.Conference, acked)
-	r.Verification = v
-	if err != nil {
-		return r, err
-	}
-	fmt.Fprintf(out, "verified: %s\n", v)
-	return r, v.Err
 }

@@ -85,8 +85,21 @@ func consistent(t *testing.T, r seats.Report) {
 	if r.Accepted == 0 || r.Commands == 0 {
 		t.Fatalf("nothing accepted: %+v", r)
 	}
-	if r.Verification.Events < 1+int(r.Accepted+r.Cancelled) {
-		t.Fatalf("%d events for %d acknowledged reservations and %d cancellations", r.Verification.Events, r.Accepted, r.Cancelled)
+	written := 1 + r.Accepted + r.UnacknowledgedAccepted + r.Cancelled + r.UnacknowledgedCancelled
+	if int64(r.Verification.Events) != written {
+		t.Fatalf("%d events for the opening, %d+%d reservations and %d+%d cancellations (acknowledged+not)",
+			r.Verification.Events, r.Accepted, r.UnacknowledgedAccepted, r.Cancelled, r.UnacknowledgedCancelled)
+	}
+}
+
+// A run that ends on its deadline against a server: commands in flight
+// then fail with the deadline, which ends the run rather than failing it,
+// and the totals count what those commands wrote. Several short runs, as
+// both come from the moment the deadline passes.
+func TestDemoEndsOnItsDeadline(t *testing.T) {
+	s := teststores.Open(t, "server")
+	for range 4 {
+		consistent(t, run(t, s, seats.Config{Seats: 100, Clients: 50, Duration: 300 * time.Millisecond, CancelPercent: 30}))
 	}
 }
 

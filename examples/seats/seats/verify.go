@@ -22,6 +22,8 @@ type Verification struct {
 	// Err describes the first violation found (wraps ErrOverbooked), nil
 	// if none.
 	Err error
+
+	made, cancelled map[string]bool // reservations made, and cancelled
 }
 
 func (v Verification) String() string {
@@ -47,8 +49,9 @@ func Verify(ctx context.Context, store annals.Store, conference string, acked ma
 			v.Err = fmt.Errorf("%w: "+format, append([]any{ErrOverbooked}, args...)...)
 		}
 	}
-	live := map[string]int{}  // reservation → seats, not cancelled
-	ever := map[string]bool{} // every reservation made
+	live := map[string]int{} // reservation → seats, not cancelled
+	v.made, v.cancelled = map[string]bool{}, map[string]bool{}
+	ever := v.made
 	seen := map[string]bool{} // acked reservations found
 	for ev, err := range store.ReadStream(ctx, v.Stream, annals.ReadStreamOptions{}) {
 		if err != nil {
@@ -84,6 +87,7 @@ func Verify(ctx context.Context, store annals.Store, conference string, acked ma
 				violate("revision %d cancels reservation %s, which holds no %d seats", ev.Revision, e.Reservation, e.Seats)
 			}
 			delete(live, e.Reservation)
+			v.cancelled[e.Reservation] = true
 			v.Reserved -= e.Seats
 		}
 		v.MaxReserved = max(v.MaxReserved, v.Reserved)

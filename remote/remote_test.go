@@ -1,0 +1,105 @@
+package remote_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/internal/teststores"
+	"github.com/annals/annals/memory"
+	"github.com/annals/annals/remote"
+	"github.com/annals/annals/server"
+	"github.com/annals/annals/storetest"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// serveFresh serves a fresh store of kind through an annals server and
+// dials it with package remote.
+func serveFresh(t *testing.T, kind string) annals.Store {
+	t.Helper()
+	// As annals serve does: a client writes metadata as events of the
+	// metastream, a $ stream.
+	limits := annals.Limits{AllowSystemStreams: true}
+	var store annals.Store
+	switch kind {
+	case "memory":
+		store = memory.New(memory.Options{Limits: limits})
+	case "embedded":
+		s, err := embedded.Open(t.TempDir(), embedded.Options{Logger: quiet(), Limits: limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = s
+	}
+	t.Cleanup(func() { store.Close() })
+	addr := teststores.ServeStore(t, store, server.Options{Limits: limits.WithDefaults()})
+	s, err := remote.Dial("kurrentdb://" + addr + "?tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	// One answered call: the server is serving before the test may end
+	// (a Shutdown that comes before Serve has its listener leaves Serve
+	// running).
+	for _, err := range s.ReadAll(context.Background(), annals.ReadAllOptions{Limit: 1}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+// The conformance suite through the protocol, on the stores behind a
+// server, with what the protocol cannot carry switched off (package doc).
+func TestConformance(t *testing.T) {
+	for _, kind := range []string{"memory", "embedded"} {
+		t.Run(kind, func(t *testing.T) {
+			storetest.ExerciseWith(t, func(t *testing.T) annals.Store { return serveFresh(t, kind) }, limitations)
+		})
+	}
+}
+
+// Limitations are what the protocol cannot carry (package doc).
+var limitations = storetest.Limitations{JSONOrBinaryOnly: true, SystemStreamsWritable: true}
+
+// A call that ends on its context's deadline is context.DeadlineExceeded,
+// as on a local store; a server that cannot be reached is ErrUnreachable,
+// named by its address.
+func TestContextAndUnreachableErrors(t *testing.T) {
+	s := serveFresh(t, "memory")
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := s.Append(ctx, "late-1", annals.Any, annals.EventData{Type: "T"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("an append past its deadline: %v, want context.DeadlineExceeded", err)
+	}
+	for _, err := range s.ReadStream(ctx, "late-1", annals.ReadStreamOptions{}) {
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("a read past its deadline: %v, want context.DeadlineExceeded", err)
+		}
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	gone, err := remote.Dial("kurrentdb://" + addr + "?tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	_, err = gone.Append(context.Background(), "s-1", annals.Any, annals.EventData{Type: "T"})
+	if !errors.Is(err, remote.ErrUnreachable) || !strings.Contains(err.Error(), "cannot reach server at "+addr) {
+		t.Errorf("an append to nothing: %v, want ErrUnreachable naming %s", err, addr)
+	}
+}
