@@ -65,7 +65,10 @@ type Options struct {
 	Logger *slog.Logger
 	// TLS, if set, serves TLS only (HTTP/2 by ALPN); nil serves plaintext.
 	TLS *tls.Config
-	// Credentials, if set, checks every call's Basic credentials.
+	// Credentials, if set, checks every call's Basic credentials. Failed
+	// authentications are throttled per remote address (AuthFailureBurst,
+	// AuthFailuresPerSecond): past them, the address is refused
+	// (ResourceExhausted, HTTP 429) without its password being checked.
 	Credentials Credentials
 	// Projections, if set, are served for status and control over HTTP
 	// under /api/projections (see projection.Registry.Handler), behind
@@ -100,11 +103,12 @@ func New(store annals.Store, opts Options) *Server {
 	}
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	g := newGate(opts.Credentials)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes+messageOverheadBytes),
 		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
-		grpc.UnaryInterceptor(opts.Credentials.unary),
-		grpc.StreamInterceptor(opts.Credentials.stream),
+		grpc.UnaryInterceptor(g.unary),
+		grpc.StreamInterceptor(g.stream),
 		// The clients ping every 10 s even without calls; the default
 		// policy would answer GOAWAY "too_many_pings" and kill
 		// subscriptions after ~30 s.
@@ -139,7 +143,7 @@ func New(store annals.Store, opts Options) *Server {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	if opts.Projections != nil {
-		mountProjections(mux, opts.Projections, opts.Credentials)
+		mountProjections(mux, opts.Projections, g)
 	}
 	if opts.TLS != nil {
 		opts.TLS = opts.TLS.Clone()
