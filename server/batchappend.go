@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -329,7 +330,7 @@ func (b *batchCall) run(p *pendingAppend) {
 }
 
 func (b *batchCall) respondError(p *pendingAppend, err error) {
-	b.respond(p, &streams.BatchAppendResp{Result: &streams.BatchAppendResp_Error{Error: batchStatus(err, b.s.limits)}})
+	b.respond(p, &streams.BatchAppendResp{Result: &streams.BatchAppendResp_Error{Error: batchStatus(err, b.s.limits, b.s.logger)}})
 }
 
 // respond sends resp for p, echoing its correlation id, stream and
@@ -368,8 +369,9 @@ func (b *batchCall) sendFailure() error {
 
 // batchStatus is an append's error as KurrentDB puts it in a BatchAppend
 // response: a google.rpc.Status whose details name the error, so each
-// client raises its own typed error.
-func batchStatus(err error, limits annals.Limits) *rpcstatus.Status {
+// client raises its own typed error. A failure with no name in the protocol
+// goes out as storeUnavailable, its cause to logger.
+func batchStatus(err error, limits annals.Limits, logger *slog.Logger) *rpcstatus.Status {
 	var wrong *annals.WrongExpectedRevisionError
 	var invalid *annals.InvalidInputError
 	var bad *batchBadRequest
@@ -390,7 +392,12 @@ func batchStatus(err error, limits annals.Limits) *rpcstatus.Status {
 	case errors.Is(err, annals.ErrClosed):
 		code = codes.Unavailable
 	}
-	st := &rpcstatus.Status{Code: int32(code), Message: err.Error()}
+	msg := err.Error()
+	if code == codes.Unknown {
+		logger.Error("append failed; the client was told only that the store is unavailable", "method", "BatchAppend", "err", err)
+		code, msg = codes.Unavailable, storeUnavailable
+	}
+	st := &rpcstatus.Status{Code: int32(code), Message: msg}
 	if a, aerr := anypb.New(detail); aerr == nil {
 		st.Details = []*anypb.Any{a}
 	}

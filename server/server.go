@@ -107,8 +107,8 @@ func New(store annals.Store, opts Options) *Server {
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(opts.Limits.MaxEventSizeBytes+messageOverheadBytes),
 		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
-		grpc.UnaryInterceptor(g.unary),
-		grpc.StreamInterceptor(g.stream),
+		grpc.ChainUnaryInterceptor(g.unary, failureLog{opts.Logger}.unary),
+		grpc.ChainStreamInterceptor(g.stream, failureLog{opts.Logger}.stream),
 		// The clients ping every 10 s even without calls; the default
 		// policy would answer GOAWAY "too_many_pings" and kill
 		// subscriptions after ~30 s.
@@ -118,7 +118,7 @@ func New(store annals.Store, opts Options) *Server {
 		// stack. Busy workers fall back to a goroutine per call.
 		grpc.NumStreamWorkers(streamWorkers),
 	)
-	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping})
+	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping, logger: opts.Logger})
 	// Persistent subscriptions keep their state in system streams. Without
 	// them, or if their groups cannot be loaded, the rest still serves and
 	// their methods are neither served nor advertised.

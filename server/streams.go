@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/annals/annals"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
@@ -21,6 +22,7 @@ type streamsServer struct {
 	limits annals.Limits
 	// stopping is cancelled when the server shuts down: subscriptions end.
 	stopping context.Context
+	logger   *slog.Logger
 }
 
 // Append reads the options, then the proposed events, and appends them in
