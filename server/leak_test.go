@@ -1,12 +1,10 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,24 +18,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
-
-// syncBuffer is a log the server writes from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // When PostgreSQL refuses the store's connections, a client is told the
 // store is unavailable, and not the database's user or name (the server
@@ -78,7 +58,7 @@ func TestStoreFailureNamesNoDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	var log syncBuffer
+	var log teststores.SyncBuffer
 	addr := teststores.ServeStore(t, store, server.Options{Logger: slog.New(slog.NewTextHandler(&log, nil))})
 
 	// The role may no longer connect; its connections are cut.
