@@ -3,10 +3,18 @@ package server
 import (
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/keepalive"
 )
 
 // SetAuthClock replaces the authentication throttle's clock for the test.
 func SetAuthClock(t *testing.T, now func() time.Time) {
 	authClock = now
 	t.Cleanup(func() { authClock = time.Now })
+}
+
+// SetKeepalive makes opts' server ping a silent connection after every
+// and close it if the ping is not answered within timeout.
+func SetKeepalive(opts *Options, every, timeout time.Duration) {
+	opts.keepalive = keepalive.ServerParameters{Time: every, Timeout: timeout}
 }

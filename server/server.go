@@ -56,6 +56,18 @@ const (
 	streamWorkers = 64
 	// httpIdleTimeout closes HTTP/1.1 connections left idle.
 	httpIdleTimeout = 2 * time.Minute
+	// KeepaliveTime is how long a gRPC connection may stay silent before
+	// the server pings it; KeepaliveTimeout how long it then waits for the
+	// answer before it closes the connection. A peer that vanished (its
+	// host gone, its network cut, its process frozen) is thus closed, with
+	// its calls and their goroutines, at most KeepaliveTime +
+	// KeepaliveTimeout after the last thing it sent.
+	KeepaliveTime    = 30 * time.Second
+	KeepaliveTimeout = 10 * time.Second
+	// keepaliveMinClientPing is the shortest interval between a client's
+	// pings the server accepts; the clients ping every 10 s, even without
+	// calls, and a faster one gets GOAWAY "too_many_pings".
+	keepaliveMinClientPing = 5 * time.Second
 )
 
 // Options configure a Server.
@@ -75,6 +87,9 @@ type Options struct {
 	// Credentials like every gRPC call, and over KurrentDB's Projections
 	// gRPC service (projections_grpc.go).
 	Projections *projection.Registry
+
+	// keepalive replaces KeepaliveTime and KeepaliveTimeout (tests).
+	keepalive keepalive.ServerParameters
 }
 
 // Server serves one store.
@@ -101,6 +116,9 @@ func New(store annals.Store, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.keepalive == (keepalive.ServerParameters{}) {
+		opts.keepalive = keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}
+	}
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	g := newGate(opts.Credentials)
@@ -112,7 +130,8 @@ func New(store annals.Store, opts Options) *Server {
 		// The clients ping every 10 s even without calls; the default
 		// policy would answer GOAWAY "too_many_pings" and kill
 		// subscriptions after ~30 s.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinClientPing, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(opts.keepalive),
 		// Calls run on long-lived goroutines whose stacks have already
 		// grown: a goroutine per call spent ~3% of the CPU growing its
 		// stack. Busy workers fall back to a goroutine per call.
