@@ -18,3 +18,9 @@ func SetAuthClock(t *testing.T, now func() time.Time) {
 func SetKeepalive(opts *Options, every, timeout time.Duration) {
 	opts.keepalive = keepalive.ServerParameters{Time: every, Timeout: timeout}
 }
+
+// SetConnLimits replaces opts' HandshakeTimeout and
+// MaxConnectionsPerAddress.
+func SetConnLimits(opts *Options, handshake time.Duration, perAddress int) {
+	opts.conns = connLimits{handshake: handshake, perAddress: perAddress}
+}

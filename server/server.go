@@ -88,8 +88,10 @@ type Options struct {
 	// gRPC service (projections_grpc.go).
 	Projections *projection.Registry
 
-	// keepalive replaces KeepaliveTime and KeepaliveTimeout (tests).
+	// keepalive replaces KeepaliveTime and KeepaliveTimeout, conns
+	// HandshakeTimeout and MaxConnectionsPerAddress (tests).
 	keepalive keepalive.ServerParameters
+	conns     connLimits
 }
 
 // Server serves one store.
@@ -119,6 +121,12 @@ func New(store annals.Store, opts Options) *Server {
 	if opts.keepalive == (keepalive.ServerParameters{}) {
 		opts.keepalive = keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}
 	}
+	if opts.conns.handshake <= 0 {
+		opts.conns.handshake = HandshakeTimeout
+	}
+	if opts.conns.perAddress <= 0 {
+		opts.conns.perAddress = MaxConnectionsPerAddress
+	}
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	g := newGate(opts.Credentials)
@@ -132,6 +140,7 @@ func New(store annals.Store, opts Options) *Server {
 		// subscriptions after ~30 s.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinClientPing, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(opts.keepalive),
+		grpc.ConnectionTimeout(opts.conns.handshake),
 		// Calls run on long-lived goroutines whose stacks have already
 		// grown: a goroutine per call spent ~3% of the CPU growing its
 		// stack. Busy workers fall back to a goroutine per call.
@@ -193,7 +202,7 @@ func (s *Server) Serve(l net.Listener) error {
 	served := make(chan error, 2)
 	go func() { served <- s.grpc.Serve(grpcL) }()
 	go func() { served <- s.http.Serve(httpL) }()
-	err := split(l, s.opts.TLS, grpcL, httpL)
+	err := split(l, s.opts.TLS, s.opts.conns, grpcL, httpL)
 	for range 2 {
 		if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) && !errors.Is(serr, grpc.ErrServerStopped) {
 			s.opts.Logger.Error("serving", "err", serr)
