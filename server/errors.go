@@ -32,7 +32,10 @@ func toStatus(err error) (error, metadata.MD) {
 	var wrong *annals.WrongExpectedRevisionError
 	var invalid *annals.InvalidInputError
 	var dup *annals.DuplicateEventError
+	var busy *errBusy
 	switch {
+	case errors.As(err, &busy):
+		return busy, nil
 	case errors.As(err, &wrong):
 		return status.Error(codes.FailedPrecondition, err.Error()), metadata.Pairs(
 			"exception", exceptionWrongExpectedVersion,

@@ -24,3 +24,16 @@ func SetKeepalive(opts *Options, every, timeout time.Duration) {
 func SetConnLimits(opts *Options, handshake time.Duration, perAddress int) {
 	opts.conns = connLimits{handshake: handshake, perAddress: perAddress}
 }
+
+// SetAppendLimits replaces opts' AppendRoomWait and AppendReceiveTimeout;
+// onWait, if not nil, runs when an append begins to wait for room.
+func SetAppendLimits(opts *Options, roomWait, receiveTimeout time.Duration, onWait func()) {
+	opts.appends = appendLimits{roomWait: roomWait, receiveTimeout: receiveTimeout, onWait: onWait}
+}
+
+// AppendBytesHeld is how many bytes s's appends in progress hold.
+func AppendBytesHeld(s *Server) int {
+	s.budget.mu.Lock()
+	defer s.budget.mu.Unlock()
+	return s.budget.held
+}

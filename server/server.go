@@ -88,6 +88,14 @@ type Options struct {
 	// gRPC service (projections_grpc.go).
 	Projections *projection.Registry
 
+	// MaxAppendBytesInProgress bounds the event bytes held by all the
+	// appends the server is receiving or writing (budget.go);
+	// DefaultMaxAppendBytesInProgress if zero. At least the store's
+	// MaxAppendSizeBytes, or one append could never fit.
+	MaxAppendBytesInProgress int
+
+	// appends replaces AppendRoomWait and AppendReceiveTimeout (tests).
+	appends appendLimits
 	// keepalive replaces KeepaliveTime and KeepaliveTimeout, conns
 	// HandshakeTimeout and MaxConnectionsPerAddress (tests).
 	keepalive keepalive.ServerParameters
@@ -107,6 +115,7 @@ type Server struct {
 	// persistent runs the persistent subscription groups; nil if their
 	// definitions could not be loaded.
 	persistent *ps.Manager
+	budget     *appendBudget // the bytes of appends in progress
 
 	mu   sync.Mutex
 	base net.Listener // the listener Serve accepts on
@@ -121,13 +130,23 @@ func New(store annals.Store, opts Options) *Server {
 	if opts.keepalive == (keepalive.ServerParameters{}) {
 		opts.keepalive = keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}
 	}
+	if opts.MaxAppendBytesInProgress <= 0 {
+		opts.MaxAppendBytesInProgress = DefaultMaxAppendBytesInProgress
+	}
+	opts.appends.maxBytes = max(opts.MaxAppendBytesInProgress, opts.Limits.MaxAppendSizeBytes)
+	if opts.appends.roomWait <= 0 {
+		opts.appends.roomWait = AppendRoomWait
+	}
+	if opts.appends.receiveTimeout <= 0 {
+		opts.appends.receiveTimeout = AppendReceiveTimeout
+	}
 	if opts.conns.handshake <= 0 {
 		opts.conns.handshake = HandshakeTimeout
 	}
 	if opts.conns.perAddress <= 0 {
 		opts.conns.perAddress = MaxConnectionsPerAddress
 	}
-	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
+	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}, budget: newAppendBudget(opts.appends)}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	g := newGate(opts.Credentials)
 	s.grpc = grpc.NewServer(
@@ -146,7 +165,8 @@ func New(store annals.Store, opts Options) *Server {
 		// stack. Busy workers fall back to a goroutine per call.
 		grpc.NumStreamWorkers(streamWorkers),
 	)
-	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping, logger: opts.Logger})
+	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping, logger: opts.Logger,
+		budget: s.budget})
 	// Persistent subscriptions keep their state in system streams. Without
 	// them, or if their groups cannot be loaded, the rest still serves and
 	// their methods are neither served nor advertised.
