@@ -27,6 +27,18 @@ const (
 	// append's final chunk); a slower one fails with DeadlineExceeded and
 	// its bytes are let go.
 	AppendReceiveTimeout = 60 * time.Second
+	// AppendRoomWaiters bounds the appends waiting for room; one more fails
+	// at once. Each holds the message it could not admit, so this bounds
+	// that memory too.
+	AppendRoomWaiters = 64
+	// streamWindowBytes is each call's HTTP/2 receive window: what a
+	// client may send on a call before the server reads it. Fixed (gRPC's
+	// default grows it to 16 MiB), so a call that does not read, such as
+	// an append waiting for room, holds at most this much unread.
+	streamWindowBytes = 64 << 10
+	// connWindowBytes is a connection's HTTP/2 receive window; the server
+	// renews it as data arrives, so it bounds bytes in transit, not held.
+	connWindowBytes = 16 << 20
 )
 
 // appendLimits are the bounds above as a server applies them (tests shrink
@@ -43,8 +55,9 @@ type appendLimits struct {
 type appendBudget struct {
 	lim   appendLimits
 	mu    sync.Mutex
-	held  int
-	freed chan struct{} // closed, and replaced, when bytes are let go
+	held    int
+	waiters int
+	freed   chan struct{} // closed, and replaced, when bytes are let go
 }
 
 func newAppendBudget(lim appendLimits) *appendBudget {
@@ -76,6 +89,10 @@ func (a *appendBudget) acquire(ctx context.Context, n int) error {
 		freed := a.freed
 		a.mu.Unlock()
 		if timer == nil {
+			if !a.wait(1) {
+				return &errBusy{max: a.lim.maxBytes}
+			}
+			defer a.wait(-1)
 			timer = time.NewTimer(a.lim.roomWait)
 			defer timer.Stop()
 			if a.lim.onWait != nil {
@@ -90,6 +107,18 @@ func (a *appendBudget) acquire(ctx context.Context, n int) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// wait counts an append beginning (+1) or ending (-1) a wait for room; it
+// reports false if AppendRoomWaiters are waiting already.
+func (a *appendBudget) wait(d int) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if d > 0 && a.waiters >= AppendRoomWaiters {
+		return false
+	}
+	a.waiters += d
+	return true
 }
 
 // release lets n bytes go.

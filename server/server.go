@@ -160,6 +160,8 @@ func New(store annals.Store, opts Options) *Server {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinClientPing, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(opts.keepalive),
 		grpc.ConnectionTimeout(opts.conns.handshake),
+		grpc.InitialWindowSize(streamWindowBytes),
+		grpc.InitialConnWindowSize(connWindowBytes),
 		// Calls run on long-lived goroutines whose stacks have already
 		// grown: a goroutine per call spent ~3% of the CPU growing its
 		// stack. Busy workers fall back to a goroutine per call.
