@@ -53,8 +53,8 @@ type appendLimits struct {
 
 // appendBudget counts the bytes appends in progress hold.
 type appendBudget struct {
-	lim   appendLimits
-	mu    sync.Mutex
+	lim     appendLimits
+	mu      sync.Mutex
 	held    int
 	waiters int
 	freed   chan struct{} // closed, and replaced, when bytes are let go
