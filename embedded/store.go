@@ -19,6 +19,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/internal/core"
+	"github.com/annals/annals/internal/privfs"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/google/uuid"
@@ -122,6 +123,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		// Writes stall once this many memtables wait to be flushed.
 		MemTableStopWritesThreshold: memTablesMax,
 		Logger:                      quietLogger{opts.Logger},
+		// Only the owner may read the events (or the models made of them).
+		FS: privfs.FS(),
 	}
 	// MinLZ (pebble's "fastest") decompresses faster than snappy: a
 	// catch-up read of cold history is mostly block decompression.
