@@ -485,6 +485,7 @@ func TestServeRefuses(t *testing.T) {
 		{[]string{"serve", "--tls-cert", "c.pem"}, "both --tls-cert and --tls-key"},
 		{[]string{"serve", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--insecure"}, "contradict"},
 		{[]string{"serve", "--listen", "nonsense"}, "--listen"},
+		{[]string{"serve", "--admin-password-file", "p"}, "go with TLS"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append(tc.args, "--db", t.TempDir()), strings.NewReader(""), &stdout, &stderr)
