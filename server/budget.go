@@ -27,10 +27,12 @@ const (
 	// append's final chunk); a slower one fails with DeadlineExceeded and
 	// its bytes are let go.
 	AppendReceiveTimeout = 60 * time.Second
-	// AppendRoomWaiters bounds the appends waiting for room; one more fails
-	// at once. Each holds the message it could not admit, so this bounds
-	// that memory too.
-	AppendRoomWaiters = 64
+	// AppendWaitingBytesMax bounds the bytes of the messages that appends
+	// waiting for room hold (received, not yet admitted); one more
+	// waiting append fails at once. Memory held by appends is thus at most
+	// MaxAppendBytesInProgress + AppendWaitingBytesMax, besides the
+	// messages gRPC is still receiving.
+	AppendWaitingBytesMax = 64 << 20
 	// streamWindowBytes is each call's HTTP/2 receive window: what a
 	// client may send on a call before the server reads it. Fixed (gRPC's
 	// default grows it to 16 MiB), so a call that does not read, such as
@@ -56,7 +58,7 @@ type appendBudget struct {
 	lim     appendLimits
 	mu      sync.Mutex
 	held    int
-	waiters int
+	waiting int           // bytes of the appends waiting for room
 	freed   chan struct{} // closed, and replaced, when bytes are let go
 }
 
@@ -89,10 +91,10 @@ func (a *appendBudget) acquire(ctx context.Context, n int) error {
 		freed := a.freed
 		a.mu.Unlock()
 		if timer == nil {
-			if !a.wait(1) {
+			if !a.wait(n) {
 				return &errBusy{max: a.lim.maxBytes}
 			}
-			defer a.wait(-1)
+			defer a.wait(-n)
 			timer = time.NewTimer(a.lim.roomWait)
 			defer timer.Stop()
 			if a.lim.onWait != nil {
@@ -109,15 +111,15 @@ func (a *appendBudget) acquire(ctx context.Context, n int) error {
 	}
 }
 
-// wait counts an append beginning (+1) or ending (-1) a wait for room; it
-// reports false if AppendRoomWaiters are waiting already.
-func (a *appendBudget) wait(d int) bool {
+// wait counts the n bytes of an append beginning (n > 0) or ending (n <
+// 0) a wait for room; it reports false if there is no room to wait.
+func (a *appendBudget) wait(n int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if d > 0 && a.waiters >= AppendRoomWaiters {
+	if n > 0 && a.waiting > 0 && a.waiting+n > AppendWaitingBytesMax {
 		return false
 	}
-	a.waiters += d
+	a.waiting += n
 	return true
 }
 
