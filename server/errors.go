@@ -63,9 +63,10 @@ func toStatus(err error) (error, metadata.MD) {
 	case errors.Is(err, annals.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down"), nil
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error()), nil
+		// The context's text only: what wraps it may name the database.
+		return status.Error(codes.Canceled, context.Canceled.Error()), nil
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error()), nil
+		return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error()), nil
 	case errors.Is(err, annals.ErrStreamNotFound):
 		return status.Error(codes.NotFound, err.Error()), metadata.Pairs("exception", "stream-not-found", "stream-name", streamOf(err))
 	}
