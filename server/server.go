@@ -121,31 +121,37 @@ type Server struct {
 	base net.Listener // the listener Serve accepts on
 }
 
+// withDefaults fills the zero fields of o.
+func (o Options) withDefaults() Options {
+	o.Limits = o.Limits.WithDefaults()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.keepalive == (keepalive.ServerParameters{}) {
+		o.keepalive = keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}
+	}
+	if o.MaxAppendBytesInProgress <= 0 {
+		o.MaxAppendBytesInProgress = DefaultMaxAppendBytesInProgress
+	}
+	o.appends.maxBytes = max(o.MaxAppendBytesInProgress, o.Limits.MaxAppendSizeBytes)
+	if o.appends.roomWait <= 0 {
+		o.appends.roomWait = AppendRoomWait
+	}
+	if o.appends.receiveTimeout <= 0 {
+		o.appends.receiveTimeout = AppendReceiveTimeout
+	}
+	if o.conns.handshake <= 0 {
+		o.conns.handshake = HandshakeTimeout
+	}
+	if o.conns.perAddress <= 0 {
+		o.conns.perAddress = MaxConnectionsPerAddress
+	}
+	return o
+}
+
 // New builds a server for store.
 func New(store annals.Store, opts Options) *Server {
-	opts.Limits = opts.Limits.WithDefaults()
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.keepalive == (keepalive.ServerParameters{}) {
-		opts.keepalive = keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}
-	}
-	if opts.MaxAppendBytesInProgress <= 0 {
-		opts.MaxAppendBytesInProgress = DefaultMaxAppendBytesInProgress
-	}
-	opts.appends.maxBytes = max(opts.MaxAppendBytesInProgress, opts.Limits.MaxAppendSizeBytes)
-	if opts.appends.roomWait <= 0 {
-		opts.appends.roomWait = AppendRoomWait
-	}
-	if opts.appends.receiveTimeout <= 0 {
-		opts.appends.receiveTimeout = AppendReceiveTimeout
-	}
-	if opts.conns.handshake <= 0 {
-		opts.conns.handshake = HandshakeTimeout
-	}
-	if opts.conns.perAddress <= 0 {
-		opts.conns.perAddress = MaxConnectionsPerAddress
-	}
+	opts = opts.withDefaults()
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}, budget: newAppendBudget(opts.appends)}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	g := newGate(opts.Credentials)
