@@ -19,6 +19,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/internal/core"
+	"github.com/annals/annals/internal/privfs"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -205,7 +206,8 @@ func openPebble(dir string, opts Options, readOnly bool) (*pebble.DB, error) {
 		Logger:                      quietLogger{opts.Logger},
 		EventListener:               &pebble.EventListener{BackgroundError: (&backgroundErrors{log: opts.Logger}).report},
 		ReadOnly:                    readOnly,
-		FS:                          opts.fs,
+		// Only the owner may read the events (or the models made of them).
+		FS: privfs.Wrap(opts.fs),
 	}
 	if readOnly {
 		// A read-only open cannot ratchet the format: keep the store's.

@@ -694,9 +694,24 @@ func isUniqueViolation(err error) bool {
 
 // retryable reports an error after which the same transaction may succeed:
 // the connection or the server went away, or the server is starting or
-// shutting down, or it chose this transaction as a deadlock victim.
+// shutting down, or it chose this transaction as a deadlock victim, or it
+// refused a new connection for now (too many connections, the database not
+// accepting connections). A connection refused for good (authentication,
+// no such database or role) is not retried.
 func retryable(err error) bool {
+	var connectErr *pgconn.ConnectError
 	var pgErr *pgconn.PgError
+	if errors.As(err, &connectErr) {
+		// Checked first: a refused connection wraps the server's PgError,
+		// whose class alone would read as final.
+		if errors.As(err, &pgErr) {
+			switch pgErr.Code[:2] {
+			case "28", "3D": // invalid authorization, invalid catalog name
+				return false
+			}
+		}
+		return true
+	}
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code[:2] {
 		case "08", "57", "40": // connection exception, operator intervention, transaction rollback
@@ -705,7 +720,5 @@ func retryable(err error) bool {
 		return false
 	}
 	var netErr net.Error
-	var connectErr *pgconn.ConnectError
-	return errors.As(err, &netErr) || errors.As(err, &connectErr) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
 }

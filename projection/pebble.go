@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/annals/annals/internal/privfs"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 )
@@ -106,6 +107,8 @@ func OpenPebbleWith(dir string, opts PebbleOptions) (*Pebble, error) {
 		MemTableStopWritesThreshold: pebbleMemTablesMax,
 		FormatMajorVersion:          pebble.FormatNewest,
 		Logger:                      quietPebble{},
+		// Only the owner may read the events (or the models made of them).
+		FS: privfs.FS(),
 	}
 	// Handlers read their model by key: bloom filters spare the reads of
 	// the levels that do not hold a key (a new row, a pointer not yet

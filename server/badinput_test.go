@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"runtime"
 	"testing"
@@ -196,6 +197,8 @@ func TestNoGoroutineLeak(t *testing.T) {
 }
 
 // Thousands of idle connections neither stop the server nor hold it up.
+// They come from three addresses other than the client's, each under
+// MaxConnectionsPerAddress.
 func TestThousandsOfIdleConnections(t *testing.T) {
 	const idle = 2000
 	_, addr := start(t)
@@ -205,8 +208,8 @@ func TestThousandsOfIdleConnections(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range idle {
-		c, err := net.Dial("tcp", addr)
+	for i := range idle {
+		c, err := dialFrom(fmt.Sprintf("127.0.0.%d", 2+i%3))(context.Background(), addr)
 		if err != nil {
 			t.Fatalf("after %d connections: %v", len(conns), err)
 		}

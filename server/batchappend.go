@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -62,6 +63,9 @@ func (s *streamsServer) BatchAppend(call grpc.BidiStreamingServer[streams.BatchA
 	if err != nil {
 		cancel() // a clean end (the client closed its side) lets appends in flight finish and answer
 	}
+	for _, p := range b.pending {
+		b.release(p.sizeBytes, false) // never final: never written
+	}
 	b.running.Wait()
 	if sendErr := b.sendFailure(); sendErr != nil && err == nil {
 		err = sendErr
@@ -101,22 +105,78 @@ type pendingAppend struct {
 	options     *streams.BatchAppendReq_Options
 	expected    annals.ExpectedRevision
 	deadline    time.Time // zero: none
+	arrived     time.Time // its first chunk
 	events      []annals.EventData
 	sizeBytes   int
 	failed      bool // answered with an error; later chunks are dropped
 }
 
+// received is one Recv's outcome.
+type received struct {
+	req *streams.BatchAppendReq
+	err error
+}
+
+// serve takes the call's chunks as they come, and fails the appends whose
+// final chunk has not come within the receive timeout of their first.
 func (b *batchCall) serve() error {
+	reqs := make(chan received)
+	go func() {
+		for {
+			req, err := b.call.Recv()
+			select {
+			case reqs <- received{req, err}:
+			case <-b.ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		req, err := b.call.Recv()
-		if errors.Is(err, io.EOF) {
+		timer.Reset(b.untilExpiry())
+		var r received
+		select {
+		case r = <-reqs:
+		case <-timer.C:
+			b.expire()
+			continue
+		case <-b.ctx.Done():
+			return status.FromContextError(b.ctx.Err()).Err()
+		}
+		if errors.Is(r.err, io.EOF) {
 			return nil
 		}
-		if err != nil {
-			return err // the client went away; appends in flight finish or are cancelled
+		if r.err != nil {
+			return r.err // the client went away; appends in flight finish or are cancelled
 		}
-		if err := b.receive(req); err != nil {
+		if err := b.receive(r.req); err != nil {
 			return err
+		}
+	}
+}
+
+// untilExpiry is the time until the oldest pending append's receive
+// timeout ends (an hour if none is pending).
+func (b *batchCall) untilExpiry() time.Duration {
+	next := time.Hour
+	for _, p := range b.pending {
+		next = min(next, time.Until(p.arrived.Add(b.s.budget.lim.receiveTimeout)))
+	}
+	return max(next, 0)
+}
+
+// expire fails the pending appends whose receive timeout is over; their
+// later chunks are taken as chunks of an append never begun.
+func (b *batchCall) expire() {
+	timeout := b.s.budget.lim.receiveTimeout
+	for key, p := range b.pending {
+		if time.Since(p.arrived) >= timeout {
+			b.fail(p, fmt.Errorf("%w: the append's chunks did not all arrive within %s", context.DeadlineExceeded, timeout))
+			delete(b.pending, key)
 		}
 	}
 }
@@ -170,7 +230,7 @@ func (b *batchCall) receive(req *streams.BatchAppendReq) error {
 // begin reads an append's options.
 func (b *batchCall) begin(req *streams.BatchAppendReq) (*pendingAppend, error) {
 	o := req.GetOptions()
-	p := &pendingAppend{correlation: req.GetCorrelationId(), options: o, stream: string(o.GetStreamIdentifier().GetStreamName())}
+	p := &pendingAppend{correlation: req.GetCorrelationId(), options: o, stream: string(o.GetStreamIdentifier().GetStreamName()), arrived: time.Now()}
 	switch e := o.GetExpectedStreamPosition().(type) {
 	case *streams.BatchAppendReq_Options_StreamPosition:
 		p.expected = annals.Exact(e.StreamPosition)
@@ -210,7 +270,12 @@ func (b *batchCall) add(p *pendingAppend, msgs []*streams.BatchAppendReq_Propose
 		b.fail(p, err)
 		return
 	}
+	if err := b.s.budget.acquire(b.ctx, size); err != nil {
+		b.fail(p, err)
+		return
+	}
 	if !b.hold(size) {
+		b.s.budget.release(size)
 		b.fail(p, badRequest(fmt.Sprintf("the call holds more than %d bytes of unfinished appends", BatchAppendBytesMax)))
 		return
 	}
@@ -246,6 +311,7 @@ func (b *batchCall) hold(n int) bool {
 }
 
 func (b *batchCall) release(n int, inFlight bool) {
+	b.s.budget.release(n)
 	b.mu.Lock()
 	b.heldBytes -= n
 	if inFlight {
@@ -327,7 +393,7 @@ func (b *batchCall) run(p *pendingAppend) {
 }
 
 func (b *batchCall) respondError(p *pendingAppend, err error) {
-	b.respond(p, &streams.BatchAppendResp{Result: &streams.BatchAppendResp_Error{Error: batchStatus(err, b.s.limits)}})
+	b.respond(p, &streams.BatchAppendResp{Result: &streams.BatchAppendResp_Error{Error: batchStatus(err, b.s.limits, b.s.logger)}})
 }
 
 // respond sends resp for p, echoing its correlation id, stream and
@@ -366,13 +432,17 @@ func (b *batchCall) sendFailure() error {
 
 // batchStatus is an append's error as KurrentDB puts it in a BatchAppend
 // response: a google.rpc.Status whose details name the error, so each
-// client raises its own typed error.
-func batchStatus(err error, limits annals.Limits) *rpcstatus.Status {
+// client raises its own typed error. A failure with no name in the protocol
+// goes out as storeUnavailable, its cause to logger.
+func batchStatus(err error, limits annals.Limits, logger *slog.Logger) *rpcstatus.Status {
 	var wrong *annals.WrongExpectedRevisionError
 	var invalid *annals.InvalidInputError
 	var bad *batchBadRequest
+	var busy *errBusy
 	code, detail := codes.Unknown, proto.Message(&shared.Unknown{})
 	switch {
+	case errors.As(err, &busy):
+		code = codes.ResourceExhausted
 	case errors.As(err, &wrong):
 		code, detail = codes.FailedPrecondition, wrongExpectedDetail(wrong)
 	case errors.Is(err, annals.ErrStreamDeleted):
@@ -390,7 +460,12 @@ func batchStatus(err error, limits annals.Limits) *rpcstatus.Status {
 	case errors.Is(err, annals.ErrDiskFull):
 		code = codes.ResourceExhausted // as toStatus
 	}
-	st := &rpcstatus.Status{Code: int32(code), Message: err.Error()}
+	msg := err.Error()
+	if code == codes.Unknown {
+		logger.Error("append failed; the client was told only that the store is unavailable", "method", "BatchAppend", "err", err)
+		code, msg = codes.Unavailable, storeUnavailable
+	}
+	st := &rpcstatus.Status{Code: int32(code), Message: msg}
 	if a, aerr := anypb.New(detail); aerr == nil {
 		st.Details = []*anypb.Any{a}
 	}

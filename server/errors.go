@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 
 	"github.com/annals/annals"
@@ -34,7 +35,10 @@ func toStatus(err error) (error, metadata.MD) {
 	var wrong *annals.WrongExpectedRevisionError
 	var invalid *annals.InvalidInputError
 	var dup *annals.DuplicateEventError
+	var busy *errBusy
 	switch {
+	case errors.As(err, &busy):
+		return busy, nil
 	case errors.As(err, &wrong):
 		return status.Error(codes.FailedPrecondition, err.Error()), metadata.Pairs(
 			"exception", exceptionWrongExpectedVersion,
@@ -67,13 +71,52 @@ func toStatus(err error) (error, metadata.MD) {
 		// a dead node to fail over from, as they do Unavailable.
 		return status.Error(codes.ResourceExhausted, err.Error()), nil
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error()), nil
+		// The context's text only: what wraps it may name the database.
+		return status.Error(codes.Canceled, context.Canceled.Error()), nil
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error()), nil
+		return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error()), nil
 	case errors.Is(err, annals.ErrStreamNotFound):
 		return status.Error(codes.NotFound, err.Error()), metadata.Pairs("exception", "stream-not-found", "stream-name", streamOf(err))
 	}
-	return status.Error(codes.Internal, err.Error()), nil
+	return &storeFailure{cause: err}, nil
+}
+
+// storeUnavailable is all a client is told of a failure the protocol has
+// no name for: its text may name the database, its user or its files.
+const storeUnavailable = "store unavailable (the server log has the cause)"
+
+// storeFailure is such a failure: the client gets Unavailable and
+// storeUnavailable, the server log the cause (logged by logFailures).
+type storeFailure struct{ cause error }
+
+func (e *storeFailure) Error() string { return storeUnavailable }
+func (e *storeFailure) Unwrap() error { return e.cause }
+
+// GRPCStatus is what gRPC sends for it.
+func (e *storeFailure) GRPCStatus() *status.Status {
+	return status.New(codes.Unavailable, storeUnavailable)
+}
+
+// failureLog logs the causes of the calls that failed with a storeFailure.
+type failureLog struct{ logger *slog.Logger }
+
+func (l failureLog) log(method string, err error) {
+	var f *storeFailure
+	if errors.As(err, &f) {
+		l.logger.Error("call failed; the client was told only that the store is unavailable", "method", method, "err", f.cause)
+	}
+}
+
+func (l failureLog) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	l.log(info.FullMethod, err)
+	return resp, err
+}
+
+func (l failureLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	err := handler(srv, ss)
+	l.log(info.FullMethod, err)
+	return err
 }
 
 // versionText is KurrentDB's text of an expected or actual version: the

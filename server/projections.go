@@ -2,7 +2,10 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
+	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/annals/annals/projection"
 )
@@ -12,8 +15,8 @@ import (
 // included, as every gRPC call does but the connection handshake: a
 // status names the projections and shows their errors, which is as much
 // the admin's business as the streams are.
-func mountProjections(mux *http.ServeMux, reg *projection.Registry, creds Credentials) {
-	h := creds.http(reg.Handler())
+func mountProjections(mux *http.ServeMux, reg *projection.Registry, g *gate) {
+	h := g.http(reg.Handler())
 	mux.Handle(projection.APIPrefix, h)
 	mux.Handle(projection.APIPrefix+"/", h)
 }
@@ -22,23 +25,30 @@ func mountProjections(mux *http.ServeMux, reg *projection.Registry, creds Creden
 // and bad credentials both answer 401 with a Basic challenge, so that curl
 // and browsers know to send them (gRPC tells the two apart, as KurrentDB
 // does; HTTP clients only act on the challenge).
-func (c Credentials) http(next http.Handler) http.Handler {
-	if c == nil {
+func (g *gate) http(next http.Handler) http.Handler {
+	if g.creds == nil {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		user, pass, ok := r.BasicAuth()
-		if !ok || !c(user, pass) {
-			msg := "this server requires credentials (HTTP Basic)"
-			if ok {
-				msg = "bad credentials"
+		msg := "this server requires credentials (HTTP Basic)"
+		code := http.StatusUnauthorized
+		if header := r.Header.Get("Authorization"); header != "" {
+			addr, _ := net.ResolveTCPAddr("tcp", r.RemoteAddr)
+			err := g.check(addr, header, func(string) (string, string, bool) { return r.BasicAuth() })
+			var throttled *throttledError
+			if errors.As(err, &throttled) {
+				code = http.StatusTooManyRequests
+				w.Header().Set("Retry-After", strconv.Itoa(int(throttled.wait.Seconds())+1))
 			}
-			w.Header().Set("WWW-Authenticate", `Basic realm="annals", charset="UTF-8"`)
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusUnauthorized)
-			json.NewEncoder(w).Encode(projection.ErrorBody{Error: msg})
-			return
+			if err == nil {
+				next.ServeHTTP(w, r)
+				return
+			}
+			msg = err.Error()
 		}
-		next.ServeHTTP(w, r)
+		w.Header().Set("WWW-Authenticate", `Basic realm="annals", charset="UTF-8"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		json.NewEncoder(w).Encode(projection.ErrorBody{Error: msg})
 	})
 }

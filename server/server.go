@@ -60,6 +60,18 @@ const (
 	streamWorkers = 64
 	// httpIdleTimeout closes HTTP/1.1 connections left idle.
 	httpIdleTimeout = 2 * time.Minute
+	// KeepaliveTime is how long a gRPC connection may stay silent before
+	// the server pings it; KeepaliveTimeout how long it then waits for the
+	// answer before it closes the connection. A peer that vanished (its
+	// host gone, its network cut, its process frozen) is thus closed, with
+	// its calls and their goroutines, at most KeepaliveTime +
+	// KeepaliveTimeout after the last thing it sent.
+	KeepaliveTime    = 30 * time.Second
+	KeepaliveTimeout = 10 * time.Second
+	// keepaliveMinClientPing is the shortest interval between a client's
+	// pings the server accepts; the clients ping every 10 s, even without
+	// calls, and a faster one gets GOAWAY "too_many_pings".
+	keepaliveMinClientPing = 5 * time.Second
 )
 
 // MaxMessageBytes is the largest gRPC message the server takes under
@@ -79,13 +91,29 @@ type Options struct {
 	Logger *slog.Logger
 	// TLS, if set, serves TLS only (HTTP/2 by ALPN); nil serves plaintext.
 	TLS *tls.Config
-	// Credentials, if set, checks every call's Basic credentials.
+	// Credentials, if set, checks every call's Basic credentials. Failed
+	// authentications are throttled per remote address (AuthFailureBurst,
+	// AuthFailuresPerSecond): past them, the address is refused
+	// (ResourceExhausted, HTTP 429) without its password being checked.
 	Credentials Credentials
 	// Projections, if set, are served for status and control over HTTP
 	// under /api/projections (see projection.Registry.Handler), behind
 	// Credentials like every gRPC call, and over KurrentDB's Projections
 	// gRPC service (projections_grpc.go).
 	Projections *projection.Registry
+
+	// MaxAppendBytesInProgress bounds the event bytes held by all the
+	// appends the server is receiving or writing (budget.go);
+	// DefaultMaxAppendBytesInProgress if zero. At least the store's
+	// MaxAppendSizeBytes, or one append could never fit.
+	MaxAppendBytesInProgress int
+
+	// appends replaces AppendRoomWait and AppendReceiveTimeout (tests).
+	appends appendLimits
+	// keepalive replaces KeepaliveTime and KeepaliveTimeout, conns
+	// HandshakeTimeout and MaxConnectionsPerAddress (tests).
+	keepalive keepalive.ServerParameters
+	conns     connLimits
 }
 
 // Server serves one store.
@@ -101,35 +129,67 @@ type Server struct {
 	// persistent runs the persistent subscription groups; nil if their
 	// definitions could not be loaded.
 	persistent *ps.Manager
+	budget     *appendBudget // the bytes of appends in progress
 
 	mu   sync.Mutex
 	base net.Listener // the listener Serve accepts on
 }
 
+// withDefaults fills the zero fields of o.
+func (o Options) withDefaults() Options {
+	o.Limits = o.Limits.WithDefaults()
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.keepalive == (keepalive.ServerParameters{}) {
+		o.keepalive = keepalive.ServerParameters{Time: KeepaliveTime, Timeout: KeepaliveTimeout}
+	}
+	if o.MaxAppendBytesInProgress <= 0 {
+		o.MaxAppendBytesInProgress = DefaultMaxAppendBytesInProgress
+	}
+	o.appends.maxBytes = max(o.MaxAppendBytesInProgress, o.Limits.MaxAppendSizeBytes)
+	if o.appends.roomWait <= 0 {
+		o.appends.roomWait = AppendRoomWait
+	}
+	if o.appends.receiveTimeout <= 0 {
+		o.appends.receiveTimeout = AppendReceiveTimeout
+	}
+	if o.conns.handshake <= 0 {
+		o.conns.handshake = HandshakeTimeout
+	}
+	if o.conns.perAddress <= 0 {
+		o.conns.perAddress = MaxConnectionsPerAddress
+	}
+	return o
+}
+
 // New builds a server for store.
 func New(store annals.Store, opts Options) *Server {
-	opts.Limits = opts.Limits.WithDefaults()
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}}
+	opts = opts.withDefaults()
+	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}, budget: newAppendBudget(opts.appends)}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	g := newGate(opts.Credentials)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageBytes(opts.Limits)),
 		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
-		grpc.UnaryInterceptor(opts.Credentials.unary),
-		grpc.StreamInterceptor(opts.Credentials.stream),
+		grpc.ChainUnaryInterceptor(g.unary, failureLog{opts.Logger}.unary),
+		grpc.ChainStreamInterceptor(g.stream, failureLog{opts.Logger}.stream),
 		// The clients ping every 10 s even without calls; the default
 		// policy would answer GOAWAY "too_many_pings" and kill
 		// subscriptions after ~30 s.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinClientPing, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(opts.keepalive),
+		grpc.ConnectionTimeout(opts.conns.handshake),
+		grpc.InitialWindowSize(streamWindowBytes),
+		grpc.InitialConnWindowSize(connWindowBytes),
 		// Calls run on long-lived goroutines whose stacks have already
 		// grown: a goroutine per call spent ~3% of the CPU growing its
 		// stack. Busy workers fall back to a goroutine per call.
 		grpc.NumStreamWorkers(streamWorkers),
 	)
 	ensureAdminUser(store, opts)
-	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping})
+	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping, logger: opts.Logger,
+		budget: s.budget})
 	// Persistent subscriptions keep their state in system streams. Without
 	// them, or if their groups cannot be loaded, the rest still serves and
 	// their methods are neither served nor advertised.
@@ -154,7 +214,7 @@ func New(store annals.Store, opts Options) *Server {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	if opts.Projections != nil {
-		mountProjections(mux, opts.Projections, opts.Credentials)
+		mountProjections(mux, opts.Projections, g)
 	}
 	if opts.TLS != nil {
 		opts.TLS = opts.TLS.Clone()
@@ -191,7 +251,7 @@ func (s *Server) Serve(l net.Listener) error {
 	served := make(chan error, 2)
 	go func() { served <- s.grpc.Serve(grpcL) }()
 	go func() { served <- s.http.Serve(httpL) }()
-	err := split(l, s.opts.TLS, grpcL, httpL)
+	err := split(l, s.opts.TLS, s.opts.conns, grpcL, httpL)
 	for range 2 {
 		if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) && !errors.Is(serr, net.ErrClosed) && !errors.Is(serr, grpc.ErrServerStopped) {
 			s.opts.Logger.Error("serving", "err", serr)

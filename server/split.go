@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -16,12 +15,55 @@ import (
 // is gRPC). HTTP endpoints are therefore served over HTTP/1.1.
 
 const (
-	// sniffTimeout bounds how long a new connection may take to say what
-	// it speaks (its TLS handshake, or its first bytes).
-	sniffTimeout = 10 * time.Second
+	// HandshakeTimeout bounds each step of a new connection's handshake:
+	// saying what it speaks (its TLS handshake, or its first bytes), then,
+	// for gRPC, HTTP/2's preface and settings exchange. A connection that
+	// takes longer is closed: one that connects and stalls holds its place
+	// for at most 2 × HandshakeTimeout.
+	HandshakeTimeout = 10 * time.Second
 	// MaxConnections bounds the open connections; more are closed at once.
 	MaxConnections = 16384
+	// MaxConnectionsPerAddress bounds the open connections from one remote
+	// IP address (loopback included), so that one client cannot take every
+	// place; more are closed at once.
+	MaxConnectionsPerAddress = 1024
 )
+
+// connLimits are the bounds split applies (tests shrink them).
+type connLimits struct {
+	handshake  time.Duration
+	perAddress int
+}
+
+// addressCounts counts the open connections by remote IP.
+type addressCounts struct {
+	mu     sync.Mutex
+	open   map[string]int
+	total  int
+	limits connLimits
+}
+
+// take counts a connection from ip, or reports false if a bound is
+// reached.
+func (a *addressCounts) take(ip string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.total >= MaxConnections || a.open[ip] >= a.limits.perAddress {
+		return false
+	}
+	a.total++
+	a.open[ip]++
+	return true
+}
+
+func (a *addressCounts) give(ip string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.total--
+	if a.open[ip]--; a.open[ip] == 0 {
+		delete(a.open, ip)
+	}
+}
 
 // connListener is a net.Listener fed with connections by split.
 type connListener struct {
@@ -62,38 +104,39 @@ func (l *connListener) hand(c net.Conn) {
 
 // split accepts connections on base until it fails (Close), sorting them
 // onto grpcL and httpL.
-func split(base net.Listener, cfg *tls.Config, grpcL, httpL *connListener) error {
+func split(base net.Listener, cfg *tls.Config, lim connLimits, grpcL, httpL *connListener) error {
 	defer grpcL.Close()
 	defer httpL.Close()
-	var open atomic.Int64
+	counts := &addressCounts{open: make(map[string]int), limits: lim}
 	for {
 		c, err := base.Accept()
 		if err != nil {
 			return err
 		}
-		if open.Add(1) > MaxConnections {
-			open.Add(-1)
+		ip := addrIP(c.RemoteAddr())
+		if !counts.take(ip) {
 			c.Close()
 			continue
 		}
-		go sortConn(&countedConn{Conn: c, open: &open}, cfg, grpcL, httpL)
+		go sortConn(&countedConn{Conn: c, counts: counts, ip: ip}, cfg, lim.handshake, grpcL, httpL)
 	}
 }
 
 // countedConn gives its place back when it is closed.
 type countedConn struct {
 	net.Conn
-	open *atomic.Int64
-	once sync.Once
+	counts *addressCounts
+	ip     string
+	once   sync.Once
 }
 
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.open.Add(-1) })
+	c.once.Do(func() { c.counts.give(c.ip) })
 	return c.Conn.Close()
 }
 
-func sortConn(c net.Conn, cfg *tls.Config, grpcL, httpL *connListener) {
-	if err := c.SetDeadline(time.Now().Add(sniffTimeout)); err != nil {
+func sortConn(c net.Conn, cfg *tls.Config, handshake time.Duration, grpcL, httpL *connListener) {
+	if err := c.SetDeadline(time.Now().Add(handshake)); err != nil {
 		c.Close()
 		return
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/annals/annals"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
@@ -22,54 +24,35 @@ type streamsServer struct {
 	limits annals.Limits
 	// stopping is cancelled when the server shuts down: subscriptions end.
 	stopping context.Context
+	logger   *slog.Logger
+	budget   *appendBudget
 }
 
 // Append reads the options, then the proposed events, and appends them in
 // one atomic append. A wrong expected revision goes back in the response
-// body, in both the old and the new fields, as KurrentDB sends it.
+// body, in both the old and the new fields, as KurrentDB sends it. The
+// events' bytes count against the server's appends in progress
+// (budget.go) until the append is answered; an append whose messages do
+// not all arrive within the receive timeout fails.
 func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendReq, streams.AppendResp]) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return status.Error(codes.InvalidArgument, "an append must begin with a message carrying its options")
+	received := make(chan receivedAppend, 1)
+	go func() { received <- s.receiveAppend(stream) }()
+	timer := time.NewTimer(s.budget.lim.receiveTimeout)
+	defer timer.Stop()
+	var in receivedAppend
+	select {
+	case in = <-received:
+	case <-timer.C:
+		// The receiver ends once the call has: its bytes go then.
+		go func() { s.budget.release((<-received).heldBytes) }()
+		return status.Errorf(codes.DeadlineExceeded, "the append's messages did not all arrive within %s", s.budget.lim.receiveTimeout)
 	}
-	if err != nil {
-		return err
+	defer s.budget.release(in.heldBytes)
+	if in.err != nil {
+		return in.err
 	}
-	opts := first.GetOptions()
-	if opts == nil {
-		return status.Error(codes.InvalidArgument, "the first append message must carry the options")
-	}
-	name := string(opts.GetStreamIdentifier().GetStreamName())
-	exp, err := expected(opts, opts.GetExpectedStreamRevision() != nil)
-	if err != nil {
-		return invalidArgument(err)
-	}
-	var events []annals.EventData
-	size := 0
-	for {
-		msg, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err // the client went away: nothing was written
-		}
-		m := msg.GetProposedMessage()
-		if m == nil {
-			return status.Error(codes.InvalidArgument, "after the options, an append carries only proposed messages")
-		}
-		ev, err := proposedToEvent(m)
-		if err != nil {
-			return invalidArgument(err)
-		}
-		size += annals.EventSizeBytes(&ev)
-		if err := appendTooLarge(s.limits, len(events)+1, size); err != nil {
-			// Stop reading: the append can never be written.
-			return s.appendError(stream, err)
-		}
-		events = append(events, ev)
-	}
+	name, exp, events := in.stream, in.expected, in.events
 	res, err := s.store.Append(ctx, name, exp, events...)
 	var wrong *annals.WrongExpectedRevisionError
 	if errors.As(err, &wrong) {
@@ -92,6 +75,71 @@ func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendR
 		ok.PositionOption = &streams.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}}
 	}
 	return stream.SendAndClose(&streams.AppendResp{Result: &streams.AppendResp_Success_{Success: ok}})
+}
+
+// receivedAppend is an Append call's request, or why it is refused.
+type receivedAppend struct {
+	stream    string
+	expected  annals.ExpectedRevision
+	events    []annals.EventData
+	heldBytes int // taken from the budget, whatever err
+	err       error
+}
+
+// receiveAppend reads an Append call's messages, taking their bytes from
+// the budget.
+func (s *streamsServer) receiveAppend(stream grpc.ClientStreamingServer[streams.AppendReq, streams.AppendResp]) (r receivedAppend) {
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		r.err = status.Error(codes.InvalidArgument, "an append must begin with a message carrying its options")
+		return r
+	}
+	if err != nil {
+		r.err = err
+		return r
+	}
+	opts := first.GetOptions()
+	if opts == nil {
+		r.err = status.Error(codes.InvalidArgument, "the first append message must carry the options")
+		return r
+	}
+	r.stream = string(opts.GetStreamIdentifier().GetStreamName())
+	if r.expected, err = expected(opts, opts.GetExpectedStreamRevision() != nil); err != nil {
+		r.err = invalidArgument(err)
+		return r
+	}
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return r
+		}
+		if err != nil {
+			r.err = err // the client went away: nothing was written
+			return r
+		}
+		m := msg.GetProposedMessage()
+		if m == nil {
+			r.err = status.Error(codes.InvalidArgument, "after the options, an append carries only proposed messages")
+			return r
+		}
+		ev, err := proposedToEvent(m)
+		if err != nil {
+			r.err = invalidArgument(err)
+			return r
+		}
+		size := annals.EventSizeBytes(&ev)
+		if err := appendTooLarge(s.limits, len(r.events)+1, r.heldBytes+size); err != nil {
+			// Stop reading: the append can never be written.
+			r.err = s.appendError(stream, err)
+			return r
+		}
+		if err := s.budget.acquire(stream.Context(), size); err != nil {
+			r.err = unaryStreamError(stream, err)
+			return r
+		}
+		r.heldBytes += size
+		r.events = append(r.events, ev)
+	}
 }
 
 func wrongExpectedToProto(w *annals.WrongExpectedRevisionError) *streams.AppendResp_WrongExpectedVersion {

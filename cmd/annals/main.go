@@ -439,9 +439,11 @@ var commandNotes = map[string]string{
   reads and subscriptions of a stream or of $all (with filters), delete,
   tombstone, persistent subscriptions. With --tls-cert and --tls-key it
   serves TLS and every call needs the admin's credentials (HTTP Basic; the
-  password from --admin-password or $ANNALS_ADMIN_PASSWORD, else changeit,
-  with a warning). Without TLS there is no authentication, and without
-  --insecure it serves only on a loopback address. Ctrl-C or SIGTERM:
+  password from --admin-password-file, $ANNALS_ADMIN_PASSWORD or
+  --admin-password, else changeit, with a warning; failed logins are
+  throttled per address). Without TLS there is no authentication, and
+  without --insecure it serves only on a loopback address (with --insecure
+  on another one, it warns loudly). Ctrl-C or SIGTERM:
   finishes calls in flight, closes the store, exits 0. Several servers
   may share one PostgreSQL store: they are stateless nodes.
   --projection list-of-products runs the shop's ListOfProducts read model

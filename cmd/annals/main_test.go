@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/server"
 	"github.com/google/uuid"
 )
@@ -274,22 +274,7 @@ func TestReadAllFilters(t *testing.T) {
 }
 
 // syncBuffer is a bytes.Buffer for one writer goroutine and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = teststores.SyncBuffer
 
 // subscribe starts `annals subscribe args...` and waits until it has
 // printed n lines, the last {"caughtUp":...}: it writes each message as it
@@ -500,6 +485,7 @@ func TestServeRefuses(t *testing.T) {
 		{[]string{"serve", "--tls-cert", "c.pem"}, "both --tls-cert and --tls-key"},
 		{[]string{"serve", "--tls-cert", "c.pem", "--tls-key", "k.pem", "--insecure"}, "contradict"},
 		{[]string{"serve", "--listen", "nonsense"}, "--listen"},
+		{[]string{"serve", "--admin-password-file", "p"}, "go with TLS"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append(tc.args, "--db", t.TempDir()), strings.NewReader(""), &stdout, &stderr)

@@ -25,7 +25,9 @@ func setupServe(fs *flag.FlagSet) runFunc {
 	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serves TLS and requires credentials")
 	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
 	tlsCA := fs.String("tls-ca", "", "CA certificate `file` (PEM) to verify client certificates, when a client presents one")
-	adminPassword := fs.String("admin-password", "", "the password of the built-in admin user, with TLS (default: $ANNALS_ADMIN_PASSWORD, else changeit)")
+	adminPassword := fs.String("admin-password", "", "the password of the built-in admin user, with TLS (default: $ANNALS_ADMIN_PASSWORD, else changeit); "+
+		"other local users see it in the process list: prefer --admin-password-file")
+	adminPasswordFile := fs.String("admin-password-file", "", "a `file` holding the admin user's password (one line)")
 	projections := fs.String("projection", "", "built-in projections to run, comma-separated `names` ("+strings.Join(builtinProjections, ", ")+
 		"); served under /api/projections")
 	readModels := fs.String("read-models", "", "the `directory` of the projections' read models with the embedded store (default: the --db directory followed by .read-models)")
@@ -41,6 +43,8 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			return usagef("--insecure and --tls-cert/--tls-key contradict each other")
 		case useTLS && (*tlsCert == "" || *tlsKey == ""):
 			return usagef("TLS needs both --tls-cert and --tls-key")
+		case !useTLS && (*adminPassword != "" || *adminPasswordFile != ""):
+			return usagef("--admin-password and --admin-password-file go with TLS (--tls-cert, --tls-key): without it there is no authentication")
 		case !useTLS && *tlsCA != "":
 			return usagef("--tls-ca goes with --tls-cert and --tls-key")
 		case !useTLS && !*insecure && !loopback(host):
@@ -68,17 +72,15 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			if opts.TLS, err = loadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
 				return err
 			}
-			password := *adminPassword
-			if password == "" {
-				password = os.Getenv("ANNALS_ADMIN_PASSWORD")
-			}
-			if password == "" {
-				password = "changeit"
-				logger.Warn("THE ADMIN PASSWORD IS THE DEFAULT, changeit: anyone who knows it can read and write every stream; " +
-					"set --admin-password or ANNALS_ADMIN_PASSWORD")
+			password, err := adminPasswordOf(*adminPassword, *adminPasswordFile, logger)
+			if err != nil {
+				return err
 			}
 			opts.Credentials = server.AdminCredentials(password)
-		} else if !*insecure {
+		} else if !loopback(host) {
+			logger.Warn("INSECURE: NO TLS AND NO AUTHENTICATION ON " + *listen + ", WHICH IS NOT A LOOPBACK ADDRESS: " +
+				"anyone who reaches it can read, write and delete every stream; serve TLS (--tls-cert, --tls-key) unless the network is yours alone")
+		} else {
 			logger.Warn("INSECURE: no TLS and no authentication; serving on a loopback address only")
 		}
 		limits := annals.Limits{AllowSystemStreams: true}.WithDefaults()
@@ -155,6 +157,35 @@ func loadTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
 }
 
 // loopback reports whether host names only this machine.
+// adminPasswordOf is the admin's password: from flag, or the first line of
+// file, or $ANNALS_ADMIN_PASSWORD, else the default (with a warning).
+func adminPasswordOf(flag, file string, logger *slog.Logger) (string, error) {
+	switch {
+	case flag != "" && file != "":
+		return "", usagef("--admin-password and --admin-password-file contradict each other")
+	case flag != "":
+		logger.Warn("the admin password given by --admin-password is visible to every local user in the process list; " +
+			"use --admin-password-file or ANNALS_ADMIN_PASSWORD")
+		return flag, nil
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("--admin-password-file: %w", err)
+		}
+		password, _, _ := strings.Cut(string(b), "\n")
+		if password = strings.TrimSuffix(password, "\r"); password == "" {
+			return "", fmt.Errorf("--admin-password-file %s: its first line is empty", file)
+		}
+		return password, nil
+	}
+	if password := os.Getenv("ANNALS_ADMIN_PASSWORD"); password != "" {
+		return password, nil
+	}
+	logger.Warn("THE ADMIN PASSWORD IS THE DEFAULT, changeit: anyone who knows it can read and write every stream; " +
+		"set --admin-password-file or ANNALS_ADMIN_PASSWORD")
+	return "changeit", nil
+}
+
 func loopback(host string) bool {
 	if host == "localhost" {
 		return true
