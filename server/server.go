@@ -1,6 +1,6 @@
 // Package server serves an Annals store over the KurrentDB (EventStoreDB)
 // gRPC protocol, so the official clients connect to it as to KurrentDB, and
-// over HTTP/1.1 (/health/live, and /api/projections to watch and control
+// over HTTP/1.1 (/health/live, KurrentDB's /ping, and /api/projections to watch and control
 // the projections of Options.Projections) on the same port (split.go
 // sorts the connections).
 //
@@ -212,6 +212,12 @@ func New(store annals.Store, opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
+	})
+	// KurrentDB's ping, open to all as there: the clients' HTTP helpers
+	// and their tests use it to see a node is up.
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"text":"Ping request successfully handled"}`))
 	})
 	if opts.Projections != nil {
 		mountProjections(mux, opts.Projections, g)

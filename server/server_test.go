@@ -161,6 +161,16 @@ func TestOfficialGoClient(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("/health/live: %d", resp.StatusCode)
 	}
+	// And KurrentDB's ping, as its clients' HTTP helpers expect it.
+	resp, err = http.Get("http://" + addr + "/ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != `{"text":"Ping request successfully handled"}` {
+		t.Fatalf("/ping: %d %s", resp.StatusCode, body)
+	}
 }
 
 func TestOfficialGoClientSubscription(t *testing.T) {
