@@ -73,6 +73,9 @@ const (
 	// child passes its first position in milliseconds, finishes in
 	// seconds), so that a loaded machine never fails the test.
 	childTimeout = hangGuard
+	// dumpTimeout bounds the collection of a hung child's goroutines
+	// and of PostgreSQL's sessions.
+	dumpTimeout = 10 * time.Second
 )
 
 // TestMain lets a crash test start this binary as a projector process:
@@ -214,6 +217,9 @@ func followRebuild[M any](store annals.Store, target projection.Target[M], p pro
 			if err != nil {
 				return err
 			}
+			if st.State == projection.Failed {
+				return fmt.Errorf("failed before the rebuild: %s", st.LastError)
+			}
 			if st.State == projection.Running && st.Lag == 0 {
 				gen = st.Generation
 				return pr.Rebuild(ctx)
@@ -227,8 +233,11 @@ func followRebuild[M any](store annals.Store, target projection.Target[M], p pro
 		case err != nil:
 			return 0, false, err
 		case st.Generation != gen:
-			// Switched: nothing more to report.
-			return last, finish, nil
+			// Switched: the new generation holds the whole log. Its
+			// position is reported, since a fast rebuild can switch
+			// between two polls of its progress, and a parent waiting
+			// for the rebuild to near its end must see it has.
+			return st.Position, finish, nil
 		case st.Rebuild == nil:
 			return 0, false, fmt.Errorf("the rebuild ended without a switch: %s", st.LastError)
 		}
@@ -319,11 +328,61 @@ func (c *child) waitPast(t *testing.T, pos uint64) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			c.kill(t)
-			t.Fatalf("child did not pass position %d in %v\n%s", pos, childTimeout, c.stderr.String())
+			t.Fatalf("child did not pass position %d in %v (last reported %d)\n%s", pos, childTimeout, c.reported.Load(), c.dump(t))
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// dump ends a hung child with SIGQUIT, so that the Go runtime writes its
+// goroutines to stderr, and returns that stderr with what PostgreSQL's
+// sessions of the test database were doing and waiting for: a hang is
+// diagnosed from its first occurrence.
+func (c *child) dump(t *testing.T) string {
+	t.Helper()
+	c.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-c.read:
+	case <-time.After(dumpTimeout):
+		c.cmd.Process.Signal(syscall.SIGKILL)
+		<-c.read
+	}
+	c.cmd.Wait()
+	return c.stderr.String() + "\n" + postgresActivity()
+}
+
+// postgresActivity lists the sessions of the test database other than
+// its own, with the locks they wait for, for a hang's report.
+func postgresActivity() string {
+	ctx, cancel := context.WithTimeout(context.Background(), dumpTimeout)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, teststores.PostgresDSN())
+	if err != nil {
+		return "pg_stat_activity: " + err.Error()
+	}
+	defer pool.Close()
+	rows, err := pool.Query(ctx, `SELECT a.pid, a.state, coalesce(a.wait_event_type, ''), coalesce(a.wait_event, ''),
+	coalesce((SELECT string_agg(l.locktype || ' ' || l.mode || CASE WHEN l.granted THEN ' held' ELSE ' WAITING' END || coalesce(' key ' || l.classid || ':' || l.objid, ''), ', ')
+		FROM pg_locks l WHERE l.pid = a.pid AND l.locktype IN ('advisory', 'relation', 'transactionid') AND (NOT l.granted OR l.locktype = 'advisory')), ''),
+	left(a.query, 200)
+FROM pg_stat_activity a WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() ORDER BY a.pid`)
+	if err != nil {
+		return "pg_stat_activity: " + err.Error()
+	}
+	var b strings.Builder
+	b.WriteString("PostgreSQL sessions (pid, state, wait, locks, query):\n")
+	for rows.Next() {
+		var pid int
+		var state, waitType, wait, locks, query string
+		if err := rows.Scan(&pid, &state, &waitType, &wait, &locks, &query); err != nil {
+			return b.String() + err.Error()
+		}
+		fmt.Fprintf(&b, "%d %s %s/%s [%s] %q\n", pid, state, waitType, wait, locks, query)
+	}
+	if err := rows.Err(); err != nil {
+		b.WriteString(err.Error())
+	}
+	return b.String()
 }
 
 // kill sends SIGKILL and reaps the child.
@@ -353,8 +412,7 @@ func (c *child) finish(t *testing.T) {
 			t.Fatalf("final child: %v\n%s", err, c.stderr.String())
 		}
 	case <-time.After(childTimeout):
-		c.kill(t)
-		t.Fatalf("final child did not finish in %v\n%s", childTimeout, c.stderr.String())
+		t.Fatalf("final child did not finish in %v (last reported %d)\n%s", childTimeout, c.reported.Load(), c.dump(t))
 	}
 }
 
