@@ -206,7 +206,7 @@ func (w *writer) commit(reqs []*request) {
 			}
 			if time.Now().After(deadline) {
 				for _, r := range reqs {
-					r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w (rolled back at COMMIT): %w", ErrNotWritten, err)
+					r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w (rolled back at COMMIT): %w", ErrNotWritten, hideOwnDeadline(err))
 				}
 				return
 			}
@@ -226,6 +226,7 @@ func (w *writer) commit(reqs []*request) {
 			return
 		}
 		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
+			err = hideOwnDeadline(err)
 			for _, r := range reqs {
 				r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w: %w", ErrNotWritten, err)
 			}
@@ -235,6 +236,17 @@ func (w *writer) commit(reqs []*request) {
 		time.Sleep(backoff)
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// hideOwnDeadline keeps the group transaction's own deadline (it follows
+// no caller's context, and gives up after RetryWindow) out of an append's
+// error chain: context.DeadlineExceeded there reads as the caller's
+// deadline, which a server answers as a client timeout.
+func hideOwnDeadline(err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("no answer from the database within the retry window: %v", err)
 }
 
 // commitError is a COMMIT whose outcome is unknown.

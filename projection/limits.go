@@ -69,6 +69,12 @@ const (
 	// dropTimeout bounds the dropping of a rebuild's generation when the
 	// rebuild is given up.
 	dropTimeout = 10 * time.Second
+	// maxGenerationTxAttempts bounds the runs of a PostgreSQL switch or
+	// drop of a generation that the server rolled back (a deadlock with
+	// a dead instance's last statement), generationRetryPause the first
+	// pause between two (doubled each time: 20+40+80+160 ms in all).
+	maxGenerationTxAttempts = 5
+	generationRetryPause    = 20 * time.Millisecond
 	// leaseCloseTimeout bounds the closing of a lease's connection.
 	leaseCloseTimeout = 5 * time.Second
 )

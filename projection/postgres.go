@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/annals/annals/internal/core"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -377,8 +378,34 @@ func (t *Postgres) Drop(ctx context.Context, name string, gen uint64) error {
 }
 
 // generationTx runs fn in a transaction holding the projection's
-// generation lock exclusively, with the active generation.
+// generation lock exclusively, with the active generation. A transaction
+// PostgreSQL rolled back (deadlock victim, serialization failure) is run
+// again, up to maxGenerationTxAttempts times: it changed nothing. Such
+// deadlocks are expected after a crash, when a new holder of the lease
+// drops or switches a generation while a statement of the dead process's
+// session, still running in the server, locks the same rows.
 func (t *Postgres) generationTx(ctx context.Context, name string, fn func(tx pgx.Tx, active uint64) error) error {
+	pause := generationRetryPause
+	for attempt := 1; ; attempt++ {
+		err := t.generationTxOnce(ctx, name, fn)
+		if !isRolledBack(err) || attempt == maxGenerationTxAttempts {
+			return err
+		}
+		if err := core.Sleep(ctx, pause); err != nil {
+			return err
+		}
+		pause *= 2
+	}
+}
+
+// isRolledBack reports PostgreSQL's class 40, transaction rollback: the
+// transaction was undone whole and may be run again.
+func isRolledBack(err error) bool {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && strings.HasPrefix(pgErr.Code, "40")
+}
+
+func (t *Postgres) generationTxOnce(ctx context.Context, name string, fn func(tx pgx.Tx, active uint64) error) error {
 	tx, err := t.pool.Begin(ctx)
 	if err != nil {
 		return err
