@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -222,7 +223,12 @@ func followRebuild[M any](store annals.Store, target projection.Target[M], p pro
 			}
 			if st.State == projection.Running && st.Lag == 0 {
 				gen = st.Generation
-				return pr.Rebuild(ctx)
+				err := pr.Rebuild(ctx)
+				if !errors.Is(err, projection.ErrStandby) {
+					return err
+				}
+				// Running before it first asked for the lease, which
+				// the killed child's session still held: wait for it.
 			}
 			time.Sleep(childReportEvery)
 		}
