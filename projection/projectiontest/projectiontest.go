@@ -6,26 +6,23 @@
 //
 //   - a transaction's model writes, checkpoint and parked events show
 //     together at Commit and never after Rollback (Tx);
-//
 //   - a checkpoint is saved only from the position read, else
 //     ErrCheckpointMoved, a concurrent writer included (Checkpoint);
-//
 //   - parked events are added, listed oldest first, forgotten and cleared
 //     in the transaction that counts them (Parked);
-//
 //   - generations: Generation, Switch (ErrGenerationMoved), Drop
 //     (ErrActiveGeneration), each generation's slot its own (Generation);
-//
 //   - Load, ParkedEvents and Generation of a name never written (Unknown);
-//
 //   - the lease of a Leaser: one holder, free after Release, Lost when the
 //     session behind it breaks (Lease).
 //
-//     func TestTargetContract(t *testing.T) {
-//     projectiontest.Exercise(t, func(t *testing.T) projection.Target[projection.KV] {
-//     return projection.NewMemory()
-//     }, projectiontest.Options[projection.KV]{Model: projectiontest.KV()})
-//     }
+// A target runs it so:
+//
+//	func TestTargetContract(t *testing.T) {
+//		projectiontest.Exercise(t, func(t *testing.T) projection.Target[projection.KV] {
+//			return projection.NewMemory()
+//		}, projectiontest.Options[projection.KV]{Model: projectiontest.KV()})
+//	}
 //
 // Targets differ in what the suite can provoke, not in the contract: the
 // switches of [Options] say what a target offers (a way to break its
