@@ -26,7 +26,10 @@ import (
 // direction — and requires the same answers from both, reopening the
 // embedded store now and then. It finds what the conformance suite's
 // hand-written cases miss: page and chunk boundaries, cache misses, the
-// head derived from the index after a reopen.
+// head derived from the index after a reopen. Both stores plan their
+// writes with internal/core, so both also answer to the oracle, a naive
+// model written without it (oracle_test.go): a planning bug they share
+// shows there.
 func TestDifferential(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -73,6 +76,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 	defer func() { emb.Close() }()
 	ref := memory.New(memory.Options{Now: clock.Now})
 	defer ref.Close()
+	orc := newOracle()
 
 	streams := []string{"a-1", "a-2", "b-1", "b-2", "c", "d-1"}
 	var recent [][]annals.EventData // earlier appends, for retries
@@ -122,7 +126,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 		stream := streams[rng.IntN(len(streams))]
 		clock.advance(time.Duration(rng.IntN(1500)) * time.Millisecond)
 		what := ""
-		var got, want any
+		var got, want, model any
 		switch k := rng.IntN(20); {
 		case k < 9:
 			events := newEvents()
@@ -134,6 +138,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 			r1, e1 := emb.Append(ctx, stream, exp, events...)
 			r2, e2 := ref.Append(ctx, stream, exp, events...)
 			got, want = outcome(r1, e1), outcome(r2, e2)
+			model = outcome(orc.Append(stream, exp, events, clock.Now))
 			if e2 == nil && len(events) > 0 {
 				recent = append(recent, events)
 			}
@@ -143,12 +148,14 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 			r1, e1 := emb.Delete(ctx, stream, exp)
 			r2, e2 := ref.Delete(ctx, stream, exp)
 			got, want = outcome(r1, e1), outcome(r2, e2)
+			model = outcome(orc.Delete(stream, exp, clock.Now))
 		case k < 11 && rng.IntN(3) == 0:
 			exp := expectation(stream)
 			what = fmt.Sprintf("tombstone %s at %v", stream, exp)
 			r1, e1 := emb.Tombstone(ctx, stream, exp)
 			r2, e2 := ref.Tombstone(ctx, stream, exp)
 			got, want = outcome(r1, e1), outcome(r2, e2)
+			model = outcome(orc.Tombstone(stream, exp, clock.Now))
 		case k < 12:
 			md := annals.StreamMetadata{}
 			switch rng.IntN(4) {
@@ -163,6 +170,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 			r1, e1 := emb.SetStreamMetadata(ctx, stream, annals.Any, md)
 			r2, e2 := ref.SetStreamMetadata(ctx, stream, annals.Any, md)
 			got, want = outcome(r1, e1), outcome(r2, e2)
+			model = outcome(orc.SetStreamMetadata(stream, annals.Any, md, clock.Now))
 		case k < 16:
 			opts := annals.ReadStreamOptions{Limit: uint64(rng.IntN(4) * rng.IntN(40))}
 			if rng.IntN(2) == 0 {
@@ -173,6 +181,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 			}
 			what = fmt.Sprintf("read %s %+v", stream, opts)
 			got, want = drain(emb.ReadStream(ctx, stream, opts)), drain(ref.ReadStream(ctx, stream, opts))
+			model = drain(orc.ReadStream(stream, opts, clock.Now()))
 		case k < 18:
 			opts := annals.ReadAllOptions{Limit: uint64(rng.IntN(3) * rng.IntN(300))}
 			if rng.IntN(2) == 0 {
@@ -186,11 +195,14 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 			}
 			what = fmt.Sprintf("read $all %+v", opts)
 			got, want = drain(emb.ReadAll(ctx, opts)), drain(ref.ReadAll(ctx, opts))
+			model = drain(orc.ReadAll(opts))
 		case k < 19:
 			what = "stream metadata of " + stream
 			m1, r1, e1 := emb.StreamMetadata(ctx, stream)
 			m2, r2, e2 := ref.StreamMetadata(ctx, stream)
 			got, want = fmt.Sprint(m1, r1, errKind(e1)), fmt.Sprint(m2, r2, errKind(e2))
+			m3, r3, e3 := orc.StreamMetadata(stream)
+			model = fmt.Sprint(m3, r3, errKind(e3))
 		default:
 			what = "reopen"
 			if err := emb.Close(); err != nil {
@@ -202,11 +214,17 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("op %d (%s):\nembedded:  %v\nreference: %v", op, what, got, want)
 		}
+		if !reflect.DeepEqual(want, model) {
+			t.Fatalf("op %d (%s): the stores agree, the oracle does not:\nstores: %v\noracle: %v", op, what, want, model)
+		}
 	}
 	// Finally the whole log must be the same.
 	got, want := drain(emb.ReadAll(ctx, annals.ReadAllOptions{})), drain(ref.ReadAll(ctx, annals.ReadAllOptions{}))
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("the logs differ: %d vs %d entries", len(got.([]string)), len(want.([]string)))
+	}
+	if model := drain(orc.ReadAll(annals.ReadAllOptions{})); !reflect.DeepEqual(want, model) {
+		t.Fatalf("the stores' log and the oracle's differ: %d vs %d entries", len(want.([]string)), len(model.([]string)))
 	}
 	t.Logf("%d operations, %d events", ops, len(got.([]string)))
 }

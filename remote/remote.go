@@ -17,7 +17,7 @@
 //
 // What the protocol cannot carry, and storetest.Limitations names for the
 // conformance suite (run in this package's tests against annals servers on
-// the memory and embedded stores):
+// the memory, embedded and PostgreSQL stores):
 //   - JSONOrBinaryOnly: an event's content type is application/json or
 //     application/octet-stream; any other is recorded as the latter (the
 //     bytes are kept);

@@ -14,6 +14,7 @@ import (
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/memory"
+	"github.com/annals/annals/postgres"
 	"github.com/annals/annals/remote"
 	"github.com/annals/annals/server"
 	"github.com/annals/annals/storetest"
@@ -38,6 +39,10 @@ func serveFresh(t *testing.T, kind string) annals.Store {
 			t.Fatal(err)
 		}
 		store = s
+	case "postgres":
+		store = openPostgres(t, limits)
+	default:
+		t.Fatalf("no store kind %q", kind)
 	}
 	t.Cleanup(func() { store.Close() })
 	addr := teststores.ServeStore(t, store, server.Options{Limits: limits.WithDefaults()})
@@ -57,10 +62,34 @@ func serveFresh(t *testing.T, kind string) annals.Store {
 	return s
 }
 
+// openPostgres opens a PostgreSQL store in a fresh schema with limits (a
+// server's), or skips without a server as teststores.Schema does.
+func openPostgres(t *testing.T, limits annals.Limits) annals.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	s, err := postgres.Open(ctx, teststores.PostgresDSN(), postgres.Options{
+		Schema: teststores.Schema(t), Limits: limits, MaxConns: postgresConns, Logger: quiet(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const (
+	// hangGuard bounds opening a store: far above a normal open, so that
+	// an unreachable database fails the test instead of hanging it.
+	hangGuard = 5 * time.Minute
+	// postgresConns bounds each PostgreSQL store's pool, as
+	// teststores.Postgres does: the suite's subtests run in parallel.
+	postgresConns = 4
+)
+
 // The conformance suite through the protocol, on the stores behind a
 // server, with what the protocol cannot carry switched off (package doc).
 func TestConformance(t *testing.T) {
-	for _, kind := range []string{"memory", "embedded"} {
+	for _, kind := range []string{"memory", "embedded", "postgres"} {
 		t.Run(kind, func(t *testing.T) {
 			storetest.ExerciseWith(t, func(t *testing.T) annals.Store { return serveFresh(t, kind) }, limitations)
 		})

@@ -133,9 +133,7 @@ func exerciseBadInput(t *testing.T, newStore func(t *testing.T) annals.Store) {
 	var tests []storeTest
 	for _, c := range cases {
 		tests = append(tests, storeTest{c.name, func(t *testing.T, s annals.Store) {
-			if systemStreamCases[c.name] && limitationsOf(s).SystemStreamsWritable {
-				t.Skip("the store writes system streams and types (Limitations.SystemStreamsWritable)")
-			}
+			skipIfLimited(t, systemStreamCases[c.name] && limitationsOf(s).SystemStreamsWritable, "SystemStreamsWritable")
 			ctx := testContext(t)
 			mustAppend(t, ctx, s, "good-1", annals.NoStream, evs(2, "Good")...)
 			err := c.call(ctx, s)
@@ -203,7 +201,7 @@ func testLimitsAtBoundary(t *testing.T, s annals.Store) {
 	// Exactly the maximum append size.
 	n := annals.DefaultMaxAppendSizeBytes / annals.DefaultMaxEventSizeBytes
 	if n*annals.DefaultMaxEventSizeBytes != annals.DefaultMaxAppendSizeBytes {
-		t.Skip("append size limit is not a multiple of the event size limit")
+		t.Fatalf("bad test: the append size limit is not a multiple of the event size limit")
 	}
 	data := make([]byte, annals.DefaultMaxEventSizeBytes-len("Big"))
 	in := make([]annals.EventData, n)

@@ -6,16 +6,24 @@ import (
 	"github.com/annals/annals"
 )
 
-// Limitations are the parts of the contract a store cannot keep because
-// of how it reaches its data (a wire protocol, say); the zero value is
-// none: the whole contract.
+// Limitations are the capability switches of the suite: the parts of the
+// contract a store cannot keep because of how it reaches its data (a wire
+// protocol, say), as River's driver suite asks a driver what it supports.
+// The zero value is none: the whole contract, which Exercise runs. Each
+// switch names the subtests it changes; the suite consults the switches
+// and nothing else, so a store that passes Exercise keeps the whole
+// contract, and one that passes ExerciseWith keeps all but what its
+// switches say.
 type Limitations struct {
 	// JSONOrBinaryOnly: a content type other than application/json is
 	// recorded as application/octet-stream (the bytes are kept).
+	// Events/FieldsRoundTrip then expects application/octet-stream for its
+	// text/plain event.
 	JSONOrBinaryOnly bool
 	// SystemStreamsWritable: appends may write $-prefixed streams and
-	// event types, metastreams included, as a server lets its clients do;
-	// the cases that expect them refused are skipped.
+	// event types, metastreams included, as a server lets its clients do.
+	// The BadInput cases that expect them refused (systemStreamCases) are
+	// skipped, naming this switch.
 	SystemStreamsWritable bool
 }
 
@@ -37,6 +45,16 @@ func limitationsOf(s annals.Store) Limitations {
 		return l.lim
 	}
 	return Limitations{}
+}
+
+// skipIfLimited skips the subtest when the store has the limitation
+// named; every skip of the suite for a store's sake goes through here, so
+// each one names its switch.
+func skipIfLimited(t *testing.T, limited bool, name string) {
+	t.Helper()
+	if limited {
+		t.Skipf("the store cannot keep this part of the contract (Limitations.%s)", name)
+	}
 }
 
 // systemStreamCases are the bad-input cases that a store with

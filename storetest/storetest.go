@@ -12,6 +12,15 @@
 //	}
 //
 // The suite uses only the public annals API, so any backend can run it.
+//
+// A store that cannot keep part of the contract by the way it reaches its
+// data (package remote, over the KurrentDB protocol) runs [ExerciseWith]
+// and names what it cannot keep in [Limitations], the suite's capability
+// switches: the subtests consult those switches, never the store's type,
+// and a skip for a store's sake names its switch. The suite runs on the
+// memory, embedded and PostgreSQL stores (Exercise, in each one's
+// TestConformance) and on package remote against annals servers over the
+// memory, embedded and PostgreSQL stores (ExerciseWith).
 package storetest
 
 import (
