@@ -38,6 +38,15 @@ type Limits struct {
 	AllowSystemStreams bool
 }
 
+// LimitsReporter is a Store that reports the Limits it enforces, with the
+// defaults filled in. The stores of this module (memory, embedded,
+// postgres, remote) are all one. What serves a store to others (package
+// server) takes them, so that it refuses what the store would and sizes
+// its messages for the largest append the store takes.
+type LimitsReporter interface {
+	Limits() Limits
+}
+
 // WithDefaults returns l with zero fields set to the defaults.
 func (l Limits) WithDefaults() Limits {
 	def := func(v *int, d int) {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/internal/core"
+	"github.com/annals/annals/internal/backoff"
 	"github.com/google/uuid"
 )
 
@@ -99,7 +99,7 @@ func (h *Handler[S, C, E]) Handle(ctx context.Context, stream string, cmd C, opt
 		if attempt >= retry.MaxAttempts {
 			return res, &ConflictError{Stream: stream, Attempts: attempt, Err: err}
 		}
-		if err := core.Sleep(ctx, retry.backoff(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, retry.backoff(attempt)); err != nil {
 			return res, err
 		}
 	}

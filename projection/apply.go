@@ -7,7 +7,7 @@ import (
 	"math"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/internal/core"
+	"github.com/annals/annals/internal/backoff"
 )
 
 // batchError is HandleBatch's failure: the batch is applied again one
@@ -235,7 +235,7 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 				}
 				continue
 			}
-			if err := core.Sleep(ctx, p.policy.backoff(attempt)); err != nil {
+			if err := backoff.Sleep(ctx, p.policy.backoff(attempt)); err != nil {
 				return err
 			}
 			continue
@@ -283,7 +283,7 @@ func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
 			}
 			continue
 		}
-		if err := core.Sleep(ctx, p.policy.backoff(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, p.policy.backoff(attempt)); err != nil {
 			return err
 		}
 	}

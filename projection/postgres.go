@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/annals/annals/internal/core"
+	"github.com/annals/annals/internal/backoff"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -391,7 +391,7 @@ func (t *Postgres) generationTx(ctx context.Context, name string, fn func(tx pgx
 		if !isRolledBack(err) || attempt == maxGenerationTxAttempts {
 			return err
 		}
-		if err := core.Sleep(ctx, pause); err != nil {
+		if err := backoff.Sleep(ctx, pause); err != nil {
 			return err
 		}
 		pause *= 2

@@ -34,7 +34,10 @@ func serveBudget(t *testing.T, roomWait, receiveTimeout time.Duration, onWait fu
 	opts := server.Options{Limits: annals.Limits{MaxAppendSizeBytes: budgetBytes}, MaxAppendBytesInProgress: budgetBytes,
 		Logger: slog.New(slog.DiscardHandler)}
 	server.SetAppendLimits(&opts, roomWait, receiveTimeout, onWait)
-	srv := server.New(teststores.Embedded(t), opts)
+	srv, err := server.New(teststores.Embedded(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

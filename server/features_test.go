@@ -14,6 +14,7 @@ import (
 	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
+	"github.com/annals/annals/server/serveproj"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/serverfeatures"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
 )
@@ -38,7 +39,7 @@ func serveSystem(t *testing.T, opts server.Options) (*embedded.Store, string) {
 // The Node client refuses groups on $all without "all" on the method it
 // calls.
 func TestServerFeaturesAsKurrentDB(t *testing.T) {
-	_, addr := serveSystem(t, server.Options{Projections: projection.NewRegistry()})
+	_, addr := serveSystem(t, server.Options{Projections: serveproj.Registry(projection.NewRegistry())})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := serverfeatures.NewServerFeaturesClient(rawConn(t, addr)).GetSupportedMethods(ctx, &shared.Empty{})

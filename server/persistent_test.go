@@ -37,7 +37,10 @@ func servePersistentAt(t *testing.T, dir string) (addr string, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(store, server.Options{Logger: quiet, Limits: limits})
+	srv, err := server.New(store, server.Options{Logger: quiet, Limits: limits})
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

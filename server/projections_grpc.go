@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/projection"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/projections"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
 	"google.golang.org/grpc"
@@ -28,19 +27,29 @@ const (
 	fullProgress = 100
 )
 
+// The states of a projection (ProjectionStatus.State) that KurrentDB's
+// Running and Stopped stand for.
+const (
+	stateRunning    = "running"
+	stateRebuilding = "rebuilding"
+	statePaused     = "paused"
+	stateStopped    = "stopped"
+	stateStandby    = "standby"
+)
+
 // notJavaScript is why the methods that manage JavaScript projections are
 // not served.
 const notJavaScript = "Annals projections are Go code registered in the server process (package projection), not JavaScript queries: "
 
-// projectionsServer serves KurrentDB's Projections service over a
-// projection.Registry, so that the clients' projection management lists
+// projectionsServer serves KurrentDB's Projections service over
+// Options.Projections, so that the clients' projection management lists
 // the registered projections and pauses, resumes and resets them. Their
 // code is Go, compiled into the process: what creates, updates, deletes
 // or queries a JavaScript projection has no counterpart and answers
 // Unimplemented.
 type projectionsServer struct {
 	projections.UnimplementedProjectionsServer
-	reg *projection.Registry
+	reg Projections
 }
 
 // Statistics streams the status of the projections asked for: all of
@@ -48,7 +57,7 @@ type projectionsServer struct {
 // continuous), none for "transient" and "one_time", one for a name.
 func (p *projectionsServer) Statistics(req *projections.StatisticsReq, call grpc.ServerStreamingServer[projections.StatisticsResp]) error {
 	ctx := call.Context()
-	var statuses []projection.Status
+	var statuses []ProjectionStatus
 	switch mode := req.GetOptions().GetMode().(type) {
 	case *projections.StatisticsReq_Options_Name:
 		c, err := p.lookup(mode.Name)
@@ -59,7 +68,7 @@ func (p *projectionsServer) Statistics(req *projections.StatisticsReq, call grpc
 		if err != nil {
 			return projectionError(err)
 		}
-		statuses = []projection.Status{st}
+		statuses = []ProjectionStatus{st}
 	case *projections.StatisticsReq_Options_All, *projections.StatisticsReq_Options_Continuous:
 		// A projection whose status fails is listed (Faulted, with the
 		// error as its reason) rather than failing the whole list.
@@ -99,8 +108,8 @@ func (p *projectionsServer) Disable(ctx context.Context, req *projections.Disabl
 }
 
 // Enable resumes a paused projection, or runs a failed one again from its
-// checkpoint (projection.Controller.Resume says what it does in each
-// state; a stopped or standby projection is refused).
+// checkpoint (package projection's Controller.Resume says what it does in
+// each state; a stopped or standby projection is refused).
 func (p *projectionsServer) Enable(ctx context.Context, req *projections.EnableReq) (*projections.EnableResp, error) {
 	c, err := p.lookup(req.GetOptions().GetName())
 	if err != nil {
@@ -157,12 +166,12 @@ func (p *projectionsServer) RestartSubsystem(context.Context, *shared.Empty) (*s
 // (KurrentDB's Statistics would list every projection, which a client
 // asking for one status would take as that one's); an unknown one is
 // NotFound, as KurrentDB answers it.
-func (p *projectionsServer) lookup(name string) (projection.Controller, error) {
+func (p *projectionsServer) lookup(name string) (ProjectionControl, error) {
 	switch {
 	case name == "":
 		return nil, status.Error(codes.InvalidArgument, "a projection name is required")
-	case len(name) > projection.MaxNameBytes:
-		return nil, status.Errorf(codes.InvalidArgument, "projection name of %d bytes, at most %d", len(name), projection.MaxNameBytes)
+	case len(name) > MaxProjectionNameBytes:
+		return nil, status.Errorf(codes.InvalidArgument, "projection name of %d bytes, at most %d", len(name), MaxProjectionNameBytes)
 	}
 	c, ok := p.reg.Get(name)
 	if !ok {
@@ -175,11 +184,9 @@ func (p *projectionsServer) lookup(name string) (projection.Controller, error) {
 // refuses the action is FailedPrecondition with the projector's message.
 func projectionError(err error) error {
 	switch {
-	case errors.Is(err, projection.ErrNoReset), errors.Is(err, projection.ErrStandby),
-		errors.Is(err, projection.ErrRunning), errors.Is(err, projection.ErrNotRunning), errors.Is(err, projection.ErrFailed),
-		errors.Is(err, projection.ErrRebuilding), errors.Is(err, projection.ErrGenerationMoved):
+	case errors.Is(err, ErrProjectionRefused):
 		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, projection.ErrInvalid):
+	case errors.Is(err, ErrProjectionInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, annals.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
@@ -194,7 +201,7 @@ func projectionError(err error) error {
 // statisticsDetails is a status in KurrentDB's terms (see docs/projections.md
 // for the mapping). The KurrentDB status names a state; Annals' own state
 // goes in stateReason, which KurrentDB fills only for a faulted projection.
-func statisticsDetails(st projection.Status) *projections.StatisticsResp_Details {
+func statisticsDetails(st ProjectionStatus) *projections.StatisticsResp_Details {
 	kstatus, reason := kurrentStatus(st)
 	pos := kurrentPosition(st.Position)
 	return &projections.StatisticsResp_Details{
@@ -223,15 +230,15 @@ func statisticsDetails(st projection.Status) *projections.StatisticsResp_Details
 
 // kurrentStatus is the KurrentDB status of st and the reason that goes
 // with it: Annals' state, and the last error when it failed.
-func kurrentStatus(st projection.Status) (string, string) {
-	reason := st.State.String()
+func kurrentStatus(st ProjectionStatus) (string, string) {
+	reason := st.State
 	switch st.State {
-	case projection.Running, projection.Rebuilding:
+	case stateRunning, stateRebuilding:
 		if st.Rebuild != nil {
 			reason += fmt.Sprintf(" (generation %d rebuilding at position %d)", st.Rebuild.Generation, st.Rebuild.Position)
 		}
 		return kurrentRunning, reason
-	case projection.Paused, projection.Stopped, projection.Standby:
+	case statePaused, stateStopped, stateStandby:
 		return kurrentStopped, reason
 	}
 	// Failed, or a status that could not be read ("unknown").
@@ -250,7 +257,7 @@ func kurrentPosition(pos uint64) string {
 
 // progress is how far the projection is through the log, in percent: its
 // checkpoint over the store's head, and all the way once it has no lag.
-func progress(st projection.Status) float32 {
+func progress(st ProjectionStatus) float32 {
 	if st.Lag == 0 || st.Head == 0 {
 		return fullProgress
 	}

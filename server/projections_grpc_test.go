@@ -23,13 +23,13 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// projectionClient serves the registry of serveProjections (projections
-// "orders", running over five events, and "shop/orders", never started)
+// projectionClient serves reg with the projections of serveProjections
+// ("orders", running over five events, and "shop/orders", never started)
 // and returns the official client's projection management connected to
 // it, the address and the running projector.
-func projectionClient(t *testing.T, opts server.Options) (*kurrentdb.ProjectionClient, string, *projection.Projector[projection.KV]) {
+func projectionClient(t *testing.T, reg *projection.Registry, opts server.Options) (*kurrentdb.ProjectionClient, string, *projection.Projector[projection.KV]) {
 	t.Helper()
-	base, pr := serveProjections(t, opts)
+	base, pr := serveProjections(t, reg, opts)
 	addr := strings.TrimPrefix(base, "http://")
 	cfg, err := kurrentdb.ParseConnectionString(fmt.Sprintf("kurrentdb://%s?tls=false", addr))
 	if err != nil {
@@ -95,7 +95,7 @@ func statistics(ctx context.Context, conn *grpc.ClientConn, opts *projections.St
 }
 
 func TestProjectionsGRPCList(t *testing.T) {
-	client, addr, _ := projectionClient(t, server.Options{Projections: projection.NewRegistry()})
+	client, addr, _ := projectionClient(t, projection.NewRegistry(), server.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 
@@ -153,7 +153,7 @@ func TestProjectionsGRPCList(t *testing.T) {
 }
 
 func TestProjectionsGRPCControl(t *testing.T) {
-	client, _, pr := projectionClient(t, server.Options{Projections: projection.NewRegistry()})
+	client, _, pr := projectionClient(t, projection.NewRegistry(), server.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	opts := kurrentdb.GenericProjectionOptions{}
@@ -217,7 +217,7 @@ func TestProjectionsGRPCControl(t *testing.T) {
 }
 
 func TestProjectionsGRPCErrors(t *testing.T) {
-	client, addr, pr := projectionClient(t, server.Options{Projections: projection.NewRegistry()})
+	client, addr, pr := projectionClient(t, projection.NewRegistry(), server.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	opts := kurrentdb.GenericProjectionOptions{}
@@ -288,7 +288,7 @@ func TestProjectionsGRPCErrors(t *testing.T) {
 }
 
 func TestProjectionsGRPCNotServed(t *testing.T) {
-	_, addr, _ := projectionClient(t, server.Options{})
+	_, addr, _ := projectionClient(t, nil, server.Options{})
 	_, err := statistics(context.Background(), rawConn(t, addr), &projections.StatisticsReq_Options{Mode: &projections.StatisticsReq_Options_All{All: &shared.Empty{}}})
 	if status.Code(err) != codes.Unimplemented {
 		t.Fatalf("without a registry: %v, want Unimplemented", err)
@@ -296,7 +296,7 @@ func TestProjectionsGRPCNotServed(t *testing.T) {
 }
 
 func TestProjectionsGRPCCredentials(t *testing.T) {
-	_, addr, pr := projectionClient(t, server.Options{Projections: projection.NewRegistry(), Credentials: server.AdminCredentials("secret")})
+	_, addr, pr := projectionClient(t, projection.NewRegistry(), server.Options{Credentials: server.AdminCredentials("secret")})
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
 	conn := rawConn(t, addr)

@@ -13,12 +13,13 @@ import (
 	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
+	"github.com/annals/annals/server/serveproj"
 )
 
 // serveProjections serves a fresh store with opts on a loopback port, with
-// a registry holding one running projector of it, and returns the base
-// URL and the projector.
-func serveProjections(t *testing.T, opts server.Options) (string, *projection.Projector[projection.KV]) {
+// reg (unless nil) holding one running projector of it, and returns the
+// base URL and the projector.
+func serveProjections(t *testing.T, reg *projection.Registry, opts server.Options) (string, *projection.Projector[projection.KV]) {
 	t.Helper()
 	store := teststores.Embedded(t)
 	for range 5 {
@@ -48,12 +49,13 @@ func serveProjections(t *testing.T, opts server.Options) (string, *projection.Pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	if opts.Projections != nil {
+	if reg != nil {
 		for _, c := range []projection.Controller{pr, shop} {
-			if err := opts.Projections.Add(c); err != nil {
+			if err := reg.Add(c); err != nil {
 				t.Fatal(err)
 			}
 		}
+		opts.Projections = serveproj.Registry(reg)
 	}
 	addr := teststores.ServeStore(t, store, opts)
 	deadline := time.Now().Add(hangGuard)
@@ -103,7 +105,7 @@ func doChallenged(t *testing.T, method, url, user, pass string) (int, map[string
 }
 
 func TestProjectionsHTTP(t *testing.T) {
-	base, pr := serveProjections(t, server.Options{Projections: projection.NewRegistry()})
+	base, pr := serveProjections(t, projection.NewRegistry(), server.Options{})
 
 	code, m := do(t, "GET", base+"/api/projections", "", "")
 	list, _ := m["projections"].([]any)
@@ -145,14 +147,14 @@ func TestProjectionsHTTP(t *testing.T) {
 }
 
 func TestProjectionsHTTPNotServed(t *testing.T) {
-	base, _ := serveProjections(t, server.Options{})
+	base, _ := serveProjections(t, nil, server.Options{})
 	if code, _ := do(t, "GET", base+"/api/projections", "", ""); code != 404 {
 		t.Fatalf("without a registry: %d, want 404", code)
 	}
 }
 
 func TestProjectionsHTTPCredentials(t *testing.T) {
-	base, pr := serveProjections(t, server.Options{Projections: projection.NewRegistry(), Credentials: server.AdminCredentials("secret")})
+	base, pr := serveProjections(t, projection.NewRegistry(), server.Options{Credentials: server.AdminCredentials("secret")})
 
 	for _, tc := range []struct{ method, path, user, pass string }{
 		{"GET", "/api/projections", "", ""},

@@ -20,6 +20,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,7 +29,6 @@ import (
 
 	"github.com/annals/annals"
 	ps "github.com/annals/annals/persistent"
-	"github.com/annals/annals/projection"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/gossip"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/persistent"
@@ -86,7 +86,9 @@ func MaxMessageBytes(limits annals.Limits) int {
 
 // Options configure a Server.
 type Options struct {
-	// Limits must be the store's: the server refuses what the store would.
+	// Limits are the store's: the server refuses what the store would.
+	// Zero takes those the store reports (annals.LimitsReporter), or the
+	// defaults from a store that reports none.
 	Limits annals.Limits
 	Logger *slog.Logger
 	// TLS, if set, serves TLS only (HTTP/2 by ALPN); nil serves plaintext.
@@ -97,10 +99,10 @@ type Options struct {
 	// (ResourceExhausted, HTTP 429) without its password being checked.
 	Credentials Credentials
 	// Projections, if set, are served for status and control over HTTP
-	// under /api/projections (see projection.Registry.Handler), behind
-	// Credentials like every gRPC call, and over KurrentDB's Projections
-	// gRPC service (projections_grpc.go).
-	Projections *projection.Registry
+	// under ProjectionsPath, behind Credentials like every gRPC call, and
+	// over KurrentDB's Projections gRPC service (projections_grpc.go).
+	// Package server/serveproj makes them of a projection.Registry.
+	Projections Projections
 
 	// MaxAppendBytesInProgress bounds the event bytes held by all the
 	// appends the server is receiving or writing (budget.go);
@@ -135,8 +137,11 @@ type Server struct {
 	base net.Listener // the listener Serve accepts on
 }
 
-// withDefaults fills the zero fields of o.
-func (o Options) withDefaults() Options {
+// withDefaults fills the zero fields of o, the limits from store's.
+func (o Options) withDefaults(store annals.Store) Options {
+	if r, ok := store.(annals.LimitsReporter); ok && o.Limits == (annals.Limits{}) {
+		o.Limits = r.Limits()
+	}
 	o.Limits = o.Limits.WithDefaults()
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -163,10 +168,19 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// New builds a server for store.
-func New(store annals.Store, opts Options) *Server {
-	opts = opts.withDefaults()
-	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}, budget: newAppendBudget(opts.appends)}
+// New builds a server for store. It writes the admin user's records (with
+// Credentials) and loads the persistent subscription groups (with system
+// streams allowed); it fails if the store refuses either.
+func New(store annals.Store, opts Options) (*Server, error) {
+	opts = opts.withDefaults(store)
+	if err := ensureAdminUser(store, opts); err != nil {
+		return nil, err
+	}
+	m, err := openPersistent(store, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}, budget: newAppendBudget(opts.appends), persistent: m}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	g := newGate(opts.Credentials)
 	s.grpc = grpc.NewServer(
@@ -187,28 +201,49 @@ func New(store annals.Store, opts Options) *Server {
 		// stack. Busy workers fall back to a goroutine per call.
 		grpc.NumStreamWorkers(streamWorkers),
 	)
-	ensureAdminUser(store, opts)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping, logger: opts.Logger,
 		budget: s.budget})
-	// Persistent subscriptions keep their state in system streams. Without
-	// them, or if their groups cannot be loaded, the rest still serves and
-	// their methods are neither served nor advertised.
-	if !opts.Limits.AllowSystemStreams {
-		opts.Logger.Info("persistent subscriptions not served: the store does not allow system streams")
-	} else if m, err := ps.Open(context.Background(), store, ps.Options{Logger: opts.Logger}); err != nil {
-		opts.Logger.Error("persistent subscriptions not served: loading their groups failed", "err", err)
-	} else {
-		s.persistent = m
+	if m != nil {
 		persistent.RegisterPersistentSubscriptionsServer(s.grpc, &persistentServer{m: m, stopping: s.stopping})
 	}
-	// The registry's projections are listed and controlled by KurrentDB's
-	// projection management too (projections_grpc.go).
+	// The projections are listed and controlled by KurrentDB's projection
+	// management too (projections_grpc.go).
 	if opts.Projections != nil {
 		projections.RegisterProjectionsServer(s.grpc, &projectionsServer{reg: opts.Projections})
 	}
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, features{persistent: s.persistent != nil, projections: opts.Projections != nil})
 	gossip.RegisterGossipServer(s.grpc, s.gossip)
+	if opts.TLS != nil {
+		opts.TLS = opts.TLS.Clone()
+		opts.TLS.NextProtos = []string{"h2", "http/1.1"} // h2 is gRPC (split.go)
+		s.opts.TLS = opts.TLS
+	}
+	s.http = &http.Server{
+		Handler:           httpMux(opts, g),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       httpIdleTimeout,
+		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
 
+// openPersistent loads the persistent subscription groups, which keep
+// their state in system streams: without those (nil, and the rest still
+// serves) their methods are neither served nor advertised.
+func openPersistent(store annals.Store, opts Options) (*ps.Manager, error) {
+	if !opts.Limits.AllowSystemStreams {
+		opts.Logger.Info("persistent subscriptions not served: the store does not allow system streams")
+		return nil, nil
+	}
+	m, err := ps.Open(context.Background(), store, ps.Options{Logger: opts.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("server: loading the persistent subscription groups: %w", err)
+	}
+	return m, nil
+}
+
+// httpMux serves the HTTP/1.1 endpoints.
+func httpMux(opts Options, g *gate) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
@@ -222,18 +257,7 @@ func New(store annals.Store, opts Options) *Server {
 	if opts.Projections != nil {
 		mountProjections(mux, opts.Projections, g)
 	}
-	if opts.TLS != nil {
-		opts.TLS = opts.TLS.Clone()
-		opts.TLS.NextProtos = []string{"h2", "http/1.1"} // h2 is gRPC (split.go)
-		s.opts.TLS = opts.TLS
-	}
-	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       httpIdleTimeout,
-		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
-	}
-	return s
+	return mux
 }
 
 // Serve accepts connections on l until Shutdown. It returns nil after a

@@ -12,6 +12,7 @@ import (
 	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
+	"github.com/annals/annals/server/serveproj"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/shared"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
 	"google.golang.org/grpc"
@@ -62,7 +63,7 @@ func TestFailedAuthenticationThrottled(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := teststores.ServeStore(t, store, server.Options{Credentials: server.AdminCredentials("secret"),
-		Projections: projection.NewRegistry()})
+		Projections: serveproj.Registry(projection.NewRegistry())})
 
 	guesser := rawFrom(t, addr, "127.0.0.1")
 	for i := range server.AuthFailureBurst {

@@ -67,16 +67,17 @@ func written(err error) bool {
 
 // ensureAdminUser writes the admin user's records on a server that checks
 // credentials (KurrentDB has users only with authentication on) and may
-// write system streams; a failure is logged and the server serves on.
-func ensureAdminUser(store annals.Store, opts Options) {
+// write system streams. A failure fails New: a store that refuses these
+// writes would refuse the clients' too.
+func ensureAdminUser(store annals.Store, opts Options) error {
 	if opts.Credentials == nil || !opts.Limits.AllowSystemStreams {
-		return
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), adminUserTimeout)
 	defer cancel()
 	if err := writeAdminUser(ctx, store); err != nil {
-		opts.Logger.Error("writing the admin user's records", "err", err)
-		return
+		return fmt.Errorf("server: writing the admin user's records: %w", err)
 	}
 	opts.Logger.Debug("the admin user's records are in " + usersStream)
+	return nil
 }

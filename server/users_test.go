@@ -92,7 +92,11 @@ func TestAdminUserRecordsNodesTogether(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			srv := server.New(s, server.Options{Logger: quiet, Limits: limits, Credentials: server.AdminCredentials("changeit")})
+			srv, err := server.New(s, server.Options{Logger: quiet, Limits: limits, Credentials: server.AdminCredentials("changeit")})
+			if err != nil {
+				t.Error(err)
+				return
+			}
 			t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
 		}()
 	}

@@ -75,7 +75,10 @@ func setupBench(fs *flag.FlagSet) runFunc {
 			if err != nil {
 				return err
 			}
-			srv := server.New(store, server.Options{Logger: quiet})
+			srv, err := server.New(store, server.Options{Logger: quiet})
+			if err != nil {
+				return err
+			}
 			go srv.Serve(l)
 			defer srv.Shutdown(context.Background())
 			url = "kurrentdb://" + l.Addr().String() + "?tls=false"

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/examples/seats/seats"
+	"github.com/annals/annals/demo/seats"
 )
 
 // demoArgs takes the demo's name off args: seats is the only one.

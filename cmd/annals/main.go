@@ -447,7 +447,7 @@ var commandNotes = map[string]string{
   finishes calls in flight, closes the store, exits 0. Several servers
   may share one PostgreSQL store: they are stateless nodes.
   --projection list-of-products runs the shop's ListOfProducts read model
-  (examples/products) beside the store: in a pebble target in
+  (package demo/products) beside the store: in a pebble target in
   --read-models with the embedded store, in the store's PostgreSQL schema
   with --postgres (one instance at a time across nodes). Its status and
   controls are under GET /api/projections (annals projections). Your own

@@ -562,7 +562,10 @@ func TestServerFlag(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	srv := server.New(store, server.Options{Logger: quiet, Limits: annals.Limits{AllowSystemStreams: true}})
+	srv, err := server.New(store, server.Options{Logger: quiet, Limits: annals.Limits{AllowSystemStreams: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/annals/annals/memory"
 	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
+	"github.com/annals/annals/server/serveproj"
 )
 
 // projectionServer serves a memory store on a loopback port with one
@@ -74,7 +75,7 @@ func startProjectionServer(t *testing.T, creds server.Credentials) *projectionSe
 		pr.Stop()
 		ps.store.Close()
 	})
-	ps.url = "kurrentdb://" + teststores.ServeStore(t, ps.store, server.Options{Projections: reg, Credentials: creds}) + "?tls=false"
+	ps.url = "kurrentdb://" + teststores.ServeStore(t, ps.store, server.Options{Projections: serveproj.Registry(reg), Credentials: creds}) + "?tls=false"
 	ps.waitFor(t, "catching up", func(st projection.Status) bool { return st.Position == 4 && st.Parked == 1 })
 	return ps
 }

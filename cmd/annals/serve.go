@@ -15,6 +15,7 @@ import (
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/server"
+	"github.com/annals/annals/server/serveproj"
 )
 
 const defaultListen = "127.0.0.1:2113"
@@ -103,7 +104,7 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			store.Close()
 			return err
 		}
-		opts.Projections = running.registry
+		opts.Projections = serveproj.Registry(running.registry)
 		l, err := net.Listen("tcp", *listen)
 		if err != nil {
 			running.stop(logger)
@@ -111,7 +112,13 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			return err
 		}
 		opts.Limits = limits
-		srv := server.New(store, opts)
+		srv, err := server.New(store, opts)
+		if err != nil {
+			l.Close()
+			running.stop(logger)
+			store.Close()
+			return err
+		}
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(l) }()
 		select {

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/examples/products"
+	"github.com/annals/annals/demo/products"
 	"github.com/annals/annals/projection"
 	"github.com/jackc/pgx/v5/pgxpool"
 )

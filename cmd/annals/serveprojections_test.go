@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/annals/annals/examples/products"
+	"github.com/annals/annals/demo/products"
 	"github.com/annals/annals/projection"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"

@@ -27,8 +27,8 @@ import (
 	"syscall"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/demo/seats"
 	"github.com/annals/annals/embedded"
-	"github.com/annals/annals/examples/seats/seats"
 	"github.com/annals/annals/postgres"
 	"github.com/annals/annals/remote"
 )

@@ -92,7 +92,10 @@ func ServeStore(t testing.TB, store annals.Store, opts server.Options) string {
 	if opts.Logger == nil {
 		opts.Logger = quiet()
 	}
-	srv := server.New(store, opts)
+	srv, err := server.New(store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

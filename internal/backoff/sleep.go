@@ -1,4 +1,7 @@
-package core
+// Package backoff holds what retrying with a pause needs, for the command
+// handler's conflict retries and the projectors' error policy. It is apart
+// from internal/core, whose logic is free of IO and of clocks.
+package backoff
 
 import (
 	"context"

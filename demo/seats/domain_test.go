@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/annals/annals/command/commandtest"
-	"github.com/annals/annals/examples/seats/seats"
+	"github.com/annals/annals/demo/seats"
 )
 
 var opened = seats.ConferenceOpened{Capacity: 10}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/annals/annals/command"
 	"github.com/annals/annals/command/commandtest"
-	"github.com/annals/annals/examples/products"
+	"github.com/annals/annals/demo/products"
 	"github.com/annals/annals/internal/teststores"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/command"
-	"github.com/annals/annals/examples/products"
+	"github.com/annals/annals/demo/products"
 	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/memory"
 	"github.com/annals/annals/projection"

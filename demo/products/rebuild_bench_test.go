@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/demo/products"
 	"github.com/annals/annals/embedded"
-	"github.com/annals/annals/examples/products"
 	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/projection"
 	"github.com/jackc/pgx/v5"

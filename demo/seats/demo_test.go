@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/annals/annals"
-	"github.com/annals/annals/examples/seats/seats"
+	"github.com/annals/annals/demo/seats"
 	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/postgres"
 	"github.com/annals/annals/remote"
