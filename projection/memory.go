@@ -233,7 +233,12 @@ func (t *memoryTx) DeletePrefix(prefix []byte) error {
 func (t *memoryTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error {
 	// The writer lock is held, so the committed checkpoint cannot move
 	// before Commit: checking it here is checking it at Commit.
-	if cur, _ := t.m.Load(ctx, t.name); cur.Position != prev {
+	cur, _ := t.m.Load(ctx, t.name)
+	if t.checkpoint != nil {
+		// Saved before in this transaction: that is the one to move.
+		cur = *t.checkpoint
+	}
+	if cur.Position != prev {
 		return ErrCheckpointMoved
 	}
 	t.checkpoint = &cp
@@ -246,6 +251,9 @@ func (t *memoryTx) Park(ctx context.Context, pe ParkedEvent) error {
 }
 
 func (t *memoryTx) Unpark(ctx context.Context, position uint64) error {
+	// Commit unparks the committed events before it parks this
+	// transaction's: one parked here is taken back here.
+	t.park = slices.DeleteFunc(t.park, func(pe ParkedEvent) bool { return pe.Position == position })
 	t.unpark = append(t.unpark, position)
 	return nil
 }

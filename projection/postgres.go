@@ -501,13 +501,18 @@ type postgresTx struct {
 func (p postgresTx) Model() pgx.Tx { return p.tx }
 
 func (p postgresTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error {
-	// Insert the first checkpoint, or move the one still at prev. Under
-	// read committed a concurrent writer's update makes this one re-read
-	// the row after that writer commits, find it moved, and change
-	// nothing.
-	tag, err := p.tx.Exec(ctx, `INSERT INTO `+p.t.checkpoints+` AS c (name, position, parked) VALUES ($1, $2, $3)
-ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, parked = EXCLUDED.parked WHERE c.position = $4`,
-		p.name, int64(cp.Position), int64(cp.Parked), int64(prev))
+	// From 0: insert the first checkpoint, or move the one still at 0.
+	// From elsewhere: move the one still at prev; none stored (a slot a
+	// switch or a drop deleted) is a moved checkpoint too, so that a stale
+	// writer cannot bring a dropped slot back. Under read committed a
+	// concurrent writer's update makes this one re-read the row after
+	// that writer commits, find it moved, and change nothing.
+	sql := `UPDATE ` + p.t.checkpoints + ` SET position = $2, parked = $3 WHERE name = $1 AND position = $4`
+	if prev == 0 {
+		sql = `INSERT INTO ` + p.t.checkpoints + ` AS c (name, position, parked) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, parked = EXCLUDED.parked WHERE c.position = $4`
+	}
+	tag, err := p.tx.Exec(ctx, sql, p.name, int64(cp.Position), int64(cp.Parked), int64(prev))
 	if err != nil {
 		return err
 	}

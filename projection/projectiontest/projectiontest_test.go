@@ -18,15 +18,7 @@ import (
 func TestMemoryTarget(t *testing.T) {
 	projectiontest.Exercise(t, func(t *testing.T) projection.Target[projection.KV] {
 		return projection.NewMemory()
-	}, projectiontest.Options[projection.KV]{
-		Model: projectiontest.KV(),
-		Deviations: map[string]string{
-			"Checkpoint/SavedTwiceInOneTx": "Memory's SaveCheckpoint compares prev with the committed checkpoint, " +
-				"not one the transaction saved (pebble and PostgreSQL read their own)",
-			"Parked/ParkThenUnparkInOneTx": "Memory applies a transaction's Unparks before its Parks at Commit, " +
-				"so an event parked and then unparked in one transaction stays parked",
-		},
-	})
+	}, projectiontest.Options[projection.KV]{Model: projectiontest.KV()})
 }
 
 func TestPebbleTarget(t *testing.T) {
@@ -48,11 +40,6 @@ func TestPostgresTarget(t *testing.T) {
 		return target
 	}, projectiontest.Options[pgx.Tx]{
 		Model: pgModel,
-		Deviations: map[string]string{
-			"Checkpoint/FirstFromZero": "Postgres inserts a slot's first checkpoint whatever prev is " +
-				"(INSERT ... ON CONFLICT checks prev only against a stored row), where the contract " +
-				"compares prev with the stored position, 0 for none",
-		},
 		BreakLeases: func(t *testing.T, target projection.Target[pgx.Tx]) {
 			app, _ := apps.Load(target)
 			terminate(t, app.(string))
