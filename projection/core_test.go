@@ -2,6 +2,9 @@ package projection
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -174,5 +177,55 @@ func TestCoreTable(t *testing.T) {
 				t.Errorf("%s in %s, with no rebuild, moved to %s", in, ph, e.to)
 			}
 		}
+	}
+}
+
+// docs/design.md ("The projector") shows the table as it is.
+func TestCoreTableDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/design.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	columns := [][]input{{inRun}, {inWait}, {inLease}, {inLeaseLost}, {inEnd}, {inFail}, {inPause},
+		{inResume}, {inReset}, {inRebuild}, {inCaughtUp}, {inSwitch, inGiveUp}}
+	names := map[error]string{ErrNotRunning: "ErrNotRunning", ErrStandby: "ErrStandby",
+		ErrRebuilding: "ErrRebuilding", errReplaying: "ErrRebuilding", ErrFailed: "ErrFailed"}
+	cell := func(ph phase, in input) string {
+		e := step(ph, in)
+		switch {
+		case e.refused():
+			return names[e.refuse]
+		case e.retry && e.to == ph:
+			return "run again"
+		case e.retry:
+			return e.to.String() + ", run again"
+		case e.to == ph:
+			return ""
+		}
+		return e.to.String()
+	}
+	rows := 0
+	for line := range strings.Lines(string(doc)) {
+		for ph := range phases {
+			prefix := fmt.Sprintf("| %s (`%s`) |", ph, ph.public())
+			if !strings.HasPrefix(line, prefix) {
+				continue
+			}
+			rows++
+			got := strings.Split(strings.TrimSuffix(strings.TrimSpace(line[len(prefix):]), "|"), "|")
+			if len(got) != len(columns) {
+				t.Fatalf("row %s has %d cells, want %d", ph, len(got), len(columns))
+			}
+			for i, ins := range columns {
+				for _, in := range ins {
+					if want := cell(ph, in); strings.TrimSpace(got[i]) != want {
+						t.Errorf("%s, %s: the table says %q, the code %q", ph, in, strings.TrimSpace(got[i]), want)
+					}
+				}
+			}
+		}
+	}
+	if rows != int(phases) {
+		t.Fatalf("%d rows of phases documented, want %d", rows, phases)
 	}
 }
