@@ -273,19 +273,18 @@ func (m *machine) committed(pos, parked, applied uint64, now time.Time) {
 	m.rate.add(now, applied)
 }
 
-// resetDone takes a committed reset: the checkpoint is 0, and what was
-// handled before is a replay.
+// resetDone takes a committed reset (then inReset): the checkpoint is
+// 0, and what was handled before is a replay.
 func (m *machine) resetDone() {
 	m.replayUntil = max(m.replayUntil, m.position)
 	m.position, m.parked = 0, 0
-	m.on(inReset)
 }
 
-// switched takes a committed switch to generation gen: the new
-// generation handled everything up to the checkpoint, as no replay.
+// switched takes a committed switch to generation gen (then inSwitch):
+// the new generation handled everything up to the checkpoint, as no
+// replay.
 func (m *machine) switched(gen uint64) {
 	m.gen, m.replayUntil = gen, 0
-	m.on(inSwitch)
 }
 
 // noteError records the last error.

@@ -533,7 +533,7 @@ func (p *Projector[M]) reset(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.m.resetDone()
-	p.changedLocked()
+	p.onLocked(inReset)
 	p.mu.Unlock()
 	return nil
 }

@@ -234,11 +234,8 @@ func (p *Projector[M]) finishRebuild(ctx context.Context) error {
 	p.mu.Lock()
 	p.rb = nil
 	p.proj = b.proj
-	before := p.m.ph
 	p.m.switched(rb.gen)
-	if p.m.ph != before {
-		p.changedLocked()
-	}
+	p.onLocked(inSwitch)
 	p.mu.Unlock()
 	p.policy = b.policy
 	return nil
