@@ -29,7 +29,8 @@ var errRestart = errors.New("projection: restart from the checkpoint")
 var errSubscriptionEnded = errors.New("projection: subscription ended")
 
 // session loads the checkpoint, subscribes from the next position and
-// applies batches until ctx ends, a reset restarts it, or an error.
+// applies batches until ctx ends, a reset restarts it, or an error. What
+// it does next is the core's decision (machine.work).
 func (p *Projector[M]) session(ctx context.Context) error {
 	if err := p.load(ctx); err != nil {
 		return err
@@ -37,86 +38,125 @@ func (p *Projector[M]) session(ctx context.Context) error {
 	if err := p.setup(ctx); err != nil {
 		return err
 	}
-	from := p.Position() + 1
-
-	sctx, cancel := context.WithCancel(ctx)
-	msgs := make(chan annals.Message, p.opts.BatchEvents)
-	readDone := make(chan struct{})
-	var readErr error
-	go func() {
-		defer close(readDone)
-		readErr = p.read(sctx, from, msgs)
-	}()
-	defer func() {
-		cancel()
-		<-readDone
-	}()
-
+	r := p.subscribe(ctx, p.Position()+1)
+	defer r.stop()
 	batch := make([]annals.Message, 0, p.opts.BatchEvents)
 	for {
-		if err := p.waitWhilePaused(ctx); err != nil {
-			return err
-		}
-		if len(batch) == 0 {
-			ready, built := p.rebuildSignals()
-			select {
-			case m := <-msgs:
+		p.mu.Lock()
+		w := p.m.work(len(batch))
+		p.mu.Unlock()
+		var err error
+		switch w {
+		case workPaused:
+			// The batch in hand waits (it is at most BatchEvents
+			// messages).
+			err = p.waitPaused(ctx)
+		case workIdle:
+			var m annals.Message
+			var ok bool
+			if m, ok, err = p.idle(ctx, r); ok {
 				batch = append(batch, m)
-			case <-readDone:
-				if readErr == nil {
-					readErr = errSubscriptionEnded
-				}
-				return readErr
-			case req := <-p.requests:
-				if err := p.serve(ctx, req); err != nil {
-					return err
-				}
-				continue
-			case <-ready:
-				if err := p.finishRebuild(ctx); err != nil {
-					continue // given up and noted; the active generation goes on
-				}
-				return errRestart
-			case <-built:
-				p.rebuildEnded()
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
 			}
+		case workApply:
+			batch, err = p.applyBatch(ctx, r.drain(batch, p.opts.BatchEvents))
 		}
-		// Pause takes effect before anything more is applied; the batch
-		// in hand waits (it is at most BatchEvents messages).
-		if err := p.waitWhilePaused(ctx); err != nil {
+		if err != nil {
 			return err
 		}
-	drain:
-		for len(batch) < p.opts.BatchEvents {
-			select {
-			case m := <-msgs:
-				batch = append(batch, m)
-			default:
-				break drain
-			}
-		}
-		n := p.applicable(batch)
-		if n == 0 {
-			// A rebuild's builder at its parent's position: it has
-			// applied all the parent has, so the parent may finish the
-			// rebuild (even if both lag behind the head); or wait for
-			// the parent to move.
-			p.parent.builderReady()
-			if err := p.waitForParent(ctx); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := p.apply(ctx, batch[:n]); err != nil {
-			return err
-		}
-		rest := copy(batch, batch[n:])
-		clear(batch[rest:])
-		batch = batch[:rest]
 	}
+}
+
+// reader is a session's subscription, read in a goroutine of its own
+// into msgs, at most one batch ahead of the applier.
+type reader struct {
+	msgs   chan annals.Message
+	done   chan struct{} // closed when the subscription returned err
+	err    error
+	cancel context.CancelFunc
+}
+
+// subscribe starts the reader of $all from from.
+func (p *Projector[M]) subscribe(ctx context.Context, from uint64) *reader {
+	sctx, cancel := context.WithCancel(ctx)
+	r := &reader{msgs: make(chan annals.Message, p.opts.BatchEvents), done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(r.done)
+		r.err = p.read(sctx, from, r.msgs)
+	}()
+	return r
+}
+
+// stop ends the reader and waits for it.
+func (r *reader) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// ended is the reader's error once done.
+func (r *reader) ended() error {
+	if r.err == nil {
+		return errSubscriptionEnded
+	}
+	return r.err
+}
+
+// drain adds to batch what has arrived, up to limit messages.
+func (r *reader) drain(batch []annals.Message, limit int) []annals.Message {
+	for len(batch) < limit {
+		select {
+		case m := <-r.msgs:
+			batch = append(batch, m)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// idle waits, with nothing in hand, for the next message (ok), or serves
+// what comes first: a writer's request, or the rebuild's builder caught
+// up (the switch, then the session restarts in the new generation) or
+// ended.
+func (p *Projector[M]) idle(ctx context.Context, r *reader) (m annals.Message, ok bool, err error) {
+	ready, built := p.rebuildSignals()
+	select {
+	case m := <-r.msgs:
+		return m, true, nil
+	case <-r.done:
+		return m, false, r.ended()
+	case req := <-p.requests:
+		return m, false, p.serve(ctx, req)
+	case <-ready:
+		if err := p.finishRebuild(ctx); err != nil {
+			return m, false, nil // given up and noted; the active generation goes on
+		}
+		return m, false, errRestart
+	case <-built:
+		p.rebuildEnded()
+		return m, false, nil
+	case <-ctx.Done():
+		return m, false, ctx.Err()
+	}
+}
+
+// applyBatch applies what of batch may be applied now and returns the
+// rest.
+func (p *Projector[M]) applyBatch(ctx context.Context, batch []annals.Message) ([]annals.Message, error) {
+	n := p.applicable(batch)
+	if n == 0 {
+		// A rebuild's builder at its parent's position: it has applied
+		// all the parent has, so the parent may finish the rebuild
+		// (even if both lag behind the head); or wait for the parent
+		// to move.
+		p.parent.builderReady()
+		return batch, p.waitForParent(ctx)
+	}
+	if err := p.apply(ctx, batch[:n]); err != nil {
+		return batch, err
+	}
+	rest := copy(batch, batch[n:])
+	clear(batch[rest:])
+	return batch[:rest], nil
 }
 
 // serve runs a writer's request in the applier.
@@ -149,7 +189,7 @@ func (p *Projector[M]) setup(ctx context.Context) error {
 		return fmt.Errorf("projection %s: setup: %w", p.name, err)
 	}
 	p.mu.Lock()
-	parked := p.parked
+	parked := p.m.parked
 	p.mu.Unlock()
 	if err := tx.SaveCheckpoint(ctx, 0, Checkpoint{Parked: parked}); err != nil {
 		return err
@@ -157,25 +197,22 @@ func (p *Projector[M]) setup(ctx context.Context) error {
 	return tx.Commit(ctx)
 }
 
-// waitWhilePaused blocks while the projector is paused; requests (a
-// reset, a replay of parked events) are served even then.
-func (p *Projector[M]) waitWhilePaused(ctx context.Context) error {
-	for {
-		p.mu.Lock()
-		paused, resumed := p.paused, p.resumed
-		p.mu.Unlock()
-		if !paused {
-			return nil
-		}
-		select {
-		case <-resumed:
-		case req := <-p.requests:
-			if err := p.serve(ctx, req); err != nil {
-				return err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+// waitPaused waits for the phase to change, serving the requests (a
+// reset, a replay of parked events) that come meanwhile.
+func (p *Projector[M]) waitPaused(ctx context.Context) error {
+	p.mu.Lock()
+	changed, paused := p.changed, p.m.paused()
+	p.mu.Unlock()
+	if !paused {
+		return nil
+	}
+	select {
+	case <-changed:
+		return nil
+	case req := <-p.requests:
+		return p.serve(ctx, req)
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -195,142 +232,77 @@ func (p *Projector[M]) read(ctx context.Context, from uint64, msgs chan<- annals
 	return nil
 }
 
-// apply applies msgs, in as few transactions as the error policy allows:
-// all in one; or, when the handler fails on one event, the events before
-// it in one, then the failing one alone, retried with backoff, then
-// parked or the projection stopped; then the rest.
+// apply applies msgs, in as few transactions as the error policy allows
+// (see retrier): it carries out the retrier's steps.
 func (p *Projector[M]) apply(ctx context.Context, msgs []annals.Message) error {
-	attempt := 0          // attempts at msgs[0] (or at the whole batch)
-	limit := len(msgs)    // how many of msgs the next transaction takes
-	var park *ParkedEvent // set: the next transaction parks msgs[0]
-	var lastErr error
-	// batched: hand the events to HandleBatch, until it fails; then
-	// Handle, one at a time, finds the failing event.
-	batched := true
-	// prefix: the next transaction takes the events before a failing
-	// one; after it, the failing event is msgs[0] and has had attempt
-	// attempts already.
-	prefix := false
-	for len(msgs) > 0 {
-		n := min(limit, len(msgs))
-		failedAt, err := p.commit(ctx, msgs[:n], park, batched)
+	r, s := newRetrier(p.policy, len(msgs))
+	for s.n > 0 || s.stop || s.abort {
+		switch {
+		case s.stop:
+			return &FailedError{Name: p.name, Position: p.Position(), Attempts: s.attempts, Err: s.cause}
+		case s.abort:
+			return s.cause
+		}
+		if s.wait > 0 {
+			if err := backoff.Sleep(ctx, s.wait); err != nil {
+				return err
+			}
+		}
+		var park *ParkedEvent
+		if s.park {
+			park = p.parkedEvent(msgs[0].Event, s.attempts, s.cause)
+		}
+		failedAt, err := p.commit(ctx, msgs[:s.n], park, s.batched)
 		if err == nil {
 			if park != nil {
 				p.log.Warn("projection parked an event", "position", park.Position,
 					"stream", park.Stream, "type", park.Type, "attempts", park.Attempts, "err", park.Error)
 			}
-			// Event by event was only to find the failing event.
-			batched = true
-			msgs = msgs[n:]
-			limit, park = len(msgs), nil
-			if !prefix {
-				attempt = 0
-				continue
-			}
-			prefix = false
-			limit = 1
-			if attempt > p.policy.MaxRetries {
-				if park, err = p.giveUp(msgs[0].Event, attempt, lastErr); err != nil {
-					return err
-				}
-				continue
-			}
-			if err := backoff.Sleep(ctx, p.policy.backoff(attempt)); err != nil {
-				return err
-			}
+			msgs = msgs[s.n:]
+			s = r.committed(s)
 			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if be, ok := errors.AsType[*batchError](err); ok && batched {
-			// Not an attempt: the same transaction again, event by
-			// event, tells which event fails (or that none does).
+		if be, ok := errors.AsType[*batchError](err); ok {
 			p.noteError(be.err)
-			batched = false
-			continue
+		} else {
+			p.noteError(err)
 		}
-		p.noteError(err)
-		lastErr = err
-		if errors.Is(err, ErrCheckpointMoved) {
-			// Another writer moved the checkpoint (or a commit whose
-			// answer was lost went through): end the session, and Run
-			// resumes from the stored checkpoint.
-			return err
-		}
-		attempt++
-		var he *HandlerError
-		isHandler := errors.As(err, &he)
-		if isHandler && failedAt > 0 {
-			// The events before the failing one are fine: commit them
-			// on their own first. This failure counts as the failing
-			// event's first attempt.
-			limit, prefix = failedAt, true
-			batched = true // the events before it go back to HandleBatch
-			continue
-		}
-		if isHandler {
-			limit = 1
-		}
-		if attempt > p.policy.MaxRetries {
-			if !isHandler || park != nil {
-				// The target fails, not the event (parking it
-				// included): nothing to park.
-				return &FailedError{Name: p.name, Position: p.Position(), Attempts: attempt, Err: err}
-			}
-			if park, err = p.giveUp(msgs[0].Event, attempt, err); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := backoff.Sleep(ctx, p.policy.backoff(attempt)); err != nil {
-			return err
-		}
+		s = r.failed(failedAt, err)
 	}
 	return nil
 }
 
-// giveUp applies OnFailure to e after attempt failed attempts: the
-// *FailedError that stops the projection, or the parked event the next
-// transaction records (moving the checkpoint past e).
-func (p *Projector[M]) giveUp(e annals.Event, attempt int, err error) (*ParkedEvent, error) {
-	if p.policy.OnFailure != Park {
-		return nil, &FailedError{Name: p.name, Position: p.Position(), Attempts: attempt, Err: err}
-	}
+// parkedEvent is e as parked after attempts failed attempts with err.
+func (p *Projector[M]) parkedEvent(e annals.Event, attempts int, err error) *ParkedEvent {
 	msg := err.Error()
 	if he, ok := errors.AsType[*HandlerError](err); ok {
 		msg = he.Err.Error()
 	}
 	return &ParkedEvent{Position: e.Position, EventID: e.ID, Stream: e.Stream, Type: e.Type,
-		Error: truncate(msg), Attempts: attempt, ParkedAt: p.opts.Now().UTC()}, nil
+		Error: truncate(msg), Attempts: attempts, ParkedAt: p.opts.Now().UTC()}
 }
 
 // commit applies msgs in one transaction with the checkpoint of the last
-// one. If park is set, msgs[0] is that event, recorded instead of handled.
-// When the handler fails it returns the index of the failing message and
-// a *HandlerError; the transaction is rolled back.
+// one, as planTx plans it. If park is set, msgs[0] is that event,
+// recorded instead of handled. When the handler fails it returns the
+// index of the failing message and a *HandlerError; the transaction is
+// rolled back.
 func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *ParkedEvent, batched bool) (int, error) {
 	// The applier is the only writer of all this: one look suffices.
 	p.mu.Lock()
-	prev, parkedBefore, replayUntil := p.position, p.parked, p.replayUntil
-	slot, def := slotName(p.name, p.gen), p.proj
+	prev, parkedBefore, replayUntil := p.m.position, p.m.parked, p.m.replayUntil
+	slot, def := slotName(p.name, p.m.gen), p.proj
 	p.mu.Unlock()
-	pos := prev
-	var applied, parked uint64
-	caughtUp := false
-	needed := false
-	for _, m := range msgs {
-		switch m.Kind {
-		case annals.MessageEvent:
-			needed = needed || m.Event.Position > prev
-		case annals.MessageCheckpoint:
-			needed = needed || m.Position > prev
-		case annals.MessageCaughtUp:
-			caughtUp = true
-		}
+	if p.parent != nil {
+		// A builder applies only what its parent has applied.
+		replayUntil = math.MaxUint64
 	}
-	if !needed {
-		p.caughtUp(caughtUp)
+	plan := planTx(msgs, prev, replayUntil, park != nil)
+	if !plan.needed {
+		p.caughtUp(plan.caughtUp)
 		return 0, nil
 	}
 	tx, err := p.target.Begin(ctx, slot)
@@ -338,11 +310,42 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		return 0, err
 	}
 	defer tx.Rollback(ctx)
-	model := tx.Model()
-	if p.parent != nil {
-		// A builder applies only what its parent has applied.
-		replayUntil = math.MaxUint64
+	total := parkedBefore
+	if plan.park {
+		if err := tx.Park(ctx, *park); err != nil {
+			return 0, err
+		}
+		total++
 	}
+	if failedAt, err := handle(ctx, tx.Model(), def, plan.items, batched && def.HandleBatch != nil); err != nil {
+		return failedAt, err
+	}
+	if err := tx.SaveCheckpoint(ctx, prev, Checkpoint{Position: plan.pos, Parked: total}); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		// The commit's outcome is unknown (its answer may be lost): the
+		// stored checkpoint tells. If it moved to pos, the transaction
+		// went through; if it is still at prev, it did not, and the
+		// batch is retried.
+		cp, lerr := p.target.Load(ctx, slot)
+		if lerr != nil || cp.Position != plan.pos || plan.pos == prev {
+			return 0, err
+		}
+	}
+	p.mu.Lock()
+	p.m.committed(plan.pos, total, uint64(len(plan.items)), p.opts.Now())
+	close(p.progress)
+	p.progress = make(chan struct{})
+	p.mu.Unlock()
+	p.caughtUp(plan.caughtUp)
+	return 0, nil
+}
+
+// handle hands items to the handler of def, through model: to
+// HandleBatch in runs of the same replay flag if batched, else one at a
+// time to Handle (which tells the index of the failing message).
+func handle[M any](ctx context.Context, model M, def Projection[M], items []item, batched bool) (int, error) {
 	// The replaying context is made only if an event needs it.
 	var replayCtx context.Context
 	handlerCtx := func(replay bool) context.Context {
@@ -354,89 +357,34 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 		}
 		return replayCtx
 	}
-	// With HandleBatch, the events go to it in runs of the same replay
-	// flag; pending is the run not yet handed over.
-	batched = batched && def.HandleBatch != nil
-	var pending []annals.Event
-	pendingReplay := false
-	flush := func() error {
-		if len(pending) == 0 {
-			return nil
-		}
-		if err := def.HandleBatch(handlerCtx(pendingReplay), model, pending); err != nil {
-			return &batchError{err: err}
-		}
-		applied += uint64(len(pending))
-		pending = pending[:0]
-		return nil
-	}
-	for i, m := range msgs {
-		switch m.Kind {
-		case annals.MessageEvent:
-			e := m.Event
-			if e.Position <= pos {
-				// Already dealt with: the checkpoint passed it.
-				continue
+	if batched {
+		for _, run := range runs(items) {
+			events := make([]annals.Event, len(run))
+			for i, it := range run {
+				events[i] = it.event
 			}
-			if park != nil && i == 0 {
-				if err := tx.Park(ctx, *park); err != nil {
-					return 0, err
-				}
-				parked++
-			} else if replay := e.Position <= replayUntil; batched {
-				if len(pending) > 0 && replay != pendingReplay {
-					if err := flush(); err != nil {
-						return 0, err
-					}
-				}
-				pendingReplay = replay
-				pending = append(pending, e)
-			} else {
-				if err := def.Handle(handlerCtx(replay), model, e); err != nil {
-					return i, &HandlerError{Position: e.Position, Stream: e.Stream, Type: e.Type, Err: err}
-				}
-				applied++
+			if err := def.HandleBatch(handlerCtx(run[0].replay), model, events); err != nil {
+				return 0, &batchError{err: err}
 			}
-			pos = e.Position
-		case annals.MessageCheckpoint:
-			pos = max(pos, m.Position)
+		}
+		return 0, nil
+	}
+	for _, it := range items {
+		e := it.event
+		if err := def.Handle(handlerCtx(it.replay), model, e); err != nil {
+			return it.index, &HandlerError{Position: e.Position, Stream: e.Stream, Type: e.Type, Err: err}
 		}
 	}
-	if err := flush(); err != nil {
-		return 0, err
-	}
-	total := parkedBefore + parked
-	if err := tx.SaveCheckpoint(ctx, prev, Checkpoint{Position: pos, Parked: total}); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		// The commit's outcome is unknown (its answer may be lost): the
-		// stored checkpoint tells. If it moved to pos, the transaction
-		// went through; if it is still at prev, it did not, and the
-		// batch is retried.
-		cp, lerr := p.target.Load(ctx, slot)
-		if lerr != nil || cp.Position != pos || pos == prev {
-			return 0, err
-		}
-	}
-	p.mu.Lock()
-	p.position, p.parked = pos, total
-	p.rate.add(p.opts.Now(), applied)
-	close(p.progress)
-	p.progress = make(chan struct{})
-	p.mu.Unlock()
-	p.caughtUp(caughtUp)
 	return 0, nil
 }
 
-// caughtUp ends a rebuild once the subscription has delivered all history.
+// caughtUp ends the replay after a reset once the subscription has
+// delivered all history; a builder tells its parent it may switch.
 func (p *Projector[M]) caughtUp(yes bool) {
 	if !yes {
 		return
 	}
-	p.mu.Lock()
-	p.rebuilding = false
-	p.mu.Unlock()
+	p.on(inCaughtUp)
 	if p.parent != nil {
 		p.parent.builderReady()
 	}

@@ -20,6 +20,9 @@ import (
 // writer: in the running projector's applier, or here if none runs; a
 // standby refuses it (ErrStandby).
 func (p *Projector[M]) ReplayParked(ctx context.Context) (int, error) {
+	if err := p.check(inReplayParked); err != nil {
+		return 0, err // ErrStandby: the instance that runs is the writer
+	}
 	n := 0
 	err := p.asWriter(ctx, func(ctx context.Context) error {
 		var err error
@@ -67,7 +70,7 @@ func (p *Projector[M]) replayOne(ctx context.Context, slot string, pe ParkedEven
 		return err
 	}
 	p.mu.Lock()
-	pos, parked := p.position, p.parked
+	pos, parked := p.m.position, p.m.parked
 	p.mu.Unlock()
 	if parked > 0 {
 		parked--
@@ -85,7 +88,7 @@ func (p *Projector[M]) replayOne(ctx context.Context, slot string, pe ParkedEven
 		return err
 	}
 	p.mu.Lock()
-	p.parked = parked
+	p.m.parked = parked
 	p.mu.Unlock()
 	return nil
 }

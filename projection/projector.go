@@ -53,6 +53,13 @@ type Projector[M any] struct {
 	parent *Projector[M]
 
 	mu sync.Mutex // guards what follows
+	// m is the state and the checkpoint held (core.go): every change of
+	// phase goes through onLocked.
+	m machine
+	// changed is closed and replaced at each change of phase.
+	changed chan struct{}
+	// progress is closed and replaced at each commit.
+	progress chan struct{}
 	// proj is the definition applied; a blue/green rebuild with a new
 	// definition (RebuildWith) replaces it at the switch. Read it with
 	// def.
@@ -65,26 +72,8 @@ type Projector[M any] struct {
 	// (Resume, Reset); exited is closed when that run has ended for good.
 	retry  chan struct{}
 	exited chan struct{}
-	// began is closed and replaced whenever a Run begins.
-	began chan struct{}
-	// The state is derived from these (see stateLocked).
-	running     bool // a Run is in progress
-	failed      bool // the last Run ended with a *FailedError
-	rebuilding  bool // reset, and not yet caught up with the log
-	paused      bool
-	standby     bool            // waiting for the lease (Leaser targets)
-	gen         uint64          // the generation applied (loaded with the checkpoint)
-	replayUntil uint64          // events up to here were handled before a Reset
-	progress    chan struct{}   // closed and replaced at each commit
-	rb          *rebuild[M]     // the blue/green rebuild in progress, if any
-	runCtx      context.Context // of the run in progress (ends with its lease)
-	resumed     chan struct{}   // closed by Resume
-	loaded      bool            // position and parked hold the stored checkpoint
-	position    uint64
-	parked      uint64
-	lastError   string
-	lastErrorAt time.Time
-	rate        rate
+	rb     *rebuild[M]     // the blue/green rebuild in progress, if any
+	runCtx context.Context // of the run in progress (ends with its lease)
 }
 
 // request is work for the applier of a running projector: do runs as the
@@ -113,7 +102,7 @@ func New[M any](store annals.Store, target Target[M], p Projection[M], opts Opti
 		log:      opts.Logger.With("projection", p.Name),
 		requests: make(chan request),
 		progress: make(chan struct{}),
-		began:    make(chan struct{}),
+		changed:  make(chan struct{}),
 	}, nil
 }
 
@@ -147,9 +136,7 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 // beginLocked marks a run in progress; the caller holds runMu and p.mu.
 func (p *Projector[M]) beginLocked() {
 	p.runDone = make(chan struct{})
-	p.running, p.failed = true, false
-	close(p.began)
-	p.began = make(chan struct{})
+	p.onLocked(inRun)
 	// A retry asked meanwhile is this run.
 	select {
 	case <-p.retry:
@@ -166,7 +153,7 @@ func (p *Projector[M]) runBegun(ctx context.Context) error {
 	defer func() {
 		p.mu.Lock()
 		p.runDone = nil
-		p.running, p.standby = false, false
+		p.onLocked(inEnd)
 		p.mu.Unlock()
 		close(done)
 	}()
@@ -184,6 +171,7 @@ func (p *Projector[M]) runBegun(ctx context.Context) error {
 		}
 		// The lease's connection broke: another instance may take over,
 		// so stop applying and wait for the lease again.
+		p.on(inLeaseLost)
 		p.noteError(err)
 	}
 }
@@ -198,15 +186,16 @@ var errLeaseLost = errors.New("projection: lease lost")
 func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), error) {
 	l, ok := p.target.(Leaser)
 	if !ok {
+		p.on(inLease)
 		return ctx, func() {}, nil
 	}
-	defer p.setStandby(false)
 	for {
 		lease, err := l.TryLease(ctx, p.name)
 		if err != nil && ctx.Err() == nil {
 			p.noteError(err)
 		}
 		if lease != nil {
+			p.on(inLease)
 			lctx, cancel := context.WithCancel(ctx)
 			stop := make(chan struct{})
 			go func() {
@@ -222,7 +211,7 @@ func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), erro
 				lease.Release()
 			}, nil
 		}
-		p.setStandby(true)
+		p.on(inWait)
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
@@ -352,12 +341,8 @@ func (p *Projector[M]) Stop() error {
 func (p *Projector[M]) Pause() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.refusedLocked("pause"); err != nil {
-		return err
-	}
-	if !p.paused {
-		p.paused = true
-		p.resumed = make(chan struct{})
+	if e := p.onLocked(inPause); e.refused() {
+		return p.refusalLocked("pause", e.refuse)
 	}
 	return nil
 }
@@ -370,47 +355,37 @@ func (p *Projector[M]) Pause() error {
 // caller's (ErrFailed: the caller runs it again).
 func (p *Projector[M]) Resume() error {
 	p.mu.Lock()
-	st, owned := p.stateLocked(), p.retry != nil
-	err := p.refusedLocked("resume")
-	if st == Failed && owned {
-		err = nil // retried below
-	}
-	if err == nil && p.paused {
-		p.paused = false
-		close(p.resumed)
+	e, owned := p.onLocked(inResume), p.retry != nil
+	var err error
+	if e.refused() {
+		err = p.refusalLocked("resume", e.refuse)
 	}
 	p.mu.Unlock()
-	if st == Failed && owned {
+	switch {
+	case err != nil:
+		return err
+	case e.retry && owned:
 		return p.retryFailed("resume")
-	}
-	if st == Failed {
+	case e.retry:
 		return fmt.Errorf("projection %s: cannot resume: %w; its caller's Run returned: run it again", p.name, ErrFailed)
 	}
-	return err
+	return nil
 }
 
-// refusedLocked is the error by which the projector's state refuses
-// action (pause, resume, rebuild), or nil; p.mu is held.
-func (p *Projector[M]) refusedLocked(action string) error {
-	var err error
-	switch p.stateLocked() {
-	case Stopped:
-		err = ErrNotRunning
-	case Failed:
-		err = fmt.Errorf("%w (resume retries it, reset replays it from the start): %s", ErrFailed, p.lastError)
-	case Standby:
-		err = ErrStandby
-	default:
-		return nil
+// refusalLocked is the error by which the projector refuses action with
+// the table's reason; p.mu is held.
+func (p *Projector[M]) refusalLocked(action string, reason error) error {
+	if reason == ErrFailed {
+		reason = fmt.Errorf("%w (resume retries it, reset replays it from the start): %s", ErrFailed, p.m.lastError)
 	}
-	return fmt.Errorf("projection %s: cannot %s: %w", p.name, action, err)
+	return fmt.Errorf("projection %s: cannot %s: %w", p.name, action, reason)
 }
 
 // retryFailed runs a failed projector started with Start again, and
 // returns once the new run has begun (or another did).
 func (p *Projector[M]) retryFailed(action string) error {
 	p.mu.Lock()
-	failed, retry, exited, began := p.failed && !p.running, p.retry, p.exited, p.began
+	failed, retry, exited, runs := p.m.failed(), p.retry, p.exited, p.m.runs
 	if failed && retry != nil {
 		select {
 		case retry <- struct{}{}:
@@ -421,11 +396,18 @@ func (p *Projector[M]) retryFailed(action string) error {
 	if !failed || retry == nil {
 		return nil // retried meanwhile, or not ours to run
 	}
-	select {
-	case <-began:
-		return nil
-	case <-exited:
-		return fmt.Errorf("projection %s: cannot %s: %w (stopped)", p.name, action, ErrNotRunning)
+	for {
+		p.mu.Lock()
+		begun, changed := p.m.runs != runs, p.changed
+		p.mu.Unlock()
+		if begun {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-exited:
+			return fmt.Errorf("projection %s: cannot %s: %w (stopped)", p.name, action, ErrNotRunning)
+		}
 	}
 }
 
@@ -440,11 +422,14 @@ func (p *Projector[M]) Reset(ctx context.Context) error {
 	if p.def().Reset == nil {
 		return ErrNoReset
 	}
+	if err := p.check(inReset); err != nil {
+		return err // ErrStandby: the instance that runs is the writer
+	}
 	if err := p.asWriter(ctx, p.reset, true); err != nil {
 		return err
 	}
 	p.mu.Lock()
-	failed, owned := p.failed && !p.running, p.retry != nil
+	failed, owned := p.m.failed(), p.retry != nil
 	p.mu.Unlock()
 	if failed && owned {
 		return p.retryFailed("reset")
@@ -494,7 +479,7 @@ func (p *Projector[M]) loadAnd(ctx context.Context, do func(ctx context.Context)
 func (p *Projector[M]) load(ctx context.Context) error {
 	gen := uint64(0)
 	if p.parent != nil {
-		gen = p.gen // a builder's generation is fixed
+		gen = p.gen() // a builder's generation is fixed
 	} else {
 		var err error
 		if gen, err = p.target.Generation(ctx, p.name); err != nil {
@@ -506,7 +491,7 @@ func (p *Projector[M]) load(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
-	p.gen, p.position, p.parked, p.loaded = gen, cp.Position, cp.Parked, true
+	p.m.load(gen, cp)
 	p.mu.Unlock()
 	return nil
 }
@@ -515,7 +500,14 @@ func (p *Projector[M]) load(ctx context.Context) error {
 func (p *Projector[M]) slot() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return slotName(p.name, p.gen)
+	return slotName(p.name, p.m.gen)
+}
+
+// gen is the active generation (a builder's: the one it builds).
+func (p *Projector[M]) gen() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m.gen
 }
 
 // reset runs the reset transaction; the caller is the only writer. A
@@ -540,9 +532,8 @@ func (p *Projector[M]) reset(ctx context.Context) error {
 		return err
 	}
 	p.mu.Lock()
-	p.replayUntil = max(p.replayUntil, p.position)
-	p.position, p.parked = 0, 0
-	p.rebuilding = true
+	p.m.resetDone()
+	p.onLocked(inReset)
 	p.mu.Unlock()
 	return nil
 }
@@ -552,7 +543,7 @@ func (p *Projector[M]) reset(ctx context.Context) error {
 func (p *Projector[M]) Position() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.position
+	return p.m.position
 }
 
 // Status reports the projector's state and progress; it reads the store's
@@ -566,7 +557,7 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 		head = e.Position
 	}
 	p.mu.Lock()
-	stale := !p.loaded || p.standby
+	stale := p.staleLocked()
 	p.mu.Unlock()
 	if stale {
 		// Not run yet, or another instance is the writer: report the
@@ -580,8 +571,8 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 			return Status{}, err
 		}
 		p.mu.Lock()
-		if !p.loaded || p.standby {
-			p.gen, p.position, p.parked, p.loaded = gen, cp.Position, cp.Parked, true
+		if p.staleLocked() {
+			p.m.load(gen, cp)
 		}
 		p.mu.Unlock()
 	}
@@ -589,14 +580,14 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 	defer p.mu.Unlock()
 	s := Status{
 		Name:            p.name,
-		State:           p.stateLocked(),
-		Position:        p.position,
+		State:           p.m.ph.public(),
+		Position:        p.m.position,
 		Head:            head,
-		EventsPerSecond: p.rate.perSecond(p.opts.Now()),
-		LastError:       p.lastError,
-		LastErrorAt:     p.lastErrorAt,
-		Parked:          p.parked,
-		Generation:      p.gen,
+		EventsPerSecond: p.m.rate.perSecond(p.opts.Now()),
+		LastError:       p.m.lastError,
+		LastErrorAt:     p.m.lastErrorAt,
+		Parked:          p.m.parked,
+		Generation:      p.m.gen,
 		Rebuild:         p.rb.status(head),
 	}
 	if head > s.Position {
@@ -614,35 +605,57 @@ func (p *Projector[M]) ParkedEvents(ctx context.Context, limit int) ([]ParkedEve
 	return p.target.ParkedEvents(ctx, slotName(p.name, gen), clampLimit(limit))
 }
 
-// stateLocked derives the state; p.mu is held.
-func (p *Projector[M]) stateLocked() State {
-	switch {
-	case p.failed:
-		return Failed
-	case !p.running:
-		return Stopped
-	case p.standby:
-		return Standby
-	case p.paused:
-		return Paused
-	case p.rebuilding, p.rb != nil:
-		return Rebuilding
-	}
-	return Running
+// staleLocked reports whether the checkpoint held may be behind the
+// stored one: not loaded yet, or another instance is the writer.
+func (p *Projector[M]) staleLocked() bool {
+	return !p.m.loaded || p.m.ph.public() == Standby
 }
 
-func (p *Projector[M]) setStandby(b bool) {
+// on applies in to the core (see onLocked).
+func (p *Projector[M]) on(in input) edge {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.standby = b
+	return p.onLocked(in)
+}
+
+// onLocked applies in to the core and wakes the waiters of a change;
+// p.mu is held.
+func (p *Projector[M]) onLocked(in input) edge {
+	before := p.m.ph
+	e := p.m.on(in)
+	if p.m.ph != before {
+		p.changedLocked()
+	}
+	return e
+}
+
+// changedLocked wakes whoever waits for a change of phase.
+func (p *Projector[M]) changedLocked() {
+	close(p.changed)
+	p.changed = make(chan struct{})
+}
+
+// refusal is the error by which the core refuses action (in), if any.
+func (p *Projector[M]) refusal(action string, in input) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.m.check(in); err != nil {
+		return p.refusalLocked(action, err)
+	}
+	return nil
+}
+
+// check is the core's refusal of in, if any.
+func (p *Projector[M]) check(in input) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m.check(in)
 }
 
 // fail marks the projector failed and logs it: the failure is in the log
 // when it happens, not when the projector's owner collects it.
 func (p *Projector[M]) fail(f *FailedError) {
-	p.mu.Lock()
-	p.failed = true
-	p.mu.Unlock()
+	p.on(inFail)
 	p.log.Error("projection failed: resume retries it, reset replays it from the start",
 		"position", f.Position, "attempts", f.Attempts, "err", f.Err)
 }
@@ -651,9 +664,8 @@ func (p *Projector[M]) fail(f *FailedError) {
 // projector goes on after (it retries, parks or gives up a rebuild).
 func (p *Projector[M]) noteError(err error) {
 	p.mu.Lock()
-	p.lastError = truncate(err.Error())
-	p.lastErrorAt = p.opts.Now()
-	pos := p.position
+	p.m.noteError(err.Error(), p.opts.Now())
+	pos := p.m.position
 	p.mu.Unlock()
 	p.log.Warn("projection error", "position", pos, "err", err)
 }
@@ -667,7 +679,7 @@ func (p *Projector[M]) noteError(err error) {
 func (p *Projector[M]) WaitFor(ctx context.Context, pos uint64) error {
 	for {
 		p.mu.Lock()
-		reached, progress := p.position >= pos && p.loaded, p.progress
+		reached, progress := p.m.position >= pos && p.m.loaded, p.progress
 		p.mu.Unlock()
 		if reached {
 			return nil

@@ -87,14 +87,7 @@ func (p *Projector[M]) RebuildWith(ctx context.Context, next Projection[M]) erro
 	if p.parent != nil {
 		return invalid("a rebuild's builder cannot rebuild")
 	}
-	p.mu.Lock()
-	err := p.refusedLocked("rebuild")
-	if err == nil && p.rebuilding {
-		// Replaying after a Reset: the builder would only race it.
-		err = fmt.Errorf("projection %s: cannot rebuild: %w (replaying after a reset)", p.name, ErrRebuilding)
-	}
-	p.mu.Unlock()
-	if err != nil {
+	if err := p.refusal("rebuild", inRebuild); err != nil {
 		return err
 	}
 	return p.asWriter(ctx, func(ctx context.Context) error { return p.startRebuild(ctx, next) }, false)
@@ -104,15 +97,15 @@ func (p *Projector[M]) RebuildWith(ctx context.Context, next Projection[M]) erro
 // runMu, where there is no run to rebuild beside).
 func (p *Projector[M]) startRebuild(ctx context.Context, next Projection[M]) error {
 	p.mu.Lock()
-	runCtx, busy, gen := p.runCtx, p.rb != nil, p.gen
+	runCtx, gen := p.runCtx, p.m.gen+1
 	p.mu.Unlock()
-	switch {
-	case runCtx == nil:
+	if runCtx == nil {
 		return ErrNotRunning
-	case busy:
-		return ErrRebuilding
 	}
-	gen++
+	// The phase may have changed since RebuildWith looked (a reset).
+	if err := p.refusal("rebuild", inRebuild); err != nil {
+		return err
+	}
 	// What an interrupted rebuild left of this generation.
 	if err := p.target.Drop(ctx, p.name, gen); err != nil {
 		return err
@@ -126,15 +119,16 @@ func (p *Projector[M]) startRebuild(ctx context.Context, next Projection[M]) err
 		policy:   next.Policy.withDefaults(),
 		requests: make(chan request),
 		progress: make(chan struct{}),
+		changed:  make(chan struct{}),
 		parent:   p,
-		gen:      gen,
+		m:        machine{gen: gen},
 		log:      p.log.With("generation", gen),
-		began:    make(chan struct{}),
 	}
 	bctx, cancel := context.WithCancel(runCtx)
 	rb := &rebuild[M]{gen: gen, builder: b, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{})}
 	p.mu.Lock()
 	p.rb = rb
+	p.onLocked(inRebuild)
 	p.mu.Unlock()
 	go func() {
 		defer close(rb.done)
@@ -213,7 +207,7 @@ func (p *Projector[M]) waitForParent(ctx context.Context) error {
 func (p *Projector[M]) finishRebuild(ctx context.Context) error {
 	p.mu.Lock()
 	rb := p.rb
-	from := p.gen
+	from := p.m.gen
 	p.mu.Unlock()
 	rb.cancel()
 	<-rb.done
@@ -239,9 +233,9 @@ func (p *Projector[M]) finishRebuild(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.rb = nil
-	p.gen = rb.gen
 	p.proj = b.proj
-	p.replayUntil = 0
+	p.m.switched(rb.gen)
+	p.onLocked(inSwitch)
 	p.mu.Unlock()
 	p.policy = b.policy
 	return nil
@@ -298,6 +292,9 @@ func (p *Projector[M]) abandonRebuild() {
 	p.mu.Lock()
 	rb := p.rb
 	p.rb = nil
+	if rb != nil {
+		p.onLocked(inGiveUp)
+	}
 	p.mu.Unlock()
 	if rb == nil {
 		return
@@ -317,7 +314,7 @@ func (r *rebuild[M]) status(head uint64) *RebuildStatus {
 	}
 	b := r.builder
 	b.mu.Lock()
-	s := &RebuildStatus{Generation: r.gen, Position: b.position, LastError: b.lastError}
+	s := &RebuildStatus{Generation: r.gen, Position: b.m.position, LastError: b.m.lastError}
 	b.mu.Unlock()
 	if head > s.Position {
 		s.Lag = head - s.Position
