@@ -200,14 +200,17 @@ func (w *writer) awaitCommit(f *inFlight) {
 	}
 }
 
-// answer answers reqs, whose transactions wrote written. Invariant 4: a
-// result that points into what they wrote leaves only once it is
-// committed, which the watermark shows.
+// answer answers reqs, whose transactions wrote written (nil: nothing).
+// Invariant 4: a result that points into what they wrote leaves only once
+// it is committed, which the watermark shows.
 func (w *writer) answer(reqs []*core.Request, written ...*writeSet) {
 	if core.Invariants {
 		wm := w.s.wm.Load()
 		for _, r := range reqs {
 			for _, ws := range written {
+				if ws == nil {
+					continue
+				}
 				pos := r.Result.LastPosition
 				core.Assert(r.Err != nil || pos < ws.firstPos || pos > ws.lastPos || pos <= wm,
 					"postgres: answering with position %d, written in a group of %d..%d, while the watermark is at %d (invariant 4)", pos, ws.firstPos, ws.lastPos, wm)
@@ -226,7 +229,7 @@ func (w *writer) commitRetrying(reqs []*core.Request) []*writeSet {
 	for {
 		ws, err := w.commitOnce(reqs)
 		if err == nil {
-			return []*writeSet{ws}
+			return []*writeSet{ws} // nil if the group had nothing to write
 		}
 		var ce *commitError
 		if errors.As(err, &ce) {
