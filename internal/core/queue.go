@@ -87,8 +87,8 @@ func Refuse[R any](queue <-chan R, refuse func(R)) {
 // Request is one write waiting for a store's writer: what to write, and the
 // answer the writer leaves before it calls Answer.
 type Request struct {
-	// Ctx is the caller's: a writer may drop a request whose caller gave
-	// up before it was planned (nothing of it written yet).
+	// Ctx is the caller's: a writer may answer with its error a request
+	// whose caller gave up before it was planned (nothing of it written).
 	Ctx    context.Context
 	Op     *Op
 	Bytes  int // the op's size (Admit)
@@ -105,16 +105,6 @@ func (r *Request) Answer() { close(r.done) }
 func (r *Request) Fail(err error) {
 	r.Result, r.Err = annals.AppendResult{}, err
 	r.Answer()
-}
-
-// Answered reports whether r has its answer (for assertions).
-func (r *Request) Answered() bool {
-	select {
-	case <-r.done:
-		return true
-	default:
-		return false
-	}
 }
 
 // Queue is the way from a store's callers to its single writer goroutine:
