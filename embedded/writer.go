@@ -25,11 +25,6 @@ import (
 //     last position, then answers the group's requests. While one group's
 //     fsync runs, the writer plans and applies the next (planAndApply: a
 //     two-stage pipeline).
-//
-// Built with -tags invariants, the writer asserts 1 (each planned event
-// takes the next position), 2 (the group synced is the one right after the
-// durable watermark) and 3 (no group is answered while the watermark is
-// below its last position).
 //  3. No answer (success, conflict or retry) leaves before the state it
 //     was decided on is durable: a caller never learns of a write that a
 //     crash could undo.
@@ -38,6 +33,11 @@ import (
 //     that are not on disk.
 //  5. A group is admitted only while the disk keeps its reserve (space.go);
 //     a refused group wrote nothing and is answered at once.
+//
+// Built with -tags invariants, the writer asserts 1 (each planned event
+// takes the next position), 2 (the group synced is the one right after the
+// durable watermark) and 3 (no group is answered while the watermark is
+// below its last position).
 
 // Append implements annals.Store: it writes events to stream if the stream
 // is at expected, all or none, and returns once they are durable (the
@@ -97,11 +97,11 @@ func newWriter(s *Store, last uint64, lastTime time.Time, ids *idFilter) *writer
 }
 
 func (w *writer) run() {
-	// The queue is told of a normal stop only, never while a panic (a
-	// failed fsync) unwinds (core.Queue.Stopped).
 	// unsynced is the group applied last, whose fsync may still be
 	// running: the writer plans and applies the next group meanwhile, then
-	// waits for unsynced's fsync and answers it.
+	// waits for unsynced's fsync and answers it. The queue hears of a
+	// normal stop only, never while a panic (a failed fsync) unwinds
+	// (core.Queue.Stopped).
 	q := w.s.queue
 	var unsynced *group
 	for {
