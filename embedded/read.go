@@ -95,8 +95,8 @@ func findEvent(db *pebble.DB, pos uint64) (annals.Event, error) {
 	return c.event(pos)
 }
 
-// DurableState returns the state of stream as of a durable position.
-func (s *Store) DurableState(ctx context.Context, stream string) (core.StreamState, error) {
+// durableState returns the state of stream as of a durable position.
+func (s *Store) durableState(ctx context.Context, stream string) (core.StreamState, error) {
 	var st core.StreamState
 	err := s.read(func() (err error) {
 		st, err = getHead(s.db, stream)
@@ -116,7 +116,7 @@ func (s *Store) DurableState(ctx context.Context, stream string) (core.StreamSta
 }
 
 func (s *Store) durableMetadata(ctx context.Context, stream string) (annals.StreamMetadata, core.StreamState, error) {
-	ms, err := s.DurableState(ctx, annals.MetastreamOf(stream))
+	ms, err := s.durableState(ctx, annals.MetastreamOf(stream))
 	if err != nil || !ms.Exists {
 		return annals.StreamMetadata{}, ms, err
 	}
@@ -144,7 +144,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			yield(annals.Event{}, err)
 			return
 		}
-		st, err := s.DurableState(ctx, stream)
+		st, err := s.durableState(ctx, stream)
 		if err != nil {
 			yield(annals.Event{}, err)
 			return
@@ -467,10 +467,15 @@ func (s *Store) SubscribeToStream(ctx context.Context, stream string, opts annal
 	if err := s.opts.Limits.CheckStreamName(stream); err != nil {
 		return func(yield func(annals.Message, error) bool) { yield(annals.Message{}, err) }
 	}
-	return core.SubscribeStream(ctx, s, s.wm, stream, opts, annals.DefaultReadBatchEvents)
+	return core.SubscribeStream(ctx, s.source(), s.wm, stream, opts, annals.DefaultReadBatchEvents)
 }
 
 // SubscribeToAll implements annals.Store.
 func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOptions) iter.Seq2[annals.Message, error] {
-	return core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents)
+	return core.SubscribeAll(ctx, s.source(), s.wm, opts, annals.DefaultReadBatchEvents)
+}
+
+// source is what core's subscription loops read.
+func (s *Store) source() core.Source {
+	return core.Source{ReadStream: s.ReadStream, ReadAll: s.ReadAll, DurableState: s.durableState}
 }

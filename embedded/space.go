@@ -97,10 +97,12 @@ func (w *writer) admit(groupBytes int) error {
 
 // reopenWritable reopens the engine read-write. Only the writer calls it,
 // while it has no group applied (a read-only store applies none); readers
-// wait on closeMu meanwhile and see the same log after.
+// wait at the gate meanwhile and see the same log after.
 func (s *Store) reopenWritable() error {
-	s.closeMu.Lock()
-	defer s.closeMu.Unlock()
+	return s.gate.Exclusive(s.reopenWritableLocked)
+}
+
+func (s *Store) reopenWritableLocked() error {
 	if err := s.db.Close(); err != nil {
 		panic(fmt.Sprintf("embedded: closing the read-only engine to reopen it for writing: %v", err))
 	}

@@ -74,19 +74,12 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	o.Limits = o.Limits.WithDefaults()
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&o.StreamCacheEntries, DefaultStreamCacheEntries)
-	def(&o.QueueLength, DefaultQueueLength)
-	def(&o.GroupOps, DefaultGroupOps)
-	def(&o.GroupBytes, DefaultGroupBytes)
-	def(&o.ReadPageBytes, DefaultReadPageBytes)
-	if o.BlockCacheBytes <= 0 {
-		o.BlockCacheBytes = DefaultBlockCacheBytes
-	}
+	core.Default(&o.StreamCacheEntries, DefaultStreamCacheEntries)
+	core.Default(&o.QueueLength, DefaultQueueLength)
+	core.Default(&o.GroupOps, DefaultGroupOps)
+	core.Default(&o.GroupBytes, DefaultGroupBytes)
+	core.Default(&o.ReadPageBytes, DefaultReadPageBytes)
+	core.Default(&o.BlockCacheBytes, DefaultBlockCacheBytes)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -98,21 +91,14 @@ func (o Options) withDefaults() Options {
 
 // Store is the embedded store. Open one per directory; pebble locks it.
 type Store struct {
-	core.Writes // Append, SetStreamMetadata, Delete, Tombstone: through the writer
-	opts        Options
-	db          *pebble.DB
-	wm          *core.Watermark
-
-	disk       *diskGuard // only the writer uses it
-	requests   chan *request
-	quit       chan struct{} // closed by Close: the writer stops taking requests
-	writerDone chan struct{} // closed when every accepted request has its answer
-
-	// closeMu: readers hold it shared while they touch db; Close takes it
-	// exclusively before closing db.
-	closeMu sync.RWMutex
-	closed  bool
-	once    sync.Once
+	opts   Options
+	db     *pebble.DB
+	wm     *core.Watermark
+	disk   *diskGuard  // only the writer uses it
+	queue  *core.Queue // to the writer (writer.go)
+	writes core.Writes // the write methods, over queue
+	gate   core.Gate   // readers use db through it; Close shuts it before closing db
+	once   sync.Once
 }
 
 var _ annals.Store = (*Store)(nil)
@@ -144,20 +130,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		opts:       opts,
-		db:         db,
-		disk:       disk,
-		wm:         core.NewWatermark(last),
-		requests:   make(chan *request, opts.QueueLength),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
+		opts:  opts,
+		db:    db,
+		disk:  disk,
+		wm:    core.NewWatermark(last),
+		queue: core.NewQueue(opts.Limits, opts.QueueLength, opts.GroupOps, opts.GroupBytes),
 	}
 	ids, err := loadIDFilter(db)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("embedded: reading the id index: %w", err)
 	}
-	s.Writes = core.Writes{Write: s.write}
+	s.writes = core.Writes{Write: s.queue.Write}
 	w := newWriter(s, last, lastTime, ids)
 	go w.run()
 	opts.Logger.Info("embedded store open", "dir", dir, "position", last, "id-filter-bytes", ids.sizeBytes(),
@@ -282,12 +266,9 @@ func loadIDFilter(db *pebble.DB) (*idFilter, error) {
 func (s *Store) Close() error {
 	var err error
 	s.once.Do(func() {
-		close(s.quit)
-		<-s.writerDone
+		s.queue.Stop()
 		s.wm.Close()
-		s.closeMu.Lock()
-		s.closed = true
-		s.closeMu.Unlock()
+		s.gate.Shut()
 		err = s.db.Close()
 		s.opts.Logger.Info("embedded store closed", "position", s.wm.Load())
 	})
@@ -298,14 +279,7 @@ func (s *Store) Close() error {
 func (s *Store) Position() uint64 { return s.wm.Load() }
 
 // read runs fn with the engine open, or fails with ErrClosed.
-func (s *Store) read(fn func() error) error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed {
-		return annals.ErrClosed
-	}
-	return fn()
-}
+func (s *Store) read(fn func() error) error { return s.gate.Use(fn) }
 
 // ErrLocked is returned by Open when another Store, in this process or
 // another, has the directory open: one directory, one open store.

@@ -20,10 +20,11 @@ import (
 //     write before them.
 //  2. Groups are applied to pebble in position order, and pebble syncs its
 //     WAL in apply order, so once a group's fsync returns, every earlier
-//     group is durable too. The writer finishes groups in that same order:
-//     it advances the durable watermark to the group's last position, then
-//     answers the group's requests. While one group's fsync runs, the
-//     writer plans and applies the next (a two-stage pipeline).
+//     group is durable too. The writer syncs groups in that same order
+//     (syncAndAnswer): it advances the durable watermark to the group's
+//     last position, then answers the group's requests. While one group's
+//     fsync runs, the writer plans and applies the next (planAndApply: a
+//     two-stage pipeline).
 //  3. No answer (success, conflict or retry) leaves before the state it
 //     was decided on is durable: a caller never learns of a write that a
 //     crash could undo.
@@ -32,25 +33,39 @@ import (
 //     that are not on disk.
 //  5. A group is admitted only while the disk keeps its reserve (space.go);
 //     a refused group wrote nothing and is answered at once.
+//
+// Built with -tags invariants, the writer asserts 1 (each planned event
+// takes the next position), 2 (the group synced is the one right after the
+// durable watermark) and 3 (no group is answered while the watermark is
+// below its last position).
 
-type request struct {
-	op     *core.Op
-	bytes  int
-	result annals.AppendResult
-	err    error
-	done   chan struct{}
+// Append implements annals.Store: it writes events to stream if the stream
+// is at expected, all or none, and returns once they are durable (the
+// fsync of the group commit they joined). An event whose id is already
+// recorded in the stream makes the call an idempotent retry, answered with
+// the original result. On a disk short of its reserve it fails with
+// annals.ErrDiskFull and writes nothing.
+func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	return s.writes.Append(ctx, stream, expected, events...)
 }
 
-func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, error) {
-	size, err := core.Admit(ctx, s.opts.Limits, op)
-	if err != nil {
-		return annals.AppendResult{}, err
-	}
-	req := &request{op: op, bytes: size, done: make(chan struct{})}
-	if err := core.Submit(ctx, s.requests, req, req.done, s.quit, s.writerDone); err != nil {
-		return annals.AppendResult{}, err
-	}
-	return req.result, req.err
+// SetStreamMetadata implements annals.Store: it appends md to stream's
+// metastream if the metastream is at expected, durably, as Append does.
+func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
+	return s.writes.SetStreamMetadata(ctx, stream, expected, md)
+}
+
+// Delete implements annals.Store: a soft delete, durable when it returns.
+// The stream's events stay in $all; a later append continues its
+// revisions.
+func (s *Store) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	return s.writes.Delete(ctx, stream, expected)
+}
+
+// Tombstone implements annals.Store: a hard delete, durable when it
+// returns; the stream can never be written again.
+func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	return s.writes.Tombstone(ctx, stream, expected)
 }
 
 type writer struct {
@@ -64,11 +79,13 @@ type writer struct {
 }
 
 // group is one group commit: its batch (nil if it writes nothing) and the
-// requests to answer once it is durable.
+// requests to answer once it is durable. lastPos is the log's end once it
+// is applied: the state its requests were decided on.
 type group struct {
-	batch   *pebble.Batch
-	reqs    []*request
-	lastPos uint64
+	batch    *pebble.Batch
+	reqs     []*core.Request
+	firstPos uint64 // its first event's position, if batch is set
+	lastPos  uint64
 }
 
 func newWriter(s *Store, last uint64, lastTime time.Time, ids *idFilter) *writer {
@@ -80,88 +97,67 @@ func newWriter(s *Store, last uint64, lastTime time.Time, ids *idFilter) *writer
 }
 
 func (w *writer) run() {
-	// writerDone is closed on the way out of a normal stop only, never
-	// while a panic (a failed fsync) unwinds: its waiters would answer
-	// ErrClosed for appends that a restart may yet show as written.
-	// pending is the group applied last, whose fsync may still be running:
-	// the writer prepares and applies the next group meanwhile, then waits
-	// for pending's fsync and answers it.
-	var pending *group
+	// unsynced is the group applied last, whose fsync may still be
+	// running: the writer plans and applies the next group meanwhile, then
+	// waits for unsynced's fsync and answers it. The queue hears of a
+	// normal stop only, never while a panic (a failed fsync) unwinds
+	// (core.Queue.Stopped).
+	q := w.s.queue
+	var unsynced *group
 	for {
-		var first *request
-		if pending == nil {
+		var first *core.Request
+		if unsynced == nil {
 			select {
-			case first = <-w.s.requests:
-			case <-w.s.quit:
-				w.refuseQueued()
-				close(w.s.writerDone)
+			case first = <-q.Requests():
+			case <-q.Quit():
+				q.Stopped()
 				return
 			}
 		} else {
 			select {
-			case first = <-w.s.requests:
+			case first = <-q.Requests():
 			default:
-				w.finish(pending)
-				pending = nil
+				w.syncAndAnswer(unsynced)
+				unsynced = nil
 				continue
 			}
 		}
-		reqs := w.collect(first)
-		if err := w.admit(groupBytes(reqs)); err != nil {
+		reqs := q.Collect(first)
+		if err := w.admit(core.GroupBytes(reqs)); err != nil {
 			// Refused before planning: nothing written, no state revealed,
-			// so the answer need not wait for pending's fsync.
-			answer(reqs, err)
+			// so the answer need not wait for unsynced's fsync.
+			core.FailAll(reqs, err)
 			continue
 		}
-		g := w.commit(reqs)
-		if pending != nil {
-			w.finish(pending)
+		g := w.planAndApply(reqs)
+		if unsynced != nil {
+			w.syncAndAnswer(unsynced)
 		}
-		pending = g
+		unsynced = g
 	}
 }
 
-// collect takes first and whatever else is already queued, within the
-// group bounds.
-func (w *writer) collect(first *request) []*request {
-	return core.Collect(w.s.requests, first, func(r *request) int { return r.bytes }, w.s.opts.GroupOps, w.s.opts.GroupBytes)
-}
-
-func groupBytes(reqs []*request) (n int) {
-	for _, r := range reqs {
-		n += r.bytes
-	}
-	return n
-}
-
-// answer fails reqs with err.
-func answer(reqs []*request, err error) {
-	for _, r := range reqs {
-		r.err = err
-		close(r.done)
-	}
-}
-
-func (w *writer) refuseQueued() {
-	core.Refuse(w.s.requests, func(r *request) {
-		r.err = annals.ErrClosed
-		close(r.done)
-	})
-}
-
-func (w *writer) commit(reqs []*request) *group {
+// planAndApply decides every request of a group against the log so far
+// (applied groups included, synced or not) and hands the group's batch to
+// pebble without waiting for its fsync: nothing is durable, nothing
+// answered yet.
+func (w *writer) planAndApply(reqs []*core.Request) *group {
 	now := w.s.opts.Now().UTC()
 	if now.Before(w.lastTime) {
 		now = w.lastTime
 	}
 	ov := &overlay{w: w, states: map[string]core.StreamState{}}
+	firstPos := w.next
 	for _, r := range reqs {
-		p := core.PlanOp(ov, r.op, w.next, now)
-		r.result, r.err = p.Result, p.Err
+		p := core.PlanOp(ov, r.Op, w.next, now)
+		r.Result, r.Err = p.Result, p.Err
 		if p.Err != nil || p.Duplicate || len(p.Events) == 0 {
 			continue
 		}
 		for i := range p.Events {
+			if core.Invariants {
+				core.Assert(p.Events[i].Position == w.next+uint64(i), "embedded: event %d of a plan at position %d, want %d (invariant 1)", i, p.Events[i].Position, w.next+uint64(i))
+			}
 			ov.add(&p.Events[i])
 		}
 		for _, u := range p.Updates {
@@ -179,11 +175,11 @@ func (w *writer) commit(reqs []*request) *group {
 		heads[stream] = ov.states[stream]
 	}
 	w.writeSorted(batch, ov.events, heads)
-	g := &group{reqs: reqs, lastPos: w.next - 1}
+	g := &group{reqs: reqs, firstPos: firstPos, lastPos: w.next - 1}
 	if batch.Empty() {
 		batch.Close()
 	} else {
-		if err := w.apply(batch); err != nil {
+		if err := w.applyNoSync(batch); err != nil {
 			panic(fmt.Sprintf("embedded: applying a group commit failed, stopping so nothing unsynced is acknowledged: %v", err))
 		}
 		g.batch = batch
@@ -273,10 +269,10 @@ func mustSet(b *pebble.Batch, k, v []byte) {
 	}
 }
 
-// apply hands batch to pebble without waiting for its fsync. Pebble
+// applyNoSync hands batch to pebble without waiting for its fsync. Pebble
 // panics when its WAL writer has failed before (a write that hit ENOSPC):
 // the process stops either way, with a message that says why.
-func (w *writer) apply(batch *pebble.Batch) error {
+func (w *writer) applyNoSync(batch *pebble.Batch) error {
 	defer func() {
 		if r := recover(); r != nil {
 			if err, ok := r.(error); ok && noSpace(err) {
@@ -288,10 +284,14 @@ func (w *writer) apply(batch *pebble.Batch) error {
 	return w.s.db.ApplyNoSyncWait(batch, pebble.Sync)
 }
 
-// finish waits for g's fsync, publishes it and answers its requests.
-// Groups are finished in order.
-func (w *writer) finish(g *group) {
+// syncAndAnswer waits for g's fsync, where its writes become durable,
+// publishes them (the watermark) and answers g's requests. Groups are
+// synced in the order they were applied.
+func (w *writer) syncAndAnswer(g *group) {
 	if g.batch != nil {
+		if core.Invariants {
+			core.Assert(g.firstPos == w.s.wm.Load()+1, "embedded: syncing a group from position %d with the watermark at %d (invariant 2)", g.firstPos, w.s.wm.Load())
+		}
 		if err := g.batch.SyncWait(); err != nil {
 			w.s.opts.Logger.Error("fsync failed; crashing so nothing unsynced is acknowledged", "err", err, "disk-full", noSpace(err))
 			panic(fmt.Sprintf("embedded: WAL fsync failed: %v", err))
@@ -299,9 +299,10 @@ func (w *writer) finish(g *group) {
 		g.batch.Close()
 		w.s.wm.Advance(g.lastPos)
 	}
-	for _, r := range g.reqs {
-		close(r.done)
+	if core.Invariants {
+		core.Assert(w.s.wm.Load() >= g.lastPos, "embedded: answering a group decided at position %d with the watermark at %d (invariant 3)", g.lastPos, w.s.wm.Load())
 	}
+	core.AnswerAll(g.reqs)
 }
 
 // overlay is the planner's view during a group: the writes planned earlier
@@ -328,8 +329,8 @@ func (o *overlay) add(e *annals.Event) {
 	}
 }
 
-// pending returns the planned event at pos, if any.
-func (o *overlay) pending(pos uint64) *annals.Event {
+// planned returns the event planned at pos in this group, if any.
+func (o *overlay) planned(pos uint64) *annals.Event {
 	if len(o.events) == 0 || pos < o.events[0].Position {
 		return nil
 	}
@@ -388,7 +389,7 @@ func (o *overlay) Metadata(stream string) (annals.StreamMetadata, error) {
 	if err != nil || !ms.Exists {
 		return annals.StreamMetadata{}, err
 	}
-	if e := o.pending(ms.LastPosition); e != nil {
+	if e := o.planned(ms.LastPosition); e != nil {
 		return annals.ParseStreamMetadata(e.Data)
 	}
 	e, err := findEvent(o.w.s.db, ms.LastPosition)

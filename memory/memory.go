@@ -25,10 +25,10 @@ type Options struct {
 // Store keeps the book of record in memory. One mutex serialises writes;
 // reads share it.
 type Store struct {
-	core.Writes // Append, SetStreamMetadata, Delete, Tombstone
-	limits      annals.Limits
-	now         func() time.Time
-	wm          *core.Watermark
+	writes core.Writes // the write methods, over write
+	limits annals.Limits
+	now    func() time.Time
+	wm     *core.Watermark
 
 	mu      sync.RWMutex
 	log     []annals.Event // position p at index p-1
@@ -63,8 +63,39 @@ func New(opts Options) *Store {
 		streams: make(map[string]*stream),
 		ids:     make(map[streamID]uint64),
 	}
-	s.Writes = core.Writes{Write: s.write}
+	s.writes = core.Writes{Write: s.write}
 	return s
+}
+
+// Append implements annals.Store: it writes events to stream if the stream
+// is at expected, all or none, under the store's mutex. An event whose id
+// is already recorded in the stream makes the call an idempotent retry,
+// answered with the original result.
+func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	return s.writes.Append(ctx, stream, expected, events...)
+}
+
+// SetStreamMetadata implements annals.Store: it appends md to stream's
+// metastream if the metastream is at expected.
+func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
+	return s.writes.SetStreamMetadata(ctx, stream, expected, md)
+}
+
+// Delete implements annals.Store: a soft delete, which hides the stream's
+// events; a later append continues its revisions.
+func (s *Store) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	return s.writes.Delete(ctx, stream, expected)
+}
+
+// Tombstone implements annals.Store: a hard delete, for good; the stream
+// can never be written again.
+func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	return s.writes.Tombstone(ctx, stream, expected)
+}
+
+// source is what core's subscription loops read.
+func (s *Store) source() core.Source {
+	return core.Source{ReadStream: s.ReadStream, ReadAll: s.ReadAll, DurableState: s.durableState}
 }
 
 // Close implements annals.Store.
@@ -180,8 +211,8 @@ func (s *Store) StreamMetadata(ctx context.Context, name string) (annals.StreamM
 	return md, ms.state.Actual(), err
 }
 
-// DurableState returns a stream's state (every write here is "durable").
-func (s *Store) DurableState(ctx context.Context, name string) (core.StreamState, error) {
+// durableState returns a stream's state (every write here is "durable").
+func (s *Store) durableState(ctx context.Context, name string) (core.StreamState, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -322,10 +353,10 @@ func (s *Store) SubscribeToStream(ctx context.Context, name string, opts annals.
 	if err := s.limits.CheckStreamName(name); err != nil {
 		return func(yield func(annals.Message, error) bool) { yield(annals.Message{}, err) }
 	}
-	return core.SubscribeStream(ctx, s, s.wm, name, opts, annals.DefaultReadBatchEvents)
+	return core.SubscribeStream(ctx, s.source(), s.wm, name, opts, annals.DefaultReadBatchEvents)
 }
 
 // SubscribeToAll implements annals.Store.
 func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOptions) iter.Seq2[annals.Message, error] {
-	return core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents)
+	return core.SubscribeAll(ctx, s.source(), s.wm, opts, annals.DefaultReadBatchEvents)
 }

@@ -74,7 +74,7 @@ func TestGroupCommitOneTransaction(t *testing.T) {
 			out <- outcome{stream, err}
 		})
 	}
-	for len(s.requests) < streams*perStream {
+	for s.queue.Queued() < streams*perStream {
 		time.Sleep(time.Millisecond)
 	}
 	close(hold)

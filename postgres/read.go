@@ -49,8 +49,8 @@ func readState(ctx context.Context, q querier, qs *queries, stream string) (core
 	return r.state(), err
 }
 
-// DurableState returns the committed state of stream.
-func (s *Store) DurableState(ctx context.Context, stream string) (core.StreamState, error) {
+// durableState returns the committed state of stream.
+func (s *Store) durableState(ctx context.Context, stream string) (core.StreamState, error) {
 	var st core.StreamState
 	err := s.use(ctx, func() (err error) {
 		st, err = readState(ctx, s.pool, &s.q, stream)
@@ -325,23 +325,28 @@ func (s *Store) SubscribeToStream(ctx context.Context, stream string, opts annal
 	if err := s.opts.Limits.CheckStreamName(stream); err != nil {
 		return func(yield func(annals.Message, error) bool) { yield(annals.Message{}, err) }
 	}
-	return core.SubscribeStream(ctx, s, s.wm, stream, opts, annals.DefaultReadBatchEvents)
+	return core.SubscribeStream(ctx, s.source(), s.wm, stream, opts, annals.DefaultReadBatchEvents)
 }
 
 // SubscribeToAll implements annals.Store.
 func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOptions) iter.Seq2[annals.Message, error] {
 	if opts.From != annals.End {
-		return core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents)
+		return core.SubscribeAll(ctx, s.source(), s.wm, opts, annals.DefaultReadBatchEvents)
 	}
 	return func(yield func(annals.Message, error) bool) {
 		// End is the end of the log in the database, not as far as this
 		// Store has heard: other Stores' commits count too. (If the read
 		// fails, the poll loop catches up later; End is then this Store's.)
 		s.useOnce(func() error { s.poll(ctx, nil); return nil })
-		for m, err := range core.SubscribeAll(ctx, s, s.wm, opts, annals.DefaultReadBatchEvents) {
+		for m, err := range core.SubscribeAll(ctx, s.source(), s.wm, opts, annals.DefaultReadBatchEvents) {
 			if !yield(m, err) {
 				return
 			}
 		}
 	}
+}
+
+// source is what core's subscription loops read.
+func (s *Store) source() core.Source {
+	return core.Source{ReadStream: s.ReadStream, ReadAll: s.ReadAll, DurableState: s.durableState}
 }

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/annals/annals"
@@ -106,26 +105,14 @@ func (o Options) withDefaults() (Options, error) {
 			Reason: fmt.Sprintf("%q: lower-case letters, digits and '_', not starting with a digit, at most %d bytes", o.Schema, maxSchemaBytes)}
 	}
 	o.Limits = o.Limits.WithDefaults()
-	if o.MaxConns <= 0 {
-		o.MaxConns = DefaultMaxConns
-	}
-	def := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	def(&o.QueueLength, DefaultQueueLength)
-	def(&o.GroupOps, DefaultGroupOps)
-	def(&o.GroupBytes, DefaultGroupBytes)
-	def(&o.ReadPageBytes, DefaultReadPageBytes)
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	defDur(&o.PollInterval, DefaultPollInterval)
-	defDur(&o.NotifyInterval, DefaultNotifyInterval)
-	defDur(&o.RetryWindow, DefaultRetryWindow)
+	core.Default(&o.MaxConns, DefaultMaxConns)
+	core.Default(&o.QueueLength, DefaultQueueLength)
+	core.Default(&o.GroupOps, DefaultGroupOps)
+	core.Default(&o.GroupBytes, DefaultGroupBytes)
+	core.Default(&o.ReadPageBytes, DefaultReadPageBytes)
+	core.Default(&o.PollInterval, DefaultPollInterval)
+	core.Default(&o.NotifyInterval, DefaultNotifyInterval)
+	core.Default(&o.RetryWindow, DefaultRetryWindow)
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -139,29 +126,24 @@ func (o Options) withDefaults() (Options, error) {
 // processes, may open the same schema: the database serialises their
 // appends.
 type Store struct {
-	core.Writes // Append, SetStreamMetadata, Delete, Tombstone: through the writer
-	opts        Options
-	pool        *pgxpool.Pool // reads, subscriptions, NOTIFY
-	writePool   *pgxpool.Pool // the writer's two connections (writer.go invariant 6), reconnected by the pool
-	q           queries
+	opts      Options
+	pool      *pgxpool.Pool // reads, subscriptions, NOTIFY
+	writePool *pgxpool.Pool // the writer's two connections (writer.go invariant 6), reconnected by the pool
+	q         queries
 	// wm is the highest position known committed. Subscriptions wait on
 	// it; the writer advances it after each commit, the listener after
 	// every notification or poll (other Stores' commits).
 	wm   *core.Watermark
 	wmMu sync.Mutex // serialises advances from the writer and the listener
 
-	requests   chan *request
-	quit       chan struct{} // closed by Close: the writer stops taking requests
-	writerDone chan struct{} // closed when every accepted request has its answer
-	notify     chan struct{} // the writer's "something committed" (capacity 1)
-	stopBg     context.CancelFunc
-	bgDone     sync.WaitGroup // the listener and the notifier
+	queue  *core.Queue   // to the writer (writer.go)
+	writes core.Writes   // the write methods, over queue
+	notify chan struct{} // the writer's "something committed" (capacity 1)
+	stopBg context.CancelFunc
+	bgDone sync.WaitGroup // the listener and the notifier
 
-	// closeMu: reads hold it shared while they use the pool; Close takes
-	// it exclusively before closing the pool.
-	closeMu sync.RWMutex
-	closed  atomic.Bool
-	once    sync.Once
+	gate core.Gate // reads use the pool through it; Close shuts it before closing the pool
+	once sync.Once
 }
 
 var _ annals.Store = (*Store)(nil)
@@ -214,14 +196,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
 	s := &Store{
-		opts:       opts,
-		pool:       pool,
-		writePool:  writePool,
-		q:          newQueries(opts.Schema),
-		requests:   make(chan *request, opts.QueueLength),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		notify:     make(chan struct{}, 1),
+		opts:      opts,
+		pool:      pool,
+		writePool: writePool,
+		q:         newQueries(opts.Schema),
+		queue:     core.NewQueue(opts.Limits, opts.QueueLength, opts.GroupOps, opts.GroupBytes),
+		notify:    make(chan struct{}, 1),
 	}
 	var head int64
 	if err := pool.QueryRow(ctx, s.q.readHead).Scan(&head); err != nil {
@@ -230,7 +210,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: reading the head of $all: %w", err)
 	}
 	s.wm = core.NewWatermark(uint64(head))
-	s.Writes = core.Writes{Write: s.write}
+	s.writes = core.Writes{Write: s.queue.Write}
 
 	bg, stop := context.WithCancel(context.Background())
 	s.stopBg = stop
@@ -247,14 +227,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 // group being committed finishes), ends subscriptions, and closes the pool.
 func (s *Store) Close() error {
 	s.once.Do(func() {
-		close(s.quit)
-		<-s.writerDone
+		s.queue.Stop()
 		s.stopBg()
 		s.bgDone.Wait()
 		s.wm.Close()
-		s.closeMu.Lock()
-		s.closed.Store(true)
-		s.closeMu.Unlock()
+		s.gate.Shut()
 		s.pool.Close()
 		s.writePool.Close()
 		s.opts.Logger.Info("postgres store closed", "schema", s.opts.Schema, "position", s.wm.Load())
@@ -306,14 +283,7 @@ func (s *Store) use(ctx context.Context, fn func() error) error {
 	}
 }
 
-func (s *Store) useOnce(fn func() error) error {
-	s.closeMu.RLock()
-	defer s.closeMu.RUnlock()
-	if s.closed.Load() {
-		return annals.ErrClosed
-	}
-	return fn()
-}
+func (s *Store) useOnce(fn func() error) error { return s.gate.Use(fn) }
 
 // ErrCommitUnknown is returned when the connection was lost while a
 // transaction committed and the store could not find out whether it did.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/annals/annals"
@@ -49,69 +50,100 @@ import (
 //     waited in Go. If the earlier group rolled back, the later one is
 //     rolled back too and both run again, the earlier first. The groups'
 //     COMMITs finish in lock order, so the watermark advances in order.
+//
+// Built with -tags invariants, the writer asserts 4 (answer: a result in
+// what a group wrote leaves only once the watermark covers it) and 6
+// (openAndPlan: at most two group transactions open; committed: each
+// commit starts past the one before). Invariant 1's gapless positions are
+// checked in every build (groupView.write); 2, 3 and 5 are the database's
+// to keep, which the tests show (order_test.go, group_test.go,
+// outage_test.go).
 
-type request struct {
-	ctx    context.Context
-	op     *core.Op
-	bytes  int
-	result annals.AppendResult
-	err    error
-	done   chan struct{}
+// Append implements annals.Store: it writes events to stream if the stream
+// is at expected, all or none, and returns once the transaction of the
+// group commit they joined has committed (synchronous_commit on: durable).
+// An event whose id is already recorded in the stream makes the call an
+// idempotent retry, answered with the original result. If the connection
+// is lost during COMMIT and the outcome cannot be learnt, it fails with
+// ErrCommitUnknown; if nothing was written, with ErrNotWritten.
+func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	return s.writes.Append(ctx, stream, expected, events...)
 }
 
-func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, error) {
-	size, err := core.Admit(ctx, s.opts.Limits, op)
-	if err != nil {
-		return annals.AppendResult{}, err
-	}
-	req := &request{ctx: ctx, op: op, bytes: size, done: make(chan struct{})}
-	if err := core.Submit(ctx, s.requests, req, req.done, s.quit, s.writerDone); err != nil {
-		return annals.AppendResult{}, err
-	}
-	return req.result, req.err
+// SetStreamMetadata implements annals.Store: it appends md to stream's
+// metastream if the metastream is at expected, committed as Append is.
+func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
+	return s.writes.SetStreamMetadata(ctx, stream, expected, md)
 }
+
+// Delete implements annals.Store: a soft delete, committed when it
+// returns. The stream's events stay in $all; a later append continues its
+// revisions.
+func (s *Store) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	return s.writes.Delete(ctx, stream, expected)
+}
+
+// Tombstone implements annals.Store: a hard delete, committed when it
+// returns; the stream can never be written again.
+func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	return s.writes.Tombstone(ctx, stream, expected)
+}
+
+// The writer's verbs, by round trip: openAndPlan sends BEGIN, takes the
+// head lock and plans (round trip 1); commitTxn sends the rows and COMMIT
+// (round trip 2), the one place a group commits. commitOnce is the two in
+// a row; commitRetrying repeats commitOnce until the group has an outcome;
+// commitAsync runs commitTxn beside the writer (invariant 6) and
+// awaitCommit collects it. resolveLostCommit learns the outcome of a
+// COMMIT whose answer was lost.
 
 type writer struct {
 	s *Store
+	// openTxns counts the group transactions open (invariant 6); kept
+	// only with -tags invariants.
+	openTxns atomic.Int32
+	// lastCommitted is the last position of the writer's latest commit
+	// (invariant 6: commits finish in lock order); only with -tags
+	// invariants.
+	lastCommitted atomic.Uint64
 }
 
 func (w *writer) run() {
-	defer close(w.s.writerDone)
+	q := w.s.queue
 	var prev *inFlight // the group whose COMMIT is on its way, if any
 	for {
-		var first *request
+		var first *core.Request
 		var prevDone <-chan struct{}
 		if prev != nil {
 			prevDone = prev.done
 		}
 		select {
-		case first = <-w.s.requests:
+		case first = <-q.Requests():
 		case <-prevDone:
-			w.settle(prev)
+			w.awaitCommit(prev)
 			prev = nil
 			continue
-		case <-w.s.quit:
-			w.settle(prev)
-			w.refuseQueued()
+		case <-q.Quit():
+			w.awaitCommit(prev)
+			q.Stopped()
 			return
 		}
-		reqs := w.collect(first)
+		reqs := q.Collect(first)
 		// Round trip 1 of this group while the previous group commits: its
 		// head-lock request waits in the database and is granted the
 		// moment that COMMIT releases the lock (invariant 6).
-		p, err := w.plan(reqs)
+		t, err := w.openAndPlan(reqs)
 		if prev != nil {
 			<-prev.done
 			if prev.retry {
 				// The previous group rolled back: it goes first, and this
 				// one is planned again after it.
-				if p != nil {
-					p.release()
+				if t != nil {
+					t.release()
 				}
-				w.settle(prev)
+				w.awaitCommit(prev)
 				prev = nil
-				w.commit(reqs)
-				answer(reqs)
+				w.answer(reqs, w.commitRetrying(reqs)...)
 				continue
 			}
 			prev = nil
@@ -119,96 +151,94 @@ func (w *writer) run() {
 		switch {
 		case err != nil:
 			// Nothing written: the synchronous path retries.
-			w.commit(reqs)
-			answer(reqs)
-		case p == nil:
-			answer(reqs) // nothing to write: every request has its answer
+			w.answer(reqs, w.commitRetrying(reqs)...)
+		case t == nil:
+			w.answer(reqs) // nothing to write: every request has its answer
 		default:
-			prev = w.finishAsync(p)
+			prev = w.commitAsync(t)
 		}
 	}
 }
 
 // inFlight is a group between its last round trip and its answers.
 type inFlight struct {
-	reqs []*request
+	reqs []*core.Request
 	done chan struct{}
 	// retry: the group rolled back and its requests have no answer yet.
 	retry bool
 }
 
-// finishAsync sends p's rows and COMMIT, and answers its requests, in a
+// commitAsync sends t's rows and COMMIT, and answers its requests, in a
 // goroutine of its own; a group that rolled back is left to the writer.
-func (w *writer) finishAsync(p *pending) *inFlight {
-	f := &inFlight{reqs: p.reqs, done: make(chan struct{})}
+func (w *writer) commitAsync(t *openTxn) *inFlight {
+	f := &inFlight{reqs: t.reqs, done: make(chan struct{})}
 	go func() {
 		defer close(f.done)
-		g, err := w.finish(p)
+		ws, err := w.commitTxn(t)
 		var ce *commitError
 		switch {
 		case err == nil:
-		case errors.As(err, &ce) && !w.resolve(p.reqs, g, ce):
+		case errors.As(err, &ce) && !w.resolveLostCommit(t.reqs, ws, ce):
 		default:
 			f.retry = true
 			return
 		}
-		answer(p.reqs)
+		w.answer(t.reqs, ws)
 	}()
 	return f
 }
 
-// settle waits for f and, if it rolled back, commits it again (with the
-// retries of commit) and answers it.
-func (w *writer) settle(f *inFlight) {
+// awaitCommit waits for f's COMMIT and, if the group rolled back, commits
+// it again (with the retries of commitRetrying) and answers it.
+func (w *writer) awaitCommit(f *inFlight) {
 	if f == nil {
 		return
 	}
 	<-f.done
 	if f.retry {
-		w.commit(f.reqs)
-		answer(f.reqs)
+		w.answer(f.reqs, w.commitRetrying(f.reqs)...)
 	}
 }
 
-func answer(reqs []*request) {
-	for _, r := range reqs {
-		close(r.done)
+// answer answers reqs, whose transactions wrote written (nil: nothing).
+// Invariant 4: a result that points into what they wrote leaves only once
+// it is committed, which the watermark shows.
+func (w *writer) answer(reqs []*core.Request, written ...*writeSet) {
+	if core.Invariants {
+		wm := w.s.wm.Load()
+		for _, r := range reqs {
+			for _, ws := range written {
+				if ws == nil {
+					continue
+				}
+				pos := r.Result.LastPosition
+				core.Assert(r.Err != nil || pos < ws.firstPos || pos > ws.lastPos || pos <= wm,
+					"postgres: answering with position %d, written in a group of %d..%d, while the watermark is at %d (invariant 4)", pos, ws.firstPos, ws.lastPos, wm)
+			}
+		}
 	}
+	core.AnswerAll(reqs)
 }
 
-// collect takes first and whatever else is already queued, within the
-// group bounds.
-func (w *writer) collect(first *request) []*request {
-	return core.Collect(w.s.requests, first, func(r *request) int { return r.bytes }, w.s.opts.GroupOps, w.s.opts.GroupBytes)
-}
-
-func (w *writer) refuseQueued() {
-	core.Refuse(w.s.requests, func(r *request) {
-		r.err = annals.ErrClosed
-		close(r.done)
-	})
-}
-
-// commit runs one group to an answer for each of its requests, retrying
-// a transaction that failed before COMMIT.
-func (w *writer) commit(reqs []*request) {
+// commitRetrying runs one group until each of its requests has its
+// answer (not yet given), retrying a transaction that failed before
+// COMMIT. It returns what its committed transactions wrote.
+func (w *writer) commitRetrying(reqs []*core.Request) []*writeSet {
 	deadline := time.Now().Add(w.s.opts.RetryWindow)
 	backoff := 50 * time.Millisecond
 	for {
-		g, err := w.try(reqs)
+		ws, err := w.commitOnce(reqs)
 		if err == nil {
-			return
+			return []*writeSet{ws} // nil if the group had nothing to write
 		}
 		var ce *commitError
 		if errors.As(err, &ce) {
-			if retry := w.resolve(reqs, g, ce); !retry {
-				return
+			if retry := w.resolveLostCommit(reqs, ws, ce); !retry {
+				return []*writeSet{ws}
 			}
 			if time.Now().After(deadline) {
-				for _, r := range reqs {
-					r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w (rolled back at COMMIT): %w", ErrNotWritten, hideOwnDeadline(err))
-				}
-				return
+				failAll(reqs, fmt.Errorf("%w (rolled back at COMMIT): %w", ErrNotWritten, hideOwnDeadline(err)))
+				return nil
 			}
 			// Rolled back: nothing was written, so the group may run
 			// again, planned afresh.
@@ -220,17 +250,15 @@ func (w *writer) commit(reqs []*request) {
 			// of schema.go): one request is wrong; give each its own
 			// transaction so only that one fails.
 			w.s.opts.Logger.Error("postgres: a group commit broke a unique key; committing its appends one by one", "err", err)
+			var written []*writeSet
 			for _, r := range reqs {
-				w.commit([]*request{r})
+				written = append(written, w.commitRetrying([]*core.Request{r})...)
 			}
-			return
+			return written
 		}
 		if !retryable(err) || time.Now().Add(backoff).After(deadline) {
-			err = hideOwnDeadline(err)
-			for _, r := range reqs {
-				r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w: %w", ErrNotWritten, err)
-			}
-			return
+			failAll(reqs, fmt.Errorf("%w: %w", ErrNotWritten, hideOwnDeadline(err)))
+			return nil
 		}
 		w.s.opts.Logger.Warn("postgres: group commit failed before COMMIT; retrying", "err", err, "requests", len(reqs))
 		time.Sleep(backoff)
@@ -249,20 +277,27 @@ func hideOwnDeadline(err error) error {
 	return fmt.Errorf("no answer from the database within the retry window: %v", err)
 }
 
+// failAll gives every request of a group err as its answer, to be sent.
+func failAll(reqs []*core.Request, err error) {
+	for _, r := range reqs {
+		r.Result, r.Err = annals.AppendResult{}, err
+	}
+}
+
 // commitError is a COMMIT whose outcome is unknown.
 type commitError struct{ err error }
 
 func (e *commitError) Error() string { return "commit: " + e.err.Error() }
 func (e *commitError) Unwrap() error { return e.err }
 
-// resolve finds out whether a group whose COMMIT failed was committed, by
-// looking up its first event id on another connection. The old backend's
-// transaction may still be finishing, so an answer of "absent" is trusted
-// only once that backend is gone; until then, and if the database stays
-// unreachable, the appends fail with ErrCommitUnknown. If the group was
-// committed its planned answers stand; if it was rolled back, resolve
-// reports that the group may be retried.
-func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) (retry bool) {
+// resolveLostCommit finds out whether a group whose COMMIT failed was
+// committed, by looking up its first event id on another connection. The
+// old backend's transaction may still be finishing, so an answer of
+// "absent" is trusted only once that backend is gone; until then, and if
+// the database stays unreachable, the appends fail with ErrCommitUnknown.
+// If the group was committed its planned answers stand; if it was rolled
+// back, resolveLostCommit reports that the group may be retried.
+func (w *writer) resolveLostCommit(reqs []*core.Request, ws *writeSet, ce *commitError) (retry bool) {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(w.s.opts.RetryWindow))
 	defer cancel()
 	var (
@@ -277,10 +312,10 @@ func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) (retry bo
 			}
 			defer conn.Release()
 			var gone bool
-			if err := conn.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, g.backendPID).Scan(&gone); err != nil {
+			if err := conn.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)`, ws.backendPID).Scan(&gone); err != nil {
 				return err
 			}
-			if err := conn.QueryRow(ctx, w.s.q.hasID, int64(g.firstPos), pgtype.UUID{Bytes: g.firstID, Valid: true}).Scan(&committed); err != nil {
+			if err := conn.QueryRow(ctx, w.s.q.hasID, int64(ws.firstPos), pgtype.UUID{Bytes: ws.firstID, Valid: true}).Scan(&committed); err != nil {
 				return err
 			}
 			if !committed && !gone {
@@ -296,68 +331,72 @@ func (w *writer) resolve(reqs []*request, g *planned, ce *commitError) (retry bo
 	switch {
 	case err != nil:
 		w.s.opts.Logger.Error("postgres: commit outcome unknown", "commit-err", ce.err, "err", err)
-		for _, r := range reqs {
-			r.result, r.err = annals.AppendResult{}, fmt.Errorf("%w: %v", ErrCommitUnknown, ce.err)
-		}
+		failAll(reqs, fmt.Errorf("%w: %v", ErrCommitUnknown, ce.err))
 	case committed:
 		w.s.opts.Logger.Warn("postgres: the connection was lost during COMMIT, which succeeded", "err", ce.err)
-		w.s.advance(g.lastPos)
-		w.signalNotify()
+		w.committed(ws)
 	default:
 		return true
 	}
 	return false
 }
 
-// planned is what a group transaction wrote.
-type planned struct {
+// writeSet is what a group transaction writes: the positions, and what
+// resolveLostCommit needs to learn whether it committed.
+type writeSet struct {
 	// The group's first event: its id alone could be recorded in another
-	// stream (ids are scoped to their stream), so resolve looks for both.
+	// stream (ids are scoped to their stream), so resolveLostCommit looks
+	// for both.
 	firstPos   uint64
 	firstID    uuid.UUID
 	lastPos    uint64
 	backendPID uint32
 }
 
-// try runs one group transaction. On success every request has its answer.
-// A *commitError means COMMIT was sent and its outcome is unknown; any other
-// error means nothing was written.
-func (w *writer) try(reqs []*request) (*planned, error) {
-	p, err := w.plan(reqs)
-	if err != nil || p == nil {
+// commitOnce runs one group transaction, both round trips. On success
+// every request has its answer. A *commitError means COMMIT was sent and
+// its outcome is unknown; any other error means nothing was written.
+func (w *writer) commitOnce(reqs []*core.Request) (*writeSet, error) {
+	t, err := w.openAndPlan(reqs)
+	if err != nil || t == nil {
 		return nil, err
 	}
-	return w.finish(p)
+	return w.commitTxn(t)
 }
 
-// pending is a group between its two round trips: planned, in an open
+// openTxn is a group between its two round trips: planned, in an open
 // transaction that holds the head lock, on a connection of its own.
-type pending struct {
-	reqs   []*request
+type openTxn struct {
+	w      *writer
+	reqs   []*core.Request
 	ctx    context.Context
 	cancel context.CancelFunc
 	conn   *pgxpool.Conn
 	v      *groupView
 	head   int64
 	now    time.Time
-	g      *planned
+	ws     *writeSet
 }
 
 // release rolls back a transaction left open and returns the connection;
 // if the rollback fails too, the pool drops the connection (it never
 // reuses one that is not idle).
-func (p *pending) release() {
-	if c := p.conn.Conn(); c.PgConn().TxStatus() != 'I' && !c.IsClosed() {
-		c.Exec(p.ctx, "ROLLBACK")
+func (t *openTxn) release() {
+	if c := t.conn.Conn(); c.PgConn().TxStatus() != 'I' && !c.IsClosed() {
+		c.Exec(t.ctx, "ROLLBACK")
 	}
-	p.conn.Release()
-	p.cancel()
+	t.conn.Release()
+	t.cancel()
+	if core.Invariants {
+		t.w.openTxns.Add(-1)
+	}
 }
 
-// plan runs a group's first round trip and plans its appends. It returns
+// openAndPlan runs a group's first round trip, which opens its
+// transaction and takes the head lock, and plans its appends. It returns
 // nil and no error when no request has anything to write: then every
 // request has its answer and the transaction is rolled back.
-func (w *writer) plan(reqs []*request) (*pending, error) {
+func (w *writer) openAndPlan(reqs []*core.Request) (*openTxn, error) {
 	s := w.s
 	// The group's transaction does not follow any caller's context: once
 	// planned, a request is written with its group or not at all.
@@ -367,11 +406,15 @@ func (w *writer) plan(reqs []*request) (*pending, error) {
 		cancel()
 		return nil, err
 	}
-	p := &pending{reqs: reqs, ctx: ctx, cancel: cancel, conn: conn}
+	t := &openTxn{w: w, reqs: reqs, ctx: ctx, cancel: cancel, conn: conn}
+	if core.Invariants {
+		n := w.openTxns.Add(1)
+		core.Assert(n <= 2, "postgres: %d group transactions open (invariant 6)", n)
+	}
 	keep := false
 	defer func() {
 		if !keep {
-			p.release()
+			t.release()
 		}
 	}()
 	c := conn.Conn()
@@ -390,17 +433,17 @@ func (w *writer) plan(reqs []*request) (*pending, error) {
 	}
 	next := uint64(head) + 1
 	for _, r := range reqs {
-		r.result, r.err = annals.AppendResult{}, nil
-		if err := r.ctx.Err(); err != nil {
+		r.Result, r.Err = annals.AppendResult{}, nil
+		if err := r.Ctx.Err(); err != nil {
 			// Not planned yet, so not written: the caller gave up.
-			r.err = err
+			r.Err = err
 			continue
 		}
-		pl := core.PlanOp(v, r.op, next, now)
+		pl := core.PlanOp(v, r.Op, next, now)
 		if v.err != nil {
 			return nil, v.err
 		}
-		r.result, r.err = pl.Result, pl.Err
+		r.Result, r.Err = pl.Result, pl.Err
 		if pl.Err != nil || pl.Duplicate || len(pl.Events) == 0 {
 			continue
 		}
@@ -420,25 +463,25 @@ func (w *writer) plan(reqs []*request) (*pending, error) {
 		_, err := c.Exec(ctx, "ROLLBACK")
 		return nil, err
 	}
-	p.v, p.head, p.now = v, head, now
-	p.g = &planned{firstPos: v.events[0].Position, firstID: v.events[0].ID, lastPos: next - 1, backendPID: c.PgConn().PID()}
+	t.v, t.head, t.now = v, head, now
+	t.ws = &writeSet{firstPos: v.events[0].Position, firstID: v.events[0].ID, lastPos: next - 1, backendPID: c.PgConn().PID()}
 	keep = true
-	return p, nil
+	return t, nil
 }
 
-// finish runs a planned group's second round trip: the rows and COMMIT.
-// On success every request has its answer. A *commitError means COMMIT was
-// sent and its outcome is unknown; any other error means nothing was
-// written.
-func (w *writer) finish(p *pending) (*planned, error) {
-	defer p.release()
-	s, c, g := w.s, p.conn.Conn(), p.g
+// commitTxn runs a planned group's second round trip: the rows and
+// COMMIT, where the group becomes durable. On success every request has
+// its answer. A *commitError means COMMIT was sent and its outcome is
+// unknown; any other error means nothing was written.
+func (w *writer) commitTxn(t *openTxn) (*writeSet, error) {
+	defer t.release()
+	s, c, ws := w.s, t.conn.Conn(), t.ws
 	// A test hook holding the transaction open needs COMMIT on its own.
 	hook := s.opts.beforeCommit
-	err := p.v.write(p.head, g.lastPos, p.now, hook == nil)
+	err := t.v.write(t.head, ws.lastPos, t.now, hook == nil)
 	if err == nil && hook != nil {
 		hook()
-		_, err = c.Exec(p.ctx, "COMMIT")
+		_, err = c.Exec(t.ctx, "COMMIT")
 	}
 	if err != nil {
 		var pgErr *pgconn.PgError
@@ -448,14 +491,24 @@ func (w *writer) finish(p *pending) (*planned, error) {
 			// ends the connection, maybe after the commit: unknown.)
 			return nil, err
 		}
-		return g, &commitError{err}
+		return ws, &commitError{err}
 	}
 	if st := c.PgConn().TxStatus(); st != 'I' {
 		return nil, fmt.Errorf("postgres: after COMMIT the connection is in transaction state %q", st)
 	}
-	s.advance(g.lastPos)
+	w.committed(ws)
+	return ws, nil
+}
+
+// committed publishes a group the writer committed: the watermark, and a
+// notification for other Stores.
+func (w *writer) committed(ws *writeSet) {
+	if core.Invariants {
+		last := w.lastCommitted.Swap(ws.lastPos)
+		core.Assert(ws.firstPos > last, "postgres: a commit from position %d after one up to %d (invariant 6)", ws.firstPos, last)
+	}
+	w.s.advance(ws.lastPos)
 	w.signalNotify()
-	return g, nil
 }
 
 // signalNotify asks the notifier to tell other Stores; it never blocks.
@@ -485,7 +538,7 @@ type groupView struct {
 // the heads of the streams the group writes and where its caller-given ids
 // are recorded: one round trip. It returns the head's position and
 // recorded time.
-func (v *groupView) begin(reqs []*request) (head int64, lastTime time.Time, err error) {
+func (v *groupView) begin(reqs []*core.Request) (head int64, lastTime time.Time, err error) {
 	v.dirty = map[string]struct{}{}
 	v.ids = map[streamID]core.Recorded{}
 	v.looked = map[streamID]struct{}{}
@@ -494,15 +547,15 @@ func (v *groupView) begin(reqs []*request) (head int64, lastTime time.Time, err 
 	var idStreams []string
 	var ids []pgtype.UUID
 	for _, r := range reqs {
-		if _, ok := seen[r.op.Stream]; !ok {
-			seen[r.op.Stream] = struct{}{}
-			names = append(names, r.op.Stream)
+		if _, ok := seen[r.Op.Stream]; !ok {
+			seen[r.Op.Stream] = struct{}{}
+			names = append(names, r.Op.Stream)
 		}
-		for i := range r.op.Events {
-			if id := r.op.Events[i].ID; id != (uuid.UUID{}) {
-				if k := (streamID{r.op.Stream, id}); !hasKey(v.looked, k) {
+		for i := range r.Op.Events {
+			if id := r.Op.Events[i].ID; id != (uuid.UUID{}) {
+				if k := (streamID{r.Op.Stream, id}); !hasKey(v.looked, k) {
 					v.looked[k] = struct{}{}
-					idStreams = append(idStreams, r.op.Stream)
+					idStreams = append(idStreams, r.Op.Stream)
 					ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
 				}
 			}

@@ -286,7 +286,9 @@ func MetadataOp(stream string, expected annals.ExpectedRevision, md annals.Strea
 }
 
 // Writes gives a store the write methods of annals.Store on top of one
-// function that runs an op; both backends embed it.
+// function that runs an op. Each store keeps one in an unexported field and
+// declares the methods on itself, documented, delegating here: embedded,
+// they would show in no store's documentation.
 type Writes struct {
 	Write func(ctx context.Context, op *Op) (annals.AppendResult, error)
 }

@@ -87,3 +87,33 @@ func TestAdmit(t *testing.T) {
 		t.Fatalf("Admit with a cancelled context = %v", err)
 	}
 }
+
+// A queue's writer answers what it took; once it has stopped, a write
+// fails with ErrClosed instead of waiting.
+func TestQueueStop(t *testing.T) {
+	q := NewQueue(annals.Limits{}.WithDefaults(), 4, 2, 1<<20)
+	op := func() *Op { return &Op{Kind: OpAppend, Stream: "s", Expected: annals.Any} }
+	go func() {
+		for {
+			select {
+			case first := <-q.Requests():
+				group := q.Collect(first)
+				for _, r := range group {
+					r.Result.LastPosition = 7
+				}
+				AnswerAll(group)
+			case <-q.Quit():
+				q.Stopped()
+				return
+			}
+		}
+	}()
+	if res, err := q.Write(context.Background(), op()); err != nil || res.LastPosition != 7 {
+		t.Fatalf("answered write = %+v, %v", res, err)
+	}
+	q.Stop()
+	q.Stop() // again: no panic
+	if _, err := q.Write(context.Background(), op()); !errors.Is(err, annals.ErrClosed) {
+		t.Fatalf("write after Stop = %v, want ErrClosed", err)
+	}
+}

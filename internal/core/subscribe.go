@@ -9,12 +9,13 @@ import (
 )
 
 // Source is what the subscription loops need of a store: its reads (which
-// stop at the durable watermark), the durable state of a stream, and the
-// watermark to wait on.
-type Source interface {
-	ReadStream(ctx context.Context, stream string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error]
-	ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error]
-	DurableState(ctx context.Context, stream string) (StreamState, error)
+// stop at the durable watermark) and the durable state of a stream. A
+// struct of functions, not an interface, so a store hands over its
+// unexported durable-state read without exporting it.
+type Source struct {
+	ReadStream   func(ctx context.Context, stream string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error]
+	ReadAll      func(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error]
+	DurableState func(ctx context.Context, stream string) (StreamState, error)
 }
 
 // A subscription is a catch-up read that never ends: it reads storage in
