@@ -361,7 +361,7 @@ func handle[M any](ctx context.Context, model M, def Projection[M], items []item
 		for _, run := range runs(items) {
 			events := make([]annals.Event, len(run))
 			for i, it := range run {
-				events[i] = it.event
+				events[i] = *it.event
 			}
 			if err := def.HandleBatch(handlerCtx(run[0].replay), model, events); err != nil {
 				return 0, &batchError{err: err}
@@ -370,7 +370,7 @@ func handle[M any](ctx context.Context, model M, def Projection[M], items []item
 		return 0, nil
 	}
 	for _, it := range items {
-		e := it.event
+		e := *it.event
 		if err := def.Handle(handlerCtx(it.replay), model, e); err != nil {
 			return it.index, &HandlerError{Position: e.Position, Stream: e.Stream, Type: e.Type, Err: err}
 		}

@@ -16,9 +16,9 @@ import (
 
 // item is one event a transaction hands to the handler.
 type item struct {
-	index  int // in the messages given
-	event  annals.Event
-	replay bool // handled before a Reset, or by a builder: Replaying(ctx)
+	index  int           // in the messages given
+	event  *annals.Event // the message's own, not a copy: a batch holds thousands
+	replay bool          // handled before a Reset, or by a builder: Replaying(ctx)
 }
 
 // txPlan is what one transaction does with a run of messages.
@@ -40,11 +40,12 @@ type txPlan struct {
 // replays, and park records msgs[0] (an event past the checkpoint)
 // instead of handling it.
 func planTx(msgs []annals.Message, prev, replayUntil uint64, park bool) txPlan {
-	p := txPlan{pos: prev}
-	for i, m := range msgs {
+	p := txPlan{pos: prev, items: make([]item, 0, len(msgs))}
+	for i := range msgs {
+		m := &msgs[i]
 		switch m.Kind {
 		case annals.MessageEvent:
-			e := m.Event
+			e := &m.Event
 			if e.Position <= p.pos {
 				continue // already dealt with: the checkpoint passed it
 			}
