@@ -130,13 +130,17 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.beginLocked()
 	p.mu.Unlock()
-	return p.runBegun(ctx)
+	return p.runBegun(ctx, nil)
 }
 
 // beginLocked marks a run in progress; the caller holds runMu and p.mu.
 func (p *Projector[M]) beginLocked() {
 	p.runDone = make(chan struct{})
-	p.onLocked(inRun)
+	if _, ok := p.target.(Leaser); ok {
+		p.onLocked(inAwait) // on standby until the lease is held
+	} else {
+		p.onLocked(inRun)
+	}
 	// A retry asked meanwhile is this run.
 	select {
 	case <-p.retry:
@@ -144,8 +148,9 @@ func (p *Projector[M]) beginLocked() {
 	}
 }
 
-// runBegun is Run once begun: it holds runMu, and releases it.
-func (p *Projector[M]) runBegun(ctx context.Context) error {
+// runBegun is Run once begun: it holds runMu, and releases it. first is
+// a lease already taken for it (by Start), if any.
+func (p *Projector[M]) runBegun(ctx context.Context, first Lease) error {
 	defer p.runMu.Unlock()
 	p.mu.Lock()
 	done := p.runDone
@@ -159,7 +164,8 @@ func (p *Projector[M]) runBegun(ctx context.Context) error {
 	}()
 
 	for {
-		lctx, release, err := p.lease(ctx)
+		lctx, release, err := p.lease(ctx, first)
+		first = nil
 		if err != nil {
 			// ctx ended while waiting for the lease.
 			return nil
@@ -180,22 +186,23 @@ func (p *Projector[M]) runBegun(ctx context.Context) error {
 var errLeaseLost = errors.New("projection: lease lost")
 
 // lease waits until this instance holds the projection's lease, if the
-// target has leases (Leaser), in state Standby meanwhile. It returns a
-// context that ends with ctx or when the lease is lost, and the func
-// that releases the lease. It fails only when ctx ends.
-func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), error) {
+// target has leases (Leaser), in state Standby meanwhile; first, if set,
+// is held already. It returns a context that ends with ctx or when the
+// lease is lost, and the func that releases the lease. It fails only
+// when ctx ends.
+func (p *Projector[M]) lease(ctx context.Context, first Lease) (context.Context, func(), error) {
 	l, ok := p.target.(Leaser)
 	if !ok {
 		p.on(inLease)
 		return ctx, func() {}, nil
 	}
 	for {
-		lease, err := l.TryLease(ctx, p.name)
-		if err != nil && ctx.Err() == nil {
-			p.noteError(err)
+		lease := first
+		if first == nil {
+			lease = p.tryLease(ctx, l)
 		}
+		first = nil
 		if lease != nil {
-			p.on(inLease)
 			lctx, cancel := context.WithCancel(ctx)
 			stop := make(chan struct{})
 			go func() {
@@ -211,7 +218,6 @@ func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), erro
 				lease.Release()
 			}, nil
 		}
-		p.on(inWait)
 		select {
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
@@ -222,6 +228,21 @@ func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), erro
 		case <-time.After(LeasePollInterval):
 		}
 	}
+}
+
+// tryLease asks for the lease once and tells the core the answer:
+// running with it, on standby without. It returns the lease, or nil.
+func (p *Projector[M]) tryLease(ctx context.Context, l Leaser) Lease {
+	lease, err := l.TryLease(ctx, p.name)
+	if err != nil && ctx.Err() == nil {
+		p.noteError(err)
+	}
+	if lease == nil {
+		p.on(inWait)
+		return nil
+	}
+	p.on(inLease)
+	return lease
 }
 
 // follow applies the log while ctx and lctx (ctx, or ended by a lost
@@ -279,27 +300,35 @@ func (p *Projector[M]) follow(ctx, lctx context.Context) error {
 // its checkpoint) or Reset (which runs it again from the start).
 func (p *Projector[M]) Start(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.cancel != nil || !p.runMu.TryLock() {
+		p.mu.Unlock()
 		return ErrRunning
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	retry, exited := make(chan struct{}, 1), make(chan struct{})
 	p.cancel, p.startErr, p.retry, p.exited = cancel, errc, retry, exited
-	// Begun here, so that the projector is running when Start returns.
+	// Begun here, and its first lease asked for, so that the projector
+	// is running when Start returns unless another instance holds the
+	// lease (it is then on standby).
 	p.beginLocked()
+	p.mu.Unlock()
+	var first Lease
+	if l, ok := p.target.(Leaser); ok {
+		first = p.tryLease(ctx, l)
+	}
 	go func() {
 		defer close(exited)
-		errc <- p.supervise(ctx, retry)
+		errc <- p.supervise(ctx, retry, first)
 	}()
 	return nil
 }
 
-// supervise runs the begun run, and again after each failure when retry
-// asks, until ctx ends; it returns the last run's result.
-func (p *Projector[M]) supervise(ctx context.Context, retry <-chan struct{}) error {
-	err := p.runBegun(ctx)
+// supervise runs the begun run (with the lease first, if Start took
+// it), and again after each failure when retry asks, until ctx ends; it
+// returns the last run's result.
+func (p *Projector[M]) supervise(ctx context.Context, retry <-chan struct{}, first Lease) error {
+	err := p.runBegun(ctx, first)
 	for {
 		if _, ok := errors.AsType[*FailedError](err); !ok || ctx.Err() != nil {
 			return err
@@ -314,7 +343,7 @@ func (p *Projector[M]) supervise(ctx context.Context, retry <-chan struct{}) err
 		p.mu.Lock()
 		p.beginLocked()
 		p.mu.Unlock()
-		err = p.runBegun(ctx)
+		err = p.runBegun(ctx, nil)
 	}
 }
 
