@@ -30,7 +30,8 @@ var errSubscriptionEnded = errors.New("projection: subscription ended")
 
 // session loads the checkpoint, subscribes from the next position and
 // applies batches until ctx ends, a reset restarts it, or an error. What
-// it does next is the core's decision (machine.work).
+// it does next is the core's decision (listen): apply the batch in
+// hand, or wait in await for what the decision listens to.
 func (p *Projector[M]) session(ctx context.Context) error {
 	if err := p.load(ctx); err != nil {
 		return err
@@ -42,28 +43,42 @@ func (p *Projector[M]) session(ctx context.Context) error {
 	defer r.stop()
 	batch := make([]annals.Message, 0, p.opts.BatchEvents)
 	for {
-		p.mu.Lock()
-		w := p.m.work(len(batch))
-		p.mu.Unlock()
 		var err error
-		switch w {
-		case workPaused:
-			// The batch in hand waits (it is at most BatchEvents
-			// messages).
-			err = p.waitPaused(ctx)
-		case workIdle:
-			var m annals.Message
-			var ok bool
-			if m, ok, err = p.idle(ctx, r); ok {
-				batch = append(batch, m)
-			}
-		case workApply:
+		w, src := p.listen(r, len(batch))
+		if w == workApply {
 			batch, err = p.applyBatch(ctx, r.drain(batch, p.opts.BatchEvents))
+		} else {
+			batch, err = p.react(ctx, r, p.await(ctx, src), batch)
 		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// react carries out what an event of a session asks: a message joins
+// the batch in hand; a request is served; the builder caught up is the
+// switch (then the session restarts in the new generation), its end the
+// rebuild given up; the reader's or the context's end ends the session.
+func (p *Projector[M]) react(ctx context.Context, r *reader, g got[M], batch []annals.Message) ([]annals.Message, error) {
+	switch g.ev {
+	case evMessage:
+		return append(batch, g.msg), nil
+	case evEnded:
+		return batch, r.ended()
+	case evRequest:
+		return batch, p.serve(ctx, g.req)
+	case evReady:
+		if err := p.finishRebuild(ctx); err != nil {
+			return batch, nil // given up and noted; the active generation goes on
+		}
+		return batch, errRestart
+	case evBuilt:
+		p.rebuildEnded()
+	case evDone:
+		return batch, ctx.Err()
+	}
+	return batch, nil
 }
 
 // reader is a session's subscription, read in a goroutine of its own
@@ -113,32 +128,6 @@ func (r *reader) drain(batch []annals.Message, limit int) []annals.Message {
 	return batch
 }
 
-// idle waits, with nothing in hand, for the next message (ok), or serves
-// what comes first: a writer's request, or the rebuild's builder caught
-// up (the switch, then the session restarts in the new generation) or
-// ended.
-func (p *Projector[M]) idle(ctx context.Context, r *reader) (m annals.Message, ok bool, err error) {
-	ready, built := p.rebuildSignals()
-	select {
-	case m := <-r.msgs:
-		return m, true, nil
-	case <-r.done:
-		return m, false, r.ended()
-	case req := <-p.requests:
-		return m, false, p.serve(ctx, req)
-	case <-ready:
-		if err := p.finishRebuild(ctx); err != nil {
-			return m, false, nil // given up and noted; the active generation goes on
-		}
-		return m, false, errRestart
-	case <-built:
-		p.rebuildEnded()
-		return m, false, nil
-	case <-ctx.Done():
-		return m, false, ctx.Err()
-	}
-}
-
 // applyBatch applies what of batch may be applied now and returns the
 // rest.
 func (p *Projector[M]) applyBatch(ctx context.Context, batch []annals.Message) ([]annals.Message, error) {
@@ -159,15 +148,18 @@ func (p *Projector[M]) applyBatch(ctx context.Context, batch []annals.Message) (
 	return batch[:rest], nil
 }
 
-// serve runs a writer's request in the applier.
-func (p *Projector[M]) serve(ctx context.Context, req request) error {
-	err := req.do(ctx)
-	req.done <- err
+// serve carries out a writer's request in the applier. A reset
+// restarts the session from the new checkpoint (and a failed one ends
+// it, as a moved checkpoint does: the checkpoint held is in doubt).
+func (p *Projector[M]) serve(ctx context.Context, req request[M]) error {
+	a := p.act(ctx, req)
+	req.done <- a
+	restart := req.in == inReset
 	switch {
-	case err == nil && req.restart:
+	case a.err == nil && restart:
 		return errRestart
-	case err != nil && (req.restart || errors.Is(err, ErrCheckpointMoved)):
-		return err
+	case a.err != nil && (restart || errors.Is(a.err, ErrCheckpointMoved)):
+		return a.err
 	}
 	return nil
 }
@@ -195,25 +187,6 @@ func (p *Projector[M]) setup(ctx context.Context) error {
 		return err
 	}
 	return tx.Commit(ctx)
-}
-
-// waitPaused waits for the phase to change, serving the requests (a
-// reset, a replay of parked events) that come meanwhile.
-func (p *Projector[M]) waitPaused(ctx context.Context) error {
-	p.mu.Lock()
-	changed, paused := p.changed, p.m.paused()
-	p.mu.Unlock()
-	if !paused {
-		return nil
-	}
-	select {
-	case <-changed:
-		return nil
-	case req := <-p.requests:
-		return p.serve(ctx, req)
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // read feeds msgs from a catch-up subscription of $all starting at from.

@@ -86,8 +86,13 @@ func (ph phase) public() State {
 type input uint8
 
 const (
-	// inRun: a run begins (Run, Start, or a failed one run again).
+	// inRun: a run begins (Run, Start, or a failed one run again) on a
+	// target without leases: it applies at once.
 	inRun input = iota
+	// inAwait: a run begins on a target with leases (Leaser): it is on
+	// standby until its first lease is held (inLease), so that no caller
+	// sees it running, and acts on it, before it is the writer.
+	inAwait
 	// inWait: the target's lease is held by another instance.
 	inWait
 	// inLease: this run holds the lease (or the target needs none) and
@@ -119,7 +124,7 @@ const (
 	inputs // how many
 )
 
-var inputNames = [inputs]string{"run", "wait", "lease", "lease-lost", "end", "fail", "pause",
+var inputNames = [inputs]string{"run", "await", "wait", "lease", "lease-lost", "end", "fail", "pause",
 	"resume", "reset", "rebuild", "replay-parked", "caught-up", "switch", "give-up"}
 
 func (in input) String() string {
@@ -167,8 +172,9 @@ func (c cells) and(more cells) cells {
 // the phase: the input changes nothing there (a resume of a running
 // projector, a caught-up while not replaying, a give-up with no rebuild).
 var transitions = [phases]cells{
-	phStopped:      notRunning.and(cells{inRun: go_(phRunning), inReset: go_(phStoppedReset)}),
-	phStoppedReset: notRunning.and(cells{inRun: go_(phReplaying)}),
+	phStopped: notRunning.and(cells{inRun: go_(phRunning), inAwait: go_(phStandby),
+		inReset: go_(phStoppedReset)}),
+	phStoppedReset: notRunning.and(cells{inRun: go_(phReplaying), inAwait: go_(phStandbyReset)}),
 	phStandby:      onStandby.and(cells{inLease: go_(phRunning), inEnd: go_(phStopped)}),
 	phStandbyReset: onStandby.and(cells{inLease: go_(phReplaying), inEnd: go_(phStoppedReset)}),
 	phRunning: {
@@ -198,10 +204,10 @@ var transitions = [phases]cells{
 		inResume: go_(phBuilding), inReset: go_(phPausedReplaying), inRebuild: no(ErrRebuilding),
 		inSwitch: go_(phPaused), inGiveUp: go_(phPaused),
 	},
-	phFailed: hasFailed.and(cells{inRun: go_(phRunning), inResume: again(phFailed),
-		inReset: again(phFailedReset)}),
-	phFailedReset: hasFailed.and(cells{inRun: go_(phReplaying), inResume: again(phFailedReset),
-		inReset: again(phFailedReset)}),
+	phFailed: hasFailed.and(cells{inRun: go_(phRunning), inAwait: go_(phStandby),
+		inResume: again(phFailed), inReset: again(phFailedReset)}),
+	phFailedReset: hasFailed.and(cells{inRun: go_(phReplaying), inAwait: go_(phStandbyReset),
+		inResume: again(phFailedReset), inReset: again(phFailedReset)}),
 }
 
 // errReplaying refuses a rebuild during the replay after a Reset: the
@@ -243,7 +249,7 @@ func (m *machine) on(in input) edge {
 		return e
 	}
 	m.ph = e.to
-	if in == inRun {
+	if in == inRun || in == inAwait {
 		m.runs++
 	}
 	return e

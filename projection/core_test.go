@@ -37,14 +37,24 @@ func play(t *testing.T, from phase, moves []move) {
 	}
 }
 
+// scenario is a run of moves from a phase.
+type scenario struct {
+	name  string
+	from  phase
+	moves []move
+}
+
+// playAll plays each scenario as a subtest.
+func playAll(t *testing.T, scenarios []scenario) {
+	for _, tc := range scenarios {
+		t.Run(tc.name, func(t *testing.T) { play(t, tc.from, tc.moves) })
+	}
+}
+
 // The races of the projector's actions, as the core sees them: each
 // scenario is an interleaving the I/O can produce.
 func TestCoreScenarios(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		from  phase
-		moves []move
-	}{
+	playAll(t, []scenario{
 		{"start, lease, stop", phStopped, []move{
 			{in: inRun, want: phRunning}, {in: inWait, want: phStandby}, {in: inLease, want: phRunning},
 			{in: inEnd, want: phStopped}}},
@@ -92,9 +102,7 @@ func TestCoreScenarios(t *testing.T) {
 			{in: inResume, want: phReplaying}, {in: inReset, want: phReplaying}}},
 		{"a stop forgets the pause", phPausedReplaying, []move{
 			{in: inEnd, want: phStoppedReset}, {in: inResume, want: phStoppedReset, refuse: ErrNotRunning}}},
-	} {
-		t.Run(tc.name, func(t *testing.T) { play(t, tc.from, tc.moves) })
-	}
+	})
 }
 
 // The applier switches only between two batches: with a batch in hand
@@ -186,7 +194,7 @@ func TestCoreTableDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	columns := [][]input{{inRun}, {inWait}, {inLease}, {inLeaseLost}, {inEnd}, {inFail}, {inPause},
+	columns := [][]input{{inRun}, {inAwait}, {inWait}, {inLease}, {inLeaseLost}, {inEnd}, {inFail}, {inPause},
 		{inResume}, {inReset}, {inRebuild}, {inCaughtUp}, {inSwitch, inGiveUp}}
 	names := map[error]string{ErrNotRunning: "ErrNotRunning", ErrStandby: "ErrStandby",
 		ErrRebuilding: "ErrRebuilding", errReplaying: "ErrRebuilding", ErrFailed: "ErrFailed"}
@@ -227,5 +235,35 @@ func TestCoreTableDocumented(t *testing.T) {
 	}
 	if rows != int(phases) {
 		t.Fatalf("%d rows of phases documented, want %d", rows, phases)
+	}
+}
+
+// A run on a target with leases is on standby until its first lease is
+// held: a caller that sees it running may act on it as the writer.
+func TestCoreStandbyUntilLease(t *testing.T) {
+	playAll(t, []scenario{
+		{"a run begins on standby and runs with the lease", phStopped, []move{
+			{in: inAwait, want: phStandby}, {in: inRebuild, want: phStandby, refuse: ErrStandby},
+			{in: inPause, want: phStandby, refuse: ErrStandby}, {in: inLease, want: phRunning},
+			{in: inRebuild, want: phBuilding}}},
+		{"another holds the lease: still on standby", phStopped, []move{
+			{in: inAwait, want: phStandby}, {in: inWait, want: phStandby}, {in: inEnd, want: phStopped}}},
+		{"a reset waits for the lease to replay", phStoppedReset, []move{
+			{in: inAwait, want: phStandbyReset}, {in: inReset, want: phStandbyReset, refuse: ErrStandby},
+			{in: inLease, want: phReplaying}}},
+		{"a failed projector run again waits for the lease", phFailed, []move{
+			{in: inAwait, want: phStandby}, {in: inLease, want: phRunning}}},
+		{"a failed reset one run again waits for the lease", phFailedReset, []move{
+			{in: inAwait, want: phStandbyReset}, {in: inLease, want: phReplaying}}},
+		{"a lease taken before the applier starts, then a pause", phStopped, []move{
+			// Start takes the lease; the run's loop reports it again.
+			{in: inAwait, want: phStandby}, {in: inLease, want: phRunning},
+			{in: inPause, want: phPaused}, {in: inLease, want: phPaused}}},
+	})
+	for ph := range phases {
+		notRun := ph == phStopped || ph == phStoppedReset || ph == phFailed || ph == phFailedReset
+		if to := step(ph, inAwait).to; notRun && to.public() != Standby {
+			t.Errorf("await in %s: %s (%s), want a standby", ph, to, to.public())
+		}
 	}
 }

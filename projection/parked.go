@@ -23,15 +23,9 @@ func (p *Projector[M]) ReplayParked(ctx context.Context) (int, error) {
 	if err := p.check(inReplayParked); err != nil {
 		return 0, err // ErrStandby: the instance that runs is the writer
 	}
-	n := 0
-	err := p.asWriter(ctx, func(ctx context.Context) error {
-		var err error
-		n, err = p.replayParked(ctx)
-		return err
-	}, false)
+	n, err := p.asWriter(ctx, request[M]{in: inReplayParked})
 	if err != nil && ctx.Err() != nil {
-		// The applier may still be at work on n.
-		return 0, err
+		return 0, err // what the applier applied meanwhile is not known
 	}
 	return n, err
 }

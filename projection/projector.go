@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/annals/annals"
 )
@@ -44,9 +43,9 @@ type Projector[M any] struct {
 	// ReplayParked done while the projector is not running: one writer of
 	// the checkpoint at a time in this process.
 	runMu sync.Mutex
-	// requests carries work that must run as the writer (Reset,
+	// requests carries the actions that run as the writer (Reset,
 	// ReplayParked, Rebuild) to a running projector's applier.
-	requests chan request
+	requests chan request[M]
 	// parent is set on the builder of a blue/green rebuild's next
 	// generation: it applies nothing past the parent's position (see
 	// rebuild.go).
@@ -76,13 +75,20 @@ type Projector[M any] struct {
 	runCtx context.Context // of the run in progress (ends with its lease)
 }
 
-// request is work for the applier of a running projector: do runs as the
-// only writer of the checkpoint; restart says the session must reload
-// the checkpoint after it succeeds.
-type request struct {
-	do      func(ctx context.Context) error
-	restart bool
-	done    chan error
+// request is an action for the applier of a running projector, as the
+// core's input in (inReset, inReplayParked or inRebuild, with next the
+// rebuild's definition); the applier answers on done.
+type request[M any] struct {
+	in   input
+	next Projection[M]
+	done chan answer
+}
+
+// answer is the outcome of a request: n is how many parked events a
+// replay applied.
+type answer struct {
+	n   int
+	err error
 }
 
 // New returns a projector of p over store into target. It does not start
@@ -100,7 +106,7 @@ func New[M any](store annals.Store, target Target[M], p Projection[M], opts Opti
 		opts:     opts,
 		policy:   p.Policy.withDefaults(),
 		log:      opts.Logger.With("projection", p.Name),
-		requests: make(chan request),
+		requests: make(chan request[M]),
 		progress: make(chan struct{}),
 		changed:  make(chan struct{}),
 	}, nil
@@ -130,13 +136,17 @@ func (p *Projector[M]) Run(ctx context.Context) error {
 	p.mu.Lock()
 	p.beginLocked()
 	p.mu.Unlock()
-	return p.runBegun(ctx)
+	return p.runBegun(ctx, nil)
 }
 
 // beginLocked marks a run in progress; the caller holds runMu and p.mu.
 func (p *Projector[M]) beginLocked() {
 	p.runDone = make(chan struct{})
-	p.onLocked(inRun)
+	if _, ok := p.target.(Leaser); ok {
+		p.onLocked(inAwait) // on standby until the lease is held
+	} else {
+		p.onLocked(inRun)
+	}
 	// A retry asked meanwhile is this run.
 	select {
 	case <-p.retry:
@@ -144,8 +154,9 @@ func (p *Projector[M]) beginLocked() {
 	}
 }
 
-// runBegun is Run once begun: it holds runMu, and releases it.
-func (p *Projector[M]) runBegun(ctx context.Context) error {
+// runBegun is Run once begun: it holds runMu, and releases it. first is
+// a lease already taken for it (by Start), if any.
+func (p *Projector[M]) runBegun(ctx context.Context, first Lease) error {
 	defer p.runMu.Unlock()
 	p.mu.Lock()
 	done := p.runDone
@@ -159,7 +170,8 @@ func (p *Projector[M]) runBegun(ctx context.Context) error {
 	}()
 
 	for {
-		lctx, release, err := p.lease(ctx)
+		lctx, release, err := p.lease(ctx, first)
+		first = nil
 		if err != nil {
 			// ctx ended while waiting for the lease.
 			return nil
@@ -180,22 +192,23 @@ func (p *Projector[M]) runBegun(ctx context.Context) error {
 var errLeaseLost = errors.New("projection: lease lost")
 
 // lease waits until this instance holds the projection's lease, if the
-// target has leases (Leaser), in state Standby meanwhile. It returns a
-// context that ends with ctx or when the lease is lost, and the func
-// that releases the lease. It fails only when ctx ends.
-func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), error) {
+// target has leases (Leaser), in state Standby meanwhile; first, if set,
+// is held already. It returns a context that ends with ctx or when the
+// lease is lost, and the func that releases the lease. It fails only
+// when ctx ends.
+func (p *Projector[M]) lease(ctx context.Context, first Lease) (context.Context, func(), error) {
 	l, ok := p.target.(Leaser)
 	if !ok {
 		p.on(inLease)
 		return ctx, func() {}, nil
 	}
 	for {
-		lease, err := l.TryLease(ctx, p.name)
-		if err != nil && ctx.Err() == nil {
-			p.noteError(err)
+		lease := first
+		if first == nil {
+			lease = p.tryLease(ctx, l)
 		}
+		first = nil
 		if lease != nil {
-			p.on(inLease)
 			lctx, cancel := context.WithCancel(ctx)
 			stop := make(chan struct{})
 			go func() {
@@ -211,17 +224,30 @@ func (p *Projector[M]) lease(ctx context.Context) (context.Context, func(), erro
 				lease.Release()
 			}, nil
 		}
-		p.on(inWait)
-		select {
-		case <-ctx.Done():
+		switch g := p.await(ctx, after(LeasePollInterval)); g.ev {
+		case evDone:
 			return nil, nil, ctx.Err()
-		case req := <-p.requests:
+		case evRequest:
 			// Another instance is the writer: a reset from here would
 			// race with it.
-			req.done <- ErrStandby
-		case <-time.After(LeasePollInterval):
+			g.req.done <- answer{err: ErrStandby}
 		}
 	}
+}
+
+// tryLease asks for the lease once and tells the core the answer:
+// running with it, on standby without. It returns the lease, or nil.
+func (p *Projector[M]) tryLease(ctx context.Context, l Leaser) Lease {
+	lease, err := l.TryLease(ctx, p.name)
+	if err != nil && ctx.Err() == nil {
+		p.noteError(err)
+	}
+	if lease == nil {
+		p.on(inWait)
+		return nil
+	}
+	p.on(inLease)
+	return lease
 }
 
 // follow applies the log while ctx and lctx (ctx, or ended by a lost
@@ -259,15 +285,14 @@ func (p *Projector[M]) follow(ctx, lctx context.Context) error {
 		// The subscription or the target failed outside a transaction's
 		// retries: resume from the stored checkpoint after a pause.
 		p.noteError(err)
-		select {
-		case <-lctx.Done():
+		switch g := p.await(lctx, after(resubscribeDelay)); g.ev {
+		case evDone:
 			if ctx.Err() != nil {
 				return nil
 			}
 			return errLeaseLost
-		case req := <-p.requests:
-			req.done <- p.loadAnd(lctx, req.do)
-		case <-time.After(resubscribeDelay):
+		case evRequest:
+			g.req.done <- p.loadAnd(lctx, g.req)
 		}
 	}
 }
@@ -279,27 +304,35 @@ func (p *Projector[M]) follow(ctx, lctx context.Context) error {
 // its checkpoint) or Reset (which runs it again from the start).
 func (p *Projector[M]) Start(ctx context.Context) error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.cancel != nil || !p.runMu.TryLock() {
+		p.mu.Unlock()
 		return ErrRunning
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	retry, exited := make(chan struct{}, 1), make(chan struct{})
 	p.cancel, p.startErr, p.retry, p.exited = cancel, errc, retry, exited
-	// Begun here, so that the projector is running when Start returns.
+	// Begun here, and its first lease asked for, so that the projector
+	// is running when Start returns unless another instance holds the
+	// lease (it is then on standby).
 	p.beginLocked()
+	p.mu.Unlock()
+	var first Lease
+	if l, ok := p.target.(Leaser); ok {
+		first = p.tryLease(ctx, l)
+	}
 	go func() {
 		defer close(exited)
-		errc <- p.supervise(ctx, retry)
+		errc <- p.supervise(ctx, retry, first)
 	}()
 	return nil
 }
 
-// supervise runs the begun run, and again after each failure when retry
-// asks, until ctx ends; it returns the last run's result.
-func (p *Projector[M]) supervise(ctx context.Context, retry <-chan struct{}) error {
-	err := p.runBegun(ctx)
+// supervise runs the begun run (with the lease first, if Start took
+// it), and again after each failure when retry asks, until ctx ends; it
+// returns the last run's result.
+func (p *Projector[M]) supervise(ctx context.Context, retry <-chan struct{}, first Lease) error {
+	err := p.runBegun(ctx, first)
 	for {
 		if _, ok := errors.AsType[*FailedError](err); !ok || ctx.Err() != nil {
 			return err
@@ -314,7 +347,7 @@ func (p *Projector[M]) supervise(ctx context.Context, retry <-chan struct{}) err
 		p.mu.Lock()
 		p.beginLocked()
 		p.mu.Unlock()
-		err = p.runBegun(ctx)
+		err = p.runBegun(ctx, nil)
 	}
 }
 
@@ -425,7 +458,7 @@ func (p *Projector[M]) Reset(ctx context.Context) error {
 	if err := p.check(inReset); err != nil {
 		return err // ErrStandby: the instance that runs is the writer
 	}
-	if err := p.asWriter(ctx, p.reset, true); err != nil {
+	if _, err := p.asWriter(ctx, request[M]{in: inReset}); err != nil {
 		return err
 	}
 	p.mu.Lock()
@@ -437,42 +470,60 @@ func (p *Projector[M]) Reset(ctx context.Context) error {
 	return nil
 }
 
-// asWriter runs do as the only writer of the checkpoint: in the applier
-// of the running projector (then, if restart, the session reloads the
-// checkpoint), or here, under runMu, from the stored checkpoint if none
-// runs.
-func (p *Projector[M]) asWriter(ctx context.Context, do func(ctx context.Context) error, restart bool) error {
+// asWriter carries out req as the only writer of the checkpoint: in the
+// applier of the running projector (then, after a reset, the session
+// reloads the checkpoint), or here, under runMu, from the stored
+// checkpoint if none runs.
+func (p *Projector[M]) asWriter(ctx context.Context, req request[M]) (int, error) {
 	p.mu.Lock()
 	runDone := p.runDone
 	p.mu.Unlock()
 	if runDone != nil {
-		req := request{do: do, restart: restart, done: make(chan error, 1)}
+		req.done = make(chan answer, 1)
 		select {
 		case p.requests <- req:
 			select {
-			case err := <-req.done:
-				return err
+			case a := <-req.done:
+				return a.n, a.err
 			case <-ctx.Done():
-				return ctx.Err()
+				return 0, ctx.Err()
 			}
 		case <-runDone:
 			// Run ended meanwhile: do it here.
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		}
 	}
 	p.runMu.Lock()
 	defer p.runMu.Unlock()
-	return p.loadAnd(ctx, do)
+	a := p.loadAnd(ctx, req)
+	return a.n, a.err
 }
 
-// loadAnd runs do from the stored checkpoint (the one held may be stale
-// between sessions); the caller is the only writer.
-func (p *Projector[M]) loadAnd(ctx context.Context, do func(ctx context.Context) error) error {
+// loadAnd carries out req from the stored checkpoint (the one held may
+// be stale between sessions); the caller is the only writer.
+func (p *Projector[M]) loadAnd(ctx context.Context, req request[M]) answer {
 	if err := p.load(ctx); err != nil {
-		return err
+		return answer{err: err}
 	}
-	return do(ctx)
+	return p.act(ctx, req)
+}
+
+// act carries out the I/O of the action req, the caller being the only
+// writer, and applies its input to the core once committed. A rebuild
+// asks the core again first: a reset may have come since its caller
+// asked.
+func (p *Projector[M]) act(ctx context.Context, req request[M]) answer {
+	switch req.in {
+	case inReset:
+		return answer{err: p.reset(ctx)}
+	case inRebuild:
+		return answer{err: p.startRebuild(ctx, req.next)}
+	case inReplayParked:
+		n, err := p.replayParked(ctx)
+		return answer{n: n, err: err}
+	}
+	return answer{err: fmt.Errorf("projection %s: no action %s", p.name, req.in)}
 }
 
 // load reads the active generation and its checkpoint.

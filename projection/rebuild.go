@@ -90,7 +90,8 @@ func (p *Projector[M]) RebuildWith(ctx context.Context, next Projection[M]) erro
 	if err := p.refusal("rebuild", inRebuild); err != nil {
 		return err
 	}
-	return p.asWriter(ctx, func(ctx context.Context) error { return p.startRebuild(ctx, next) }, false)
+	_, err := p.asWriter(ctx, request[M]{in: inRebuild, next: next})
+	return err
 }
 
 // startRebuild runs in the applier (or, if Run ended meanwhile, under
@@ -117,7 +118,7 @@ func (p *Projector[M]) startRebuild(ctx context.Context, next Projection[M]) err
 		proj:     next,
 		opts:     p.opts,
 		policy:   next.Policy.withDefaults(),
-		requests: make(chan request),
+		requests: make(chan request[M]),
 		progress: make(chan struct{}),
 		changed:  make(chan struct{}),
 		parent:   p,
@@ -135,17 +136,6 @@ func (p *Projector[M]) startRebuild(ctx context.Context, next Projection[M]) err
 		rb.err = b.follow(bctx, bctx)
 	}()
 	return nil
-}
-
-// rebuildSignals are the channels the applier waits on for the rebuild in
-// progress: ready (caught up) and done (the builder ended); nil if none.
-func (p *Projector[M]) rebuildSignals() (ready, done <-chan struct{}) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.rb == nil {
-		return nil, nil
-	}
-	return p.rb.ready, p.rb.done
 }
 
 // builderReady is called by the builder when it has caught up with the
