@@ -359,9 +359,9 @@ func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOpti
 			if re != nil {
 				o.Filter.Regex = re.String()
 			}
-			interval := opts.CheckpointInterval
+			interval := opts.CheckpointEveryEvents
 			if interval == 0 {
-				interval = annals.DefaultCheckpointInterval
+				interval = annals.DefaultCheckpointEveryEvents
 			}
 			o.MaxSearchWindow, o.CheckpointInterval = int(min(interval, 1<<20)), 1
 		}
