@@ -42,7 +42,9 @@ const RevisionTombstone = uint64(1<<63 - 1)
 // EventData is an event proposed for appending.
 type EventData struct {
 	// ID identifies the event for idempotent retries. The zero UUID asks the
-	// store to generate a random one.
+	// store to generate one: a UUID version 7 (time-ordered, not random),
+	// which a retry cannot repeat, so an append that may be retried gives
+	// its own ids.
 	ID uuid.UUID
 	// Type names what happened ("SeatBooked"). Required.
 	Type string

@@ -122,16 +122,16 @@ type SubscribeAllOptions struct {
 	From uint64
 	// Filter, if not nil, delivers only matching events.
 	Filter *Filter
-	// CheckpointInterval is how many events of the log the subscription
+	// CheckpointEveryEvents is how many events of the log the subscription
 	// reads, matching or not, between checkpoints (as KurrentDB counts
 	// them); one more comes when it catches up. 0 means
-	// DefaultCheckpointInterval. Checkpoints are only sent with a filter.
-	CheckpointInterval uint64
+	// DefaultCheckpointEveryEvents. Checkpoints are only sent with a filter.
+	CheckpointEveryEvents uint64
 }
 
-// DefaultCheckpointInterval is the checkpoint interval of filtered
-// subscriptions when none is given.
-const DefaultCheckpointInterval = 1024
+// DefaultCheckpointEveryEvents is the checkpoint interval, in events read,
+// of filtered subscriptions when none is given.
+const DefaultCheckpointEveryEvents = 1024
 
 // MessageKind tells what a subscription message carries.
 type MessageKind uint8

@@ -7,11 +7,12 @@ import (
 )
 
 // idFilter answers "certainly not recorded in this stream" for event ids,
-// so that a new id — the common case: clients send a fresh random id with
-// every event — costs the writer no engine read. Its keys are (stream, id)
-// pairs, as the id index's are: ids are scoped to their stream. A lookup in pebble for a missing id
-// spends most of its time searching the memtable's skiplist (~8–10 µs);
-// a filter probe is a few cache lines.
+// so that a new id — the common case: clients send a fresh id with every
+// event, and ids the store generates are new too — costs the writer no
+// engine read. Its keys are (stream, id) pairs, as the id index's are: ids
+// are scoped to their stream. A lookup in pebble for a missing id spends
+// most of its time searching the memtable's skiplist (~8–10 µs); a filter
+// probe is a few cache lines.
 //
 // It is a scalable Bloom filter: a series of filters, each twice the
 // capacity of the one before, so it grows with the store without being

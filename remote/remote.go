@@ -118,7 +118,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 	for i, e := range events {
 		id := e.ID
 		if id == (uuid.UUID{}) {
-			id = uuid.New()
+			// As the local stores generate them (core's newEvent): the
+			// protocol carries an id, so the server cannot.
+			id = uuid.Must(uuid.NewV7())
 		}
 		ct := kurrentdb.ContentTypeJson
 		if e.ContentType != "" && e.ContentType != annals.ContentTypeJSON {
@@ -359,9 +361,9 @@ func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOpti
 			if re != nil {
 				o.Filter.Regex = re.String()
 			}
-			interval := opts.CheckpointInterval
+			interval := opts.CheckpointEveryEvents
 			if interval == 0 {
-				interval = annals.DefaultCheckpointInterval
+				interval = annals.DefaultCheckpointEveryEvents
 			}
 			o.MaxSearchWindow, o.CheckpointInterval = int(min(interval, 1<<20)), 1
 		}

@@ -50,7 +50,7 @@ func (s *streamsServer) subscribe(opts *streams.ReadReq_Options, stream grpc.Ser
 			}
 			interval = window * uint64(max(f.GetCheckpointIntervalMultiplier(), 1))
 		}
-		msgs = s.store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: from, Filter: filter, CheckpointInterval: interval})
+		msgs = s.store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: from, Filter: filter, CheckpointEveryEvents: interval})
 	default:
 		return invalidArgument(errors.New("read options name neither a stream nor $all"))
 	}

@@ -182,9 +182,9 @@ func testSubFilteredCheckpoints(t *testing.T, s annals.Store) {
 	appendNoise()
 
 	sub := subscribeAll(t, ctx, s, annals.SubscribeAllOptions{
-		From:               annals.Start,
-		Filter:             annals.EventTypePrefixFilter("Wanted"),
-		CheckpointInterval: interval,
+		From:                  annals.Start,
+		Filter:                annals.EventTypePrefixFilter("Wanted"),
+		CheckpointEveryEvents: interval,
 	})
 	// progress holds the positions of events and checkpoints, in order.
 	progress := []uint64{0}

@@ -19,7 +19,7 @@ func setupAppend(fs *flag.FlagSet) runFunc {
 	stream := fs.String("stream", "", "the `name` of the stream to append to (required)")
 	expected := fs.String("expected", "any", "the state the stream must be in, else nothing is written; N is the revision of its last event")
 	typ := fs.String("type", "", "the event `type` (required without --stdin)")
-	id := fs.String("id", "", "the event id, a `UUID`, for idempotent retries (default: a random one)")
+	id := fs.String("id", "", "the event id, a `UUID`, for idempotent retries (default: a new time-ordered one, UUID version 7)")
 	data := fs.String("data", "{}", "the event data, `JSON`")
 	metadata := fs.String("metadata", "", "the event metadata, `JSON` (default: none)")
 	stdin := fs.Bool("stdin", false, "read the events from stdin, one JSON object a line, and append them all atomically")

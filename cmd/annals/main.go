@@ -390,9 +390,10 @@ var commandNotes = map[string]string{
 	"projections": projectionsNotes,
 	"append": `  --stdin reads one event per line, each a JSON object
     {"type":T,"data":JSON,"metadata":JSON,"id":"UUID"}
-  (type required; data defaults to {}, metadata to none, id to a random
-  one; data and metadata are kept byte for byte). All the lines go in ONE
-  atomic append: every event is written, or none.
+  (type required; data defaults to {}, metadata to none, id to a new
+  time-ordered one, UUID version 7; data and metadata are kept byte for
+  byte). All the lines go in ONE atomic append: every event is written, or
+  none.
 `,
 	"read": `  Forwards from --from (default start), or with --backwards from --from
   (default end) down. A missing or deleted stream is an error (exit 1).

@@ -32,9 +32,9 @@ func SubscribeAll(ctx context.Context, src Source, wm *Watermark, opts annals.Su
 			yield(annals.Message{}, err)
 			return
 		}
-		interval := opts.CheckpointInterval
+		interval := opts.CheckpointEveryEvents
 		if interval == 0 {
-			interval = annals.DefaultCheckpointInterval
+			interval = annals.DefaultCheckpointEveryEvents
 		}
 		next := max(opts.From, 1)
 		if opts.From == annals.End {
