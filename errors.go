@@ -27,7 +27,27 @@ var (
 	// write; nothing was written. Reads go on working, and writes are taken
 	// again once space is freed (see the store's documentation for when).
 	ErrDiskFull = errors.New("annals: disk full")
+	// ErrOutcomeUnknown: the append (or delete, tombstone, metadata write)
+	// may or may not have been written, and the store could not find out
+	// which. Every other error means nothing was written. Retry with the
+	// same event ids: a store answers a re-append of ids it recorded at the
+	// same place with the original result, so the retry is safe, and it
+	// tells which it was. Stores return it when the caller's context ends
+	// after the write was handed to the writer (the error then also
+	// matches the context's error), PostgreSQL when the connection is lost
+	// during COMMIT and the outcome cannot be learnt, and package remote
+	// when a call that reached the server ends without its answer. Memory
+	// never returns it: its writes are decided before Append returns.
+	ErrOutcomeUnknown = errors.New("annals: the write's outcome is unknown; retry with the same event ids")
 )
+
+// OutcomeUnknown returns an error that matches both ErrOutcomeUnknown and
+// cause, for a write that cause interrupted once it could have been
+// written: errors.Is(err, context.Canceled) keeps telling a caller that
+// gave up.
+func OutcomeUnknown(cause error) error {
+	return fmt.Errorf("%w: %w", ErrOutcomeUnknown, cause)
+}
 
 // WrongExpectedRevisionError is returned when a stream is not in the state
 // an append, delete or tombstone expected. Nothing was written.

@@ -43,8 +43,8 @@ const RevisionTombstone = uint64(1<<63 - 1)
 type EventData struct {
 	// ID identifies the event for idempotent retries. The zero UUID asks the
 	// store to generate one: a UUID version 7 (time-ordered, not random),
-	// which a retry cannot repeat, so an append that may be retried gives
-	// its own ids.
+	// which a retry cannot repeat, so an append that may be retried (see
+	// ErrOutcomeUnknown) gives its own ids.
 	ID uuid.UUID
 	// Type names what happened ("SeatBooked"). Required.
 	Type string

@@ -44,7 +44,9 @@ import (
 // fsync of the group commit they joined). An event whose id is already
 // recorded in the stream makes the call an idempotent retry, answered with
 // the original result. On a disk short of its reserve it fails with
-// annals.ErrDiskFull and writes nothing.
+// annals.ErrDiskFull and writes nothing. If ctx ends once the append is
+// queued for the writer, it fails with annals.ErrOutcomeUnknown (retry
+// with the same event ids); before that, with ctx's error alone.
 func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
 	return s.writes.Append(ctx, stream, expected, events...)
 }

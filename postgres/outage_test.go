@@ -30,9 +30,12 @@ type cutProxy struct {
 	toCli  atomic.Bool // cut the next server-to-client bytes
 	cuts   atomic.Int64
 	// down: the server is unreachable (connections refused, open ones cut).
-	down  atomic.Bool
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	down atomic.Bool
+	// downOnCut: the next cut also takes the server down, before the
+	// client can see the cut.
+	downOnCut atomic.Bool
+	mu        sync.Mutex
+	conns     map[net.Conn]struct{}
 }
 
 // setDown makes the server unreachable through the proxy, or reachable
@@ -105,6 +108,9 @@ func (p *cutProxy) pipe(from, to net.Conn, cut *atomic.Bool) {
 		if n > 0 {
 			if cut.CompareAndSwap(true, false) {
 				p.cuts.Add(1)
+				if p.downOnCut.CompareAndSwap(true, false) {
+					p.setDown(true)
+				}
 				return
 			}
 			if _, werr := to.Write(buf[:n]); werr != nil {
@@ -138,6 +144,17 @@ func proxiedDSN(t *testing.T, addr string) (dsn, target string) {
 	return base + " host=" + host + " port=" + port, target
 }
 
+// openThrough opens a store reaching the server through p.
+func openThrough(t *testing.T, ctx context.Context, p *cutProxy, opts Options) *Store {
+	t.Helper()
+	s, err := Open(ctx, p.dsn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 // TestCommitAnswerLost cuts the writer's connection at COMMIT, both ways:
 // when the commit happened and its answer was lost, the append succeeds
 // with its original result (found by its event id), written once; when
@@ -162,11 +179,7 @@ func TestCommitAnswerLost(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	defer cancel()
-	s, err := Open(ctx, p.dsn, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openThrough(t, ctx, p, opts)
 
 	var ids []uuid.UUID
 	for i, dir := range []*atomic.Bool{&p.toCli, &p.toSrv, &p.toCli, &p.toSrv} {
@@ -195,6 +208,53 @@ func TestCommitAnswerLost(t *testing.T) {
 		if e.ID != ids[i] {
 			t.Fatalf("revision %d is %s, want %s", i, e.ID, ids[i])
 		}
+	}
+}
+
+// TestCommitOutcomeUnknown loses COMMIT's answer and keeps the server
+// away while the store tries to learn whether it committed: the append
+// fails with annals.ErrOutcomeUnknown (and the deprecated ErrCommitUnknown
+// still matches it). Retried with the same id once the server is back, it
+// succeeds, and the event is written once.
+func TestCommitOutcomeUnknown(t *testing.T) {
+	t.Parallel()
+	admin(t)
+	schema := testSchema(t)
+	p := newCutProxy(t)
+	var armed atomic.Bool
+	opts := Options{
+		Schema: schema, MaxConns: 2, Logger: quietLogger(),
+		noNotify: true, PollInterval: time.Hour,
+		// Short, so the lookup of the lost commit gives up soon.
+		RetryWindow: time.Second,
+		beforeCommit: func() {
+			if armed.Swap(false) {
+				p.downOnCut.Store(true)
+				p.toCli.Store(true)
+			}
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	defer cancel()
+	s := openThrough(t, ctx, p, opts)
+
+	id := uuid.New()
+	armed.Store(true)
+	_, err := s.Append(ctx, "unknown-1", annals.NoStream, annals.EventData{ID: id, Type: "Cut"})
+	if !errors.Is(err, annals.ErrOutcomeUnknown) || !errors.Is(err, ErrCommitUnknown) {
+		t.Fatalf("append whose commit answer was lost, server away: %v, want annals.ErrOutcomeUnknown", err)
+	}
+	p.setDown(false)
+	res, err := s.Append(ctx, "unknown-1", annals.NoStream, annals.EventData{ID: id, Type: "Cut"})
+	if err != nil || res.NextExpected != annals.Exact(0) {
+		t.Fatalf("the retry with the same id: %+v, %v; want revision 0", res, err)
+	}
+	got, err := readAllOf(ctx, s, "unknown-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].ID != id {
+		t.Fatalf("the stream holds %d events, want the one, written once", len(got))
 	}
 }
 

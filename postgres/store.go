@@ -285,12 +285,13 @@ func (s *Store) use(ctx context.Context, fn func() error) error {
 
 func (s *Store) useOnce(fn func() error) error { return s.gate.Use(fn) }
 
-// ErrCommitUnknown is returned when the connection was lost while a
-// transaction committed and the store could not find out whether it did.
-// The events may or may not be recorded: retry the append with the same
-// event ids, which is safe (an idempotent retry returns the original
-// result).
-var ErrCommitUnknown = errors.New("postgres: the commit's outcome is unknown (connection lost); retrying with the same event ids is safe")
+// ErrCommitUnknown is annals.ErrOutcomeUnknown, which the store returns
+// when the connection was lost while a transaction committed and it could
+// not find out whether it did.
+//
+// Deprecated: test for annals.ErrOutcomeUnknown, which every store
+// returns.
+var ErrCommitUnknown = annals.ErrOutcomeUnknown
 
 // ErrNotWritten wraps the database's error when an append failed and
 // nothing of it was written (the database stayed unreachable for the retry

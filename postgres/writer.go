@@ -41,7 +41,8 @@ import (
 //  5. A group that fails before COMMIT wrote nothing and is planned afresh
 //     on the next attempt. A COMMIT whose answer is lost is resolved by
 //     looking up the group's first event id; if that cannot be done, its
-//     appends fail with ErrCommitUnknown, never with a false "not written".
+//     appends fail with annals.ErrOutcomeUnknown, never with a false "not
+//     written".
 //  6. Two groups are in flight at most: while one group's rows and COMMIT
 //     travel, the next group's first round trip is sent on a second
 //     connection and waits in the database for the head lock. It reads the
@@ -64,8 +65,9 @@ import (
 // group commit they joined has committed (synchronous_commit on: durable).
 // An event whose id is already recorded in the stream makes the call an
 // idempotent retry, answered with the original result. If the connection
-// is lost during COMMIT and the outcome cannot be learnt, it fails with
-// ErrCommitUnknown; if nothing was written, with ErrNotWritten.
+// is lost during COMMIT and the outcome cannot be learnt, or ctx ends once
+// the append is queued, it fails with annals.ErrOutcomeUnknown (retry with
+// the same event ids); if nothing was written, with ErrNotWritten.
 func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
 	return s.writes.Append(ctx, stream, expected, events...)
 }
@@ -294,7 +296,8 @@ func (e *commitError) Unwrap() error { return e.err }
 // committed, by looking up its first event id on another connection. The
 // old backend's transaction may still be finishing, so an answer of
 // "absent" is trusted only once that backend is gone; until then, and if
-// the database stays unreachable, the appends fail with ErrCommitUnknown.
+// the database stays unreachable, the appends fail with
+// annals.ErrOutcomeUnknown.
 // If the group was committed its planned answers stand; if it was rolled
 // back, resolveLostCommit reports that the group may be retried.
 func (w *writer) resolveLostCommit(reqs []*core.Request, ws *writeSet, ce *commitError) (retry bool) {
@@ -331,7 +334,7 @@ func (w *writer) resolveLostCommit(reqs []*core.Request, ws *writeSet, ce *commi
 	switch {
 	case err != nil:
 		w.s.opts.Logger.Error("postgres: commit outcome unknown", "commit-err", ce.err, "err", err)
-		failAll(reqs, fmt.Errorf("%w: %v", ErrCommitUnknown, ce.err))
+		failAll(reqs, annals.OutcomeUnknown(fmt.Errorf("the connection was lost during COMMIT: %w", ce.err)))
 	case committed:
 		w.s.opts.Logger.Warn("postgres: the connection was lost during COMMIT, which succeeded", "err", ce.err)
 		w.committed(ws)

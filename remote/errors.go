@@ -25,15 +25,53 @@ type call struct {
 	ctx      context.Context
 	stream   string
 	expected annals.ExpectedRevision
+	// write: the call appends, deletes or tombstones, sent with ctx live.
+	write bool
 }
 
 // fromError maps the client's errors onto annals' errors, with the fields
 // of local stores' errors, and a message that says what went wrong rather
-// than the client's codes.
+// than the client's codes. A write that may have reached the server and
+// ended without its answer is annals.OutcomeUnknown of that error.
 func (s *Store) fromError(c call, err error) error {
 	if err == nil {
 		return nil
 	}
+	mapped := s.mapError(c, err)
+	if c.write && mayHaveWritten(err, mapped) {
+		return annals.OutcomeUnknown(mapped)
+	}
+	return mapped
+}
+
+// notSentSigns are the words of a failure that came before the request
+// left, or of a server's answer that it wrote nothing (annals serve's
+// closed store).
+var notSentSigns = []string{"error while dialing", "connection refused", "server is shutting down"}
+
+// mayHaveWritten tells whether a write that failed with err (mapped to
+// mapped) may have been written: its caller gave up or its deadline
+// passed once it was sent, or the connection or the server's store failed
+// in the middle of it. An answer the server gave (a wrong expected
+// revision, bad input) wrote nothing.
+func mayHaveWritten(err, mapped error) bool {
+	if errors.Is(mapped, context.Canceled) || errors.Is(mapped, context.DeadlineExceeded) {
+		return true
+	}
+	if !errors.Is(mapped, ErrUnreachable) {
+		return false
+	}
+	lower := strings.ToLower(err.Error())
+	for _, sign := range notSentSigns {
+		if strings.Contains(lower, sign) {
+			return false
+		}
+	}
+	return true
+}
+
+// mapError is fromError's mapping, outcome aside.
+func (s *Store) mapError(c call, err error) error {
 	if cerr := c.ctx.Err(); cerr != nil {
 		return cerr
 	}

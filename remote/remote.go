@@ -128,9 +128,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 		}
 		data[i] = kurrentdb.EventData{EventID: id, EventType: e.Type, ContentType: ct, Data: e.Data, Metadata: e.Metadata}
 	}
+	if err := ctx.Err(); err != nil {
+		return annals.AppendResult{}, err // not sent: certainly not written
+	}
 	r, err := s.client.AppendToStream(ctx, stream, kurrentdb.AppendToStreamOptions{StreamState: streamState(expected)}, data...)
 	if err != nil {
-		return annals.AppendResult{}, s.fromError(call{ctx, stream, expected}, err)
+		return annals.AppendResult{}, s.fromError(call{ctx, stream, expected, true}, err)
 	}
 	if len(events) == 0 {
 		// The client's result cannot tell a stream without events from
@@ -159,18 +162,24 @@ func (s *Store) zeroEventsResult(ctx context.Context, stream string) (annals.App
 
 // Delete implements annals.Store.
 func (s *Store) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	if err := ctx.Err(); err != nil {
+		return annals.DeleteResult{}, err
+	}
 	r, err := s.client.DeleteStream(ctx, stream, kurrentdb.DeleteStreamOptions{StreamState: streamState(expected)})
 	if err != nil {
-		return annals.DeleteResult{}, s.fromError(call{ctx, stream, expected}, err)
+		return annals.DeleteResult{}, s.fromError(call{ctx, stream, expected, true}, err)
 	}
 	return annals.DeleteResult{Position: r.Position.Commit}, nil
 }
 
 // Tombstone implements annals.Store.
 func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
+	if err := ctx.Err(); err != nil {
+		return annals.DeleteResult{}, err
+	}
 	r, err := s.client.TombstoneStream(ctx, stream, kurrentdb.TombstoneStreamOptions{StreamState: streamState(expected)})
 	if err != nil {
-		return annals.DeleteResult{}, s.fromError(call{ctx, stream, expected}, err)
+		return annals.DeleteResult{}, s.fromError(call{ctx, stream, expected, true}, err)
 	}
 	return annals.DeleteResult{Position: r.Position.Commit}, nil
 }

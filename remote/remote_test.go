@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -130,5 +131,58 @@ func TestContextAndUnreachableErrors(t *testing.T) {
 	_, err = gone.Append(context.Background(), "s-1", annals.Any, annals.EventData{Type: "T"})
 	if !errors.Is(err, remote.ErrUnreachable) || !strings.Contains(err.Error(), "cannot reach server at "+addr) {
 		t.Errorf("an append to nothing: %v, want ErrUnreachable naming %s", err, addr)
+	}
+}
+
+// stalledStore is a store whose appends reach it and then wait for their
+// context to end, or fail with fail if it is set.
+type stalledStore struct {
+	annals.Store
+	arrived chan struct{}
+	fail    atomic.Pointer[error] // set between calls
+}
+
+func (s *stalledStore) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	if err := s.fail.Load(); err != nil {
+		return annals.AppendResult{}, *err
+	}
+	s.arrived <- struct{}{}
+	<-ctx.Done()
+	return annals.AppendResult{}, ctx.Err()
+}
+
+// An append that reached the server and ended without its answer — its
+// caller gave up, or the server's store could not tell — may have been
+// written: annals.ErrOutcomeUnknown, still matching the cause. An answer
+// the server gave is what it was.
+func TestOutcomeUnknown(t *testing.T) {
+	inner := memory.New(memory.Options{})
+	t.Cleanup(func() { inner.Close() })
+	stalled := &stalledStore{Store: inner, arrived: make(chan struct{})}
+	addr := teststores.ServeStore(t, stalled, server.Options{})
+	s, err := remote.Dial("kurrentdb://" + addr + "?tls=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-stalled.arrived; cancel() }()
+	_, err = s.Append(ctx, "stalled-1", annals.Any, annals.EventData{Type: "T"})
+	if !errors.Is(err, annals.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+		t.Errorf("an append given up once the server had it: %v, want ErrOutcomeUnknown and context.Canceled", err)
+	}
+
+	lost := annals.OutcomeUnknown(errors.New("the connection was lost during COMMIT"))
+	stalled.fail.Store(&lost)
+	_, err = s.Append(context.Background(), "stalled-1", annals.Any, annals.EventData{Type: "T"})
+	if !errors.Is(err, annals.ErrOutcomeUnknown) {
+		t.Errorf("an append whose store could not tell: %v, want ErrOutcomeUnknown", err)
+	}
+	var refused error = &annals.WrongExpectedRevisionError{Stream: "stalled-1", Expected: annals.NoStream, Actual: annals.Exact(0)}
+	stalled.fail.Store(&refused)
+	_, err = s.Append(context.Background(), "stalled-1", annals.NoStream, annals.EventData{Type: "T"})
+	if !errors.Is(err, annals.ErrWrongExpectedRevision) || errors.Is(err, annals.ErrOutcomeUnknown) {
+		t.Errorf("an append the server refused: %v, want the refusal alone", err)
 	}
 }

@@ -70,6 +70,10 @@ func toStatus(err error) (error, metadata.MD) {
 		// gRPC's for an exhausted resource, and clients do not take it for
 		// a dead node to fail over from, as they do Unavailable.
 		return status.Error(codes.ResourceExhausted, err.Error()), nil
+	// An outcome unknown because the caller gave up matches the
+	// context's error too, and is answered as that; one the store could
+	// not learn is a storeFailure, which package remote takes for an
+	// outcome unknown.
 	case errors.Is(err, context.Canceled):
 		// The context's text only: what wraps it may name the database.
 		return status.Error(codes.Canceled, context.Canceled.Error()), nil

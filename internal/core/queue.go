@@ -27,9 +27,10 @@ func Admit(ctx context.Context, l annals.Limits, op *Op) (sizeBytes int, err err
 // Submit hands req to a store's single writer through queue and waits for
 // its answer (done closed). It returns annals.ErrClosed if the writer
 // stopped first — quit closed before req was queued, or writerDone closed
-// with req unanswered — and the context's error if the caller gave up. An
-// append whose caller gave up after queueing may still be written: a
-// retry with the same event ids is safe.
+// with req unanswered — and the context's error if the caller gave up
+// before req was queued (nothing written). A caller that gives up after
+// that gets annals.OutcomeUnknown of the context's error: the writer may
+// already have taken req into a group that commits.
 func Submit[R any](ctx context.Context, queue chan<- R, req R, done, quit, writerDone <-chan struct{}) error {
 	select {
 	case queue <- req:
@@ -49,7 +50,13 @@ func Submit[R any](ctx context.Context, queue chan<- R, req R, done, quit, write
 			return annals.ErrClosed
 		}
 	case <-ctx.Done():
-		return ctx.Err()
+		select {
+		case <-done:
+			// Answered as the caller gave up: the answer is known.
+			return nil
+		default:
+			return annals.OutcomeUnknown(ctx.Err())
+		}
 	}
 }
 

@@ -42,6 +42,28 @@ func TestSubmit(t *testing.T) {
 	}
 }
 
+// A caller that gives up before its request is queued knows nothing was
+// written; once the writer may have taken it, the outcome is unknown, and
+// the error still says that the caller gave up.
+func TestSubmitOutcomeUnknown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Submit(ctx, make(chan int), 1, make(chan struct{}), nil, nil); !errors.Is(err, context.Canceled) || errors.Is(err, annals.ErrOutcomeUnknown) {
+		t.Fatalf("gave up before queueing: %v, want context.Canceled alone", err)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	queue := make(chan int)
+	errc := make(chan error, 1)
+	go func() { errc <- Submit(ctx, queue, 1, make(chan struct{}), nil, nil) }()
+	<-queue // the writer took it into a group
+	cancel()
+	if err := <-errc; !errors.Is(err, annals.ErrOutcomeUnknown) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("gave up after the writer took it: %v, want ErrOutcomeUnknown and context.Canceled", err)
+	}
+}
+
 func TestCollectAndRefuse(t *testing.T) {
 	size := func(n int) int { return n }
 	queue := make(chan int, 8)
