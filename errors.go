@@ -75,7 +75,7 @@ func (e *WrongExpectedRevisionError) Is(target error) bool {
 type DuplicateEventError struct {
 	ID       uuid.UUID
 	Stream   string // where ID is recorded
-	Revision uint64
+	Revision Revision
 }
 
 func (e *DuplicateEventError) Error() string {

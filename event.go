@@ -35,9 +35,18 @@ const (
 	EventTypeStreamDeleted = "$streamDeleted"
 )
 
+// Revision is an event's 0-based place in its stream. It is a type of its
+// own, not a bare integer, so that a global position cannot be passed where a
+// revision is meant (or the other way round) without a conversion in sight.
+type Revision uint64
+
+// Position is an event's place in the global log: the first event is at 1,
+// and 0 (Start) is before every event.
+type Position uint64
+
 // RevisionTombstone is the revision of the $streamDeleted event a tombstone
 // writes to the global log, as in KurrentDB.
-const RevisionTombstone = uint64(1<<63 - 1)
+const RevisionTombstone Revision = 1<<63 - 1
 
 // EventData is an event proposed for appending.
 type EventData struct {
@@ -68,19 +77,32 @@ type Event struct {
 	// decreases along the global order.
 	Recorded time.Time
 	// Revision is the event's 0-based place in its stream.
-	Revision uint64
+	Revision Revision
 	// Position is the event's place in the global order: starts at 1,
 	// strictly increasing, gapless, in commit order.
-	Position uint64
+	Position Position
 }
 
 // Start and End name the two ends of a stream or of the global log in read
-// and subscription options. Revisions start at 0 and positions at 1, so Start
-// is before everything; End is after everything.
+// and subscription options. They are untyped, and take the type of the field
+// they are given to: a Revision in stream options, a Position in the log's.
+// Revisions start at 0 and positions at 1, so Start is before everything; End
+// is after everything.
 const (
-	Start = uint64(0)
-	End   = ^uint64(0)
+	Start = 0
+	End   = 1<<64 - 1
 )
+
+// After returns where to resume a read or subscription that has handled x:
+// the revision or position just after it, as the From options are inclusive.
+// After(End) is End. Resume with From: After(checkpoint) rather than
+// checkpoint+1, which is easy to forget and wraps around at End.
+func After[T Revision | Position](x T) T {
+	if x == End {
+		return x
+	}
+	return x + 1
+}
 
 // AllStream is the name KurrentDB gives the global log.
 const AllStream = "$all"

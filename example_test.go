@@ -221,3 +221,40 @@ func ExampleStreamMetadata() {
 	// revision 3: {"celsius":20.0}
 	// events of sensor-1 in $all: 4
 }
+
+// A consumer saves the position of the last event it handled and, on a
+// restart, goes on after it. From is inclusive, so the resume point is
+// After(checkpoint): passing the checkpoint itself would handle that event
+// twice.
+func ExampleAfter() {
+	ctx := context.Background()
+	store := memory.New(memory.Options{})
+	defer store.Close()
+	for _, typ := range []string{"Opened", "Deposited", "Withdrawn"} {
+		if _, err := store.Append(ctx, "account-1", annals.Any, annals.EventData{Type: typ}); err != nil {
+			panic(err)
+		}
+	}
+
+	var checkpoint annals.Position // saved with the consumer's own data
+	for e, err := range store.ReadAll(ctx, annals.ReadAllOptions{Limit: 2}) {
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println("handled", e.Type)
+		checkpoint = e.Position
+	}
+
+	for e, err := range store.ReadAll(ctx, annals.ReadAllOptions{From: annals.After(checkpoint)}) {
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println("resumed with", e.Type)
+	}
+	fmt.Println(annals.After(annals.Position(annals.End)) == annals.End)
+	// Output:
+	// handled Opened
+	// handled Deposited
+	// resumed with Withdrawn
+	// true
+}

@@ -15,7 +15,7 @@ const (
 // tombstone expects to find. The zero value is Any.
 type ExpectedRevision struct {
 	kind     expectedKind
-	revision uint64
+	revision Revision
 }
 
 var (
@@ -28,7 +28,7 @@ var (
 )
 
 // Exact accepts the stream only if its last event has revision r.
-func Exact(r uint64) ExpectedRevision { return ExpectedRevision{kind: expectExact, revision: r} }
+func Exact(r Revision) ExpectedRevision { return ExpectedRevision{kind: expectExact, revision: r} }
 
 // IsAny, IsNoStream and IsStreamExists report which special state e is.
 func (e ExpectedRevision) IsAny() bool          { return e.kind == expectAny }
@@ -37,7 +37,7 @@ func (e ExpectedRevision) IsStreamExists() bool { return e.kind == expectStreamE
 
 // Revision returns the exact revision and true, or 0 and false for the
 // special states.
-func (e ExpectedRevision) Revision() (uint64, bool) {
+func (e ExpectedRevision) Revision() (Revision, bool) {
 	return e.revision, e.kind == expectExact
 }
 
@@ -48,7 +48,7 @@ func (e ExpectedRevision) String() string {
 	case expectStreamExists:
 		return "stream exists"
 	case expectExact:
-		return strconv.FormatUint(e.revision, 10)
+		return strconv.FormatUint(uint64(e.revision), 10)
 	default:
 		return "any"
 	}

@@ -17,7 +17,7 @@ type StreamMetadata struct {
 	// MaxAge hides events recorded longer ago than this. Whole seconds.
 	MaxAge time.Duration
 	// TruncateBefore hides events with a lower revision.
-	TruncateBefore uint64
+	TruncateBefore Revision
 	// CacheControl is kept for clients; the store ignores it. Whole seconds.
 	CacheControl time.Duration
 	// ACL is kept as given; access control is the server's concern. A
@@ -29,7 +29,7 @@ type StreamMetadata struct {
 
 // TruncateBeforeDeleted is the $tb of a soft-deleted stream (KurrentDB's
 // DeletedStream): every existing event is hidden.
-const TruncateBeforeDeleted = uint64(1<<63 - 1)
+const TruncateBeforeDeleted Revision = 1<<63 - 1
 
 const (
 	keyMaxCount     = "$maxCount"
@@ -83,7 +83,9 @@ func (m *StreamMetadata) UnmarshalJSON(b []byte) error {
 			s, err = metaUint(k, v)
 			m.MaxAge = time.Duration(min(s, uint64(maxDurationSeconds))) * time.Second
 		case keyTB:
-			m.TruncateBefore, err = metaUint(k, v)
+			var r uint64
+			r, err = metaUint(k, v)
+			m.TruncateBefore = Revision(r)
 		case keyCacheControl:
 			var s uint64
 			s, err = metaUint(k, v)

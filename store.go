@@ -66,13 +66,13 @@ type AppendResult struct {
 	NextExpected ExpectedRevision
 	// FirstPosition and LastPosition are the global positions of the first
 	// and last events appended; both 0 when no event was appended.
-	FirstPosition, LastPosition uint64
+	FirstPosition, LastPosition Position
 }
 
 // DeleteResult gives the position of the record of the deletion in the
 // global log.
 type DeleteResult struct {
-	Position uint64
+	Position Position
 }
 
 // Direction of a read.
@@ -88,7 +88,7 @@ type ReadStreamOptions struct {
 	Direction Direction
 	// From is the first revision to read, inclusive: Start (the default) or
 	// End, or any revision.
-	From uint64
+	From Revision
 	// Limit caps the number of events; 0 means no limit.
 	Limit uint64
 }
@@ -98,7 +98,7 @@ type ReadAllOptions struct {
 	Direction Direction
 	// From is the first position to read, inclusive: Start (the default) or
 	// End, or any position.
-	From uint64
+	From Position
 	// Limit caps the number of events yielded (after filtering); 0 means
 	// no limit.
 	Limit uint64
@@ -110,16 +110,16 @@ type ReadAllOptions struct {
 type SubscribeStreamOptions struct {
 	// From is the first revision to deliver, inclusive: Start, End (only
 	// events appended after the subscription starts) or a revision. To
-	// resume after a checkpoint r, pass r+1.
-	From uint64
+	// resume after a checkpoint r, pass After(r).
+	From Revision
 }
 
 // SubscribeAllOptions say where an $all subscription starts and what it
 // delivers.
 type SubscribeAllOptions struct {
 	// From is the first position to deliver, inclusive: Start, End or a
-	// position. To resume after a checkpoint p, pass p+1.
-	From uint64
+	// position. To resume after a checkpoint p, pass After(p).
+	From Position
 	// Filter, if not nil, delivers only matching events.
 	Filter *Filter
 	// CheckpointEveryEvents is how many events of the log the subscription
@@ -153,5 +153,5 @@ type Message struct {
 	Event Event // MessageEvent
 	// Position is the checkpoint (MessageCheckpoint), or the last position
 	// known to the store when the subscription caught up (MessageCaughtUp).
-	Position uint64
+	Position Position
 }

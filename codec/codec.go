@@ -42,7 +42,7 @@ var (
 type UnknownTypeError struct {
 	Type     string
 	Stream   string
-	Revision uint64
+	Revision annals.Revision
 }
 
 func (e *UnknownTypeError) Error() string {

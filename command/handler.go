@@ -48,7 +48,7 @@ type Result[S, E any] struct {
 	NextExpected annals.ExpectedRevision
 	// FirstPosition and LastPosition are the global positions of the
 	// command's events; 0 if none.
-	FirstPosition, LastPosition uint64
+	FirstPosition, LastPosition annals.Position
 	// Attempts is how many times the command was decided: 1 plus the
 	// conflicts retried.
 	Attempts int
@@ -175,7 +175,7 @@ func (h *Handler[S, C, E]) appendDecided(ctx context.Context, stream string, id 
 	}
 	if h.Snapshots != nil {
 		last, _ := ar.NextExpected.Revision()
-		h.maybeSnapshot(ctx, stream, *l, state, last, data[len(data)-1].ID, commandRecord{ID: id, First: last + 1 - uint64(len(data)), Last: last}, uint64(len(events)))
+		h.maybeSnapshot(ctx, stream, *l, state, last, data[len(data)-1].ID, commandRecord{ID: id, First: last + 1 - annals.Revision(len(data)), Last: last}, uint64(len(events)))
 	}
 	return Result[S, E]{
 		State: state, Events: events, NextExpected: ar.NextExpected,
@@ -186,7 +186,7 @@ func (h *Handler[S, C, E]) appendDecided(ctx context.Context, stream string, id 
 // repeated returns the first outcome of a command found at rec.
 func (h *Handler[S, C, E]) repeated(ctx context.Context, stream string, state S, rec commandRecord) (Result[S, E], error) {
 	res := Result[S, E]{State: state, NextExpected: annals.Exact(rec.Last), Repeated: true}
-	opts := annals.ReadStreamOptions{From: rec.First, Limit: rec.Last - rec.First + 1}
+	opts := annals.ReadStreamOptions{From: rec.First, Limit: uint64(rec.Last-rec.First) + 1}
 	for ev, err := range h.Store.ReadStream(ctx, stream, opts) {
 		if err != nil {
 			return Result[S, E]{}, err
@@ -211,7 +211,7 @@ func (h *Handler[S, C, E]) repeated(ctx context.Context, stream string, state S,
 
 // repeatedAt returns the first outcome of command id, whose first event
 // the store says is at revision first.
-func (h *Handler[S, C, E]) repeatedAt(ctx context.Context, stream string, state S, id uuid.UUID, first uint64) (Result[S, E], error) {
+func (h *Handler[S, C, E]) repeatedAt(ctx context.Context, stream string, state S, id uuid.UUID, first annals.Revision) (Result[S, E], error) {
 	rec := commandRecord{ID: id, First: first, Last: first}
 	for ev, err := range h.Store.ReadStream(ctx, stream, annals.ReadStreamOptions{From: first, Limit: annals.DefaultMaxAppendEvents}) {
 		if err != nil {

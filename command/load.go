@@ -27,9 +27,9 @@ type loaded[S any] struct {
 
 // commandRecord says which revisions a command's events hold.
 type commandRecord struct {
-	ID    uuid.UUID `json:"id"`
-	First uint64    `json:"first"`
-	Last  uint64    `json:"last"`
+	ID    uuid.UUID       `json:"id"`
+	First annals.Revision `json:"first"`
+	Last  annals.Revision `json:"last"`
 }
 
 // resume is where a fold starts instead of the start of the stream: a
@@ -37,7 +37,7 @@ type commandRecord struct {
 // eventID. The fold checks that event before it trusts the state.
 type resume[S any] struct {
 	state    S
-	revision uint64
+	revision annals.Revision
 	eventID  uuid.UUID
 	recent   []commandRecord
 	repeat   *commandRecord
@@ -86,7 +86,7 @@ func (h *Handler[S, C, E]) load(ctx context.Context, stream string, id uuid.UUID
 // the revision it names.
 func (h *Handler[S, C, E]) fold(ctx context.Context, stream string, id uuid.UUID, from *resume[S]) (_ loaded[S], ok bool, _ error) {
 	l := loaded[S]{revision: annals.NoStream}
-	start := annals.Start
+	var start annals.Revision = annals.Start
 	if from != nil {
 		l.state, start = from.state, from.revision
 		l.recent, l.repeat, l.read = from.recent, from.repeat, from.read

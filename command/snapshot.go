@@ -60,7 +60,7 @@ type Snapshots[S any] struct {
 // snapshotRecord is the payload of a snapshot event.
 type snapshotRecord struct {
 	Version  int             `json:"version"`
-	Revision uint64          `json:"revision"`
+	Revision annals.Revision `json:"revision"`
 	EventID  uuid.UUID       `json:"eventId"`
 	State    json.RawMessage `json:"state"`
 	Commands []commandRecord `json:"commands,omitempty"`
@@ -132,7 +132,7 @@ func (h *Handler[S, C, E]) readSnapshot(ctx context.Context, stream string) (sna
 // maybeSnapshot writes a snapshot of state, which reflects the stream up
 // to revision last (event lastID), if the load read enough events. A
 // failure only means the next loads read more: it is not reported.
-func (h *Handler[S, C, E]) maybeSnapshot(ctx context.Context, stream string, l loaded[S], state S, last uint64, lastID uuid.UUID, rec commandRecord, appended uint64) {
+func (h *Handler[S, C, E]) maybeSnapshot(ctx context.Context, stream string, l loaded[S], state S, last annals.Revision, lastID uuid.UUID, rec commandRecord, appended uint64) {
 	o := h.Snapshots
 	every := o.Every
 	if every == 0 {

@@ -52,10 +52,10 @@ const (
 	chunkBytesMax  = 64 << 10
 )
 
-func eventKey(pos uint64) []byte {
+func eventKey(pos annals.Position) []byte {
 	k := make([]byte, 9)
 	k[0] = tableEvent
-	binary.BigEndian.PutUint64(k[1:], pos)
+	binary.BigEndian.PutUint64(k[1:], uint64(pos))
 	return k
 }
 
@@ -69,11 +69,11 @@ func streamPrefix(stream string) []byte {
 	return appendStreamPrefix(make([]byte, 0, len(stream)+2+8), stream)
 }
 
-func appendStreamKey(b []byte, stream string, rev uint64) []byte {
-	return binary.BigEndian.AppendUint64(appendStreamPrefix(b, stream), rev)
+func appendStreamKey(b []byte, stream string, rev annals.Revision) []byte {
+	return binary.BigEndian.AppendUint64(appendStreamPrefix(b, stream), uint64(rev))
 }
 
-func streamKey(stream string, rev uint64) []byte {
+func streamKey(stream string, rev annals.Revision) []byte {
 	return appendStreamKey(make([]byte, 0, len(stream)+2+8), stream, rev)
 }
 
@@ -104,23 +104,32 @@ func parseIDKey(k []byte) (stream []byte, id uuid.UUID, err error) {
 	return k[1 : len(k)-17], uuid.UUID(k[len(k)-16:]), nil
 }
 
-func decodePosition(v []byte) (uint64, error) {
+func decodePosition(v []byte) (annals.Position, error) {
 	if len(v) != 8 {
 		return 0, fmt.Errorf("embedded: corrupt position value (%d bytes)", len(v))
 	}
-	return binary.BigEndian.Uint64(v), nil
+	return annals.Position(binary.BigEndian.Uint64(v)), nil
 }
 
-// An index value locates an event: its position and its chunk's key.
-func appendLocation(b []byte, pos, chunk uint64) []byte {
-	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(b, pos), chunk)
+// decodeRevision decodes the revision that ends a stream index key.
+func decodeRevision(v []byte) (annals.Revision, error) {
+	if len(v) != 8 {
+		return 0, fmt.Errorf("embedded: corrupt revision value (%d bytes)", len(v))
+	}
+	return annals.Revision(binary.BigEndian.Uint64(v)), nil
 }
 
-func decodeLocation(v []byte) (pos, chunk uint64, err error) {
+// An index value locates an event: its position and its chunk's key, the
+// position of the chunk's first event.
+func appendLocation(b []byte, pos, chunk annals.Position) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(b, uint64(pos)), uint64(chunk))
+}
+
+func decodeLocation(v []byte) (pos, chunk annals.Position, err error) {
 	if len(v) != 16 || binary.BigEndian.Uint64(v[8:]) > binary.BigEndian.Uint64(v) {
 		return 0, 0, errCorrupt("index value")
 	}
-	return binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:]), nil
+	return annals.Position(binary.BigEndian.Uint64(v)), annals.Position(binary.BigEndian.Uint64(v[8:])), nil
 }
 
 // Chunk value: version(1) count(uvarint) offsets(count x uint32, relative
@@ -140,13 +149,13 @@ func appendChunk(b []byte, events []*annals.Event) []byte {
 
 // chunk is a parsed chunk value; it shares the value's memory.
 type chunk struct {
-	first   uint64
+	first   annals.Position
 	n       int
 	table   []byte
 	records []byte
 }
 
-func parseChunk(first uint64, v []byte) (chunk, error) {
+func parseChunk(first annals.Position, v []byte) (chunk, error) {
 	if len(v) < 2 || v[0] != chunkVersion {
 		return chunk{}, errCorrupt("chunk header")
 	}
@@ -161,12 +170,12 @@ func parseChunk(first uint64, v []byte) (chunk, error) {
 	return chunk{first: first, n: int(n), table: v[start : start+4*int(n)], records: v[start+4*int(n):]}, nil
 }
 
-func (c chunk) last() uint64 { return c.first + uint64(c.n) - 1 }
+func (c chunk) last() annals.Position { return c.first + annals.Position(c.n) - 1 }
 
-func (c chunk) contains(pos uint64) bool { return pos >= c.first && pos <= c.last() }
+func (c chunk) contains(pos annals.Position) bool { return pos >= c.first && pos <= c.last() }
 
 // record returns the encoded event at pos, which the chunk must contain.
-func (c chunk) record(pos uint64) ([]byte, error) {
+func (c chunk) record(pos annals.Position) ([]byte, error) {
 	i := int(pos - c.first)
 	from := int(binary.BigEndian.Uint32(c.table[4*i:]))
 	to := len(c.records)
@@ -181,7 +190,7 @@ func (c chunk) record(pos uint64) ([]byte, error) {
 
 // event decodes the event at pos; it shares the chunk's memory, which the
 // caller must own.
-func (c chunk) event(pos uint64) (annals.Event, error) {
+func (c chunk) event(pos annals.Position) (annals.Event, error) {
 	rec, err := c.record(pos)
 	if err != nil {
 		return annals.Event{}, err
@@ -216,8 +225,8 @@ func encodeHead(s core.StreamState) []byte {
 	}
 	b := make([]byte, 1, 1+2*binary.MaxVarintLen64)
 	b[0] = f
-	b = binary.AppendUvarint(b, s.LastRevision)
-	return binary.AppendUvarint(b, s.LastPosition)
+	b = binary.AppendUvarint(b, uint64(s.LastRevision))
+	return binary.AppendUvarint(b, uint64(s.LastPosition))
 }
 
 func decodeHead(b []byte) (core.StreamState, error) {
@@ -225,13 +234,15 @@ func decodeHead(b []byte) (core.StreamState, error) {
 		return core.StreamState{}, errCorrupt("head record")
 	}
 	s := core.StreamState{Exists: b[0]&headExists != 0, SoftDeleted: b[0]&headSoftDeleted != 0, Tombstoned: b[0]&headTombstoned != 0}
-	var n int
-	if s.LastRevision, n = binary.Uvarint(b[1:]); n <= 0 {
+	rev, n := binary.Uvarint(b[1:])
+	if n <= 0 {
 		return core.StreamState{}, errCorrupt("head record")
 	}
-	if s.LastPosition, n = binary.Uvarint(b[1+n:]); n <= 0 {
+	pos, m := binary.Uvarint(b[1+n:])
+	if m <= 0 {
 		return core.StreamState{}, errCorrupt("head record")
 	}
+	s.LastRevision, s.LastPosition = annals.Revision(rev), annals.Position(pos)
 	return s, nil
 }
 
@@ -243,7 +254,7 @@ func appendEvent(b []byte, e *annals.Event) []byte {
 	b = append(b, eventRecordVersion)
 	b = append(b, e.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Recorded.UnixNano()))
-	b = binary.AppendUvarint(b, e.Revision)
+	b = binary.AppendUvarint(b, uint64(e.Revision))
 	for _, s := range [...]string{e.Stream, e.Type, e.ContentType} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -280,7 +291,7 @@ func chunkSplits(events []*annals.Event) []int {
 // decodeEvent decodes a record it owns: the event's strings and byte slices
 // point into rec, which must never be modified afterwards. One allocation
 // (the caller's copy of the value) serves the whole event.
-func decodeEvent(pos uint64, rec []byte) (annals.Event, error) {
+func decodeEvent(pos annals.Position, rec []byte) (annals.Event, error) {
 	e := annals.Event{Position: pos}
 	if len(rec) < 1+16+8 || rec[0] != eventRecordVersion {
 		return e, errCorrupt("event record")
@@ -288,10 +299,11 @@ func decodeEvent(pos uint64, rec []byte) (annals.Event, error) {
 	copy(e.ID[:], rec[1:17])
 	e.Recorded = time.Unix(0, int64(binary.BigEndian.Uint64(rec[17:25]))).UTC()
 	r := rec[25:]
-	var n int
-	if e.Revision, n = binary.Uvarint(r); n <= 0 {
+	rev, n := binary.Uvarint(r)
+	if n <= 0 {
 		return e, errCorrupt("event record")
 	}
+	e.Revision = annals.Revision(rev)
 	r = r[n:]
 	var fields [4][]byte
 	for i := range fields {

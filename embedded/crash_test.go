@@ -43,11 +43,11 @@ type crashMeta struct {
 
 // crashAck is what the child prints once an append is acknowledged.
 type crashAck struct {
-	Append string      `json:"append"`
-	Stream string      `json:"stream"`
-	First  uint64      `json:"first"`
-	Last   uint64      `json:"last"`
-	IDs    []uuid.UUID `json:"ids"`
+	Append string          `json:"append"`
+	Stream string          `json:"stream"`
+	First  annals.Position `json:"first"`
+	Last   annals.Position `json:"last"`
+	IDs    []uuid.UUID     `json:"ids"`
 }
 
 func TestMain(m *testing.M) {
@@ -194,12 +194,12 @@ func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
 	ctx := context.Background()
 
 	type placed struct {
-		pos    uint64
+		pos    annals.Position
 		stream string
 	}
 	byID := map[uuid.UUID]placed{}
 	appends := map[string][]annals.Event{}
-	var want uint64 = 1
+	var want annals.Position = 1
 	for e, err := range s.ReadAll(ctx, annals.ReadAllOptions{}) {
 		if err != nil {
 			t.Fatal(err)
@@ -226,7 +226,7 @@ func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
 			t.Fatalf("append %s is partial: %d of %d events visible", id, len(evs), m.Count)
 		}
 		for i, e := range evs {
-			if e.Position != evs[0].Position+uint64(i) || e.Revision != evs[0].Revision+uint64(i) {
+			if e.Position != evs[0].Position+annals.Position(i) || e.Revision != evs[0].Revision+annals.Revision(i) {
 				t.Fatalf("append %s is not contiguous", id)
 			}
 		}
@@ -238,8 +238,8 @@ func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
 			if !ok {
 				t.Fatalf("acknowledged event %s (append %s) is lost", id, a.Append)
 			}
-			if p.pos != a.First+uint64(i) || p.stream != a.Stream {
-				t.Fatalf("acknowledged event %s is at %d in %q, acknowledged at %d in %q", id, p.pos, p.stream, a.First+uint64(i), a.Stream)
+			if p.pos != a.First+annals.Position(i) || p.stream != a.Stream {
+				t.Fatalf("acknowledged event %s is at %d in %q, acknowledged at %d in %q", id, p.pos, p.stream, a.First+annals.Position(i), a.Stream)
 			}
 		}
 	}
@@ -249,7 +249,7 @@ func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
 		streams[p.stream] = true
 	}
 	for stream := range streams {
-		var rev uint64
+		var rev annals.Revision
 		for e, err := range s.ReadStream(ctx, stream, annals.ReadStreamOptions{}) {
 			if err != nil {
 				t.Fatal(err)

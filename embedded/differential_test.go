@@ -90,7 +90,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 			return annals.StreamExists
 		}
 		// Mostly the right revision, sometimes a wrong one.
-		var last uint64
+		var last annals.Revision
 		found := false
 		for e, err := range ref.ReadStream(ctx, stream, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
 			if err == nil {
@@ -98,7 +98,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 			}
 		}
 		if !found || rng.IntN(4) == 0 {
-			return annals.Exact(uint64(rng.IntN(20)))
+			return annals.Exact(annals.Revision(rng.IntN(20)))
 		}
 		return annals.Exact(last)
 	}
@@ -162,7 +162,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 			case 0:
 				md.MaxCount = uint64(1 + rng.IntN(10))
 			case 1:
-				md.TruncateBefore = uint64(rng.IntN(15))
+				md.TruncateBefore = annals.Revision(rng.IntN(15))
 			case 2:
 				md.MaxAge = time.Duration(1+rng.IntN(30)) * time.Second
 			}
@@ -177,7 +177,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 				opts.Direction, opts.From = annals.Backwards, annals.End
 			}
 			if rng.IntN(3) == 0 {
-				opts.From = uint64(rng.IntN(60))
+				opts.From = annals.Revision(rng.IntN(60))
 			}
 			what = fmt.Sprintf("read %s %+v", stream, opts)
 			got, want = drain(emb.ReadStream(ctx, stream, opts)), drain(ref.ReadStream(ctx, stream, opts))
@@ -188,7 +188,7 @@ func runDifferential(t *testing.T, seed uint64, ops int) {
 				opts.Direction, opts.From = annals.Backwards, annals.End
 			}
 			if rng.IntN(3) == 0 {
-				opts.From = uint64(rng.IntN(2000))
+				opts.From = annals.Position(rng.IntN(2000))
 			}
 			if rng.IntN(3) == 0 {
 				opts.Filter = annals.CategoryFilter("a")

@@ -63,7 +63,7 @@ func migrateIDIndex(db *pebble.DB, logger *slog.Logger) error {
 	var keys, events int
 	var key []byte
 	for valid := it.First(); valid; valid = it.Next() {
-		first := binary.BigEndian.Uint64(it.Key()[1:])
+		first := annals.Position(binary.BigEndian.Uint64(it.Key()[1:]))
 		c, err := parseChunk(first, it.Value())
 		if err != nil {
 			return err

@@ -41,8 +41,8 @@ type oracle struct {
 }
 
 type oracleStream struct {
-	positions  []uint64 // revision r at index r
-	deleted    bool     // soft-deleted since its last append
+	positions  []annals.Position // revision r at index r
+	deleted    bool              // soft-deleted since its last append
 	tombstoned bool
 }
 
@@ -62,7 +62,7 @@ func (s *oracleStream) actual() annals.ExpectedRevision {
 	if !s.shows() {
 		return annals.NoStream
 	}
-	return annals.Exact(uint64(len(s.positions) - 1))
+	return annals.Exact(annals.Revision(len(s.positions) - 1))
 }
 
 func (o *oracle) expect(name string, exp annals.ExpectedRevision) error {
@@ -78,7 +78,7 @@ func (o *oracle) expect(name string, exp annals.ExpectedRevision) error {
 		ok = s.shows()
 	}
 	if r, exact := exp.Revision(); exact {
-		ok = s.written() && uint64(len(s.positions)-1) == r
+		ok = s.written() && annals.Revision(len(s.positions)-1) == r
 	}
 	if !ok {
 		return &annals.WrongExpectedRevisionError{Stream: name, Expected: exp, Actual: s.actual()}
@@ -88,9 +88,9 @@ func (o *oracle) expect(name string, exp annals.ExpectedRevision) error {
 
 // record adds an event to the log (and to its stream, unless a
 // tombstone) and returns its position.
-func (o *oracle) record(name string, e annals.EventData, now time.Time) uint64 {
+func (o *oracle) record(name string, e annals.EventData, now time.Time) annals.Position {
 	s := o.stream(name)
-	rev := uint64(len(s.positions))
+	rev := annals.Revision(len(s.positions))
 	if e.Type == annals.EventTypeStreamDeleted {
 		rev = annals.RevisionTombstone
 	}
@@ -100,7 +100,7 @@ func (o *oracle) record(name string, e annals.EventData, now time.Time) uint64 {
 	if e.ContentType == "" {
 		e.ContentType = annals.ContentTypeJSON
 	}
-	pos := uint64(len(o.log) + 1)
+	pos := annals.Position(len(o.log) + 1)
 	o.log = append(o.log, annals.Event{
 		ID: e.ID, Stream: name, Type: e.Type, ContentType: e.ContentType,
 		Data: bytes.Clone(e.Data), Metadata: bytes.Clone(e.Metadata),
@@ -132,7 +132,7 @@ func (o *oracle) metadata(name string) annals.StreamMetadata {
 	return md
 }
 
-func (o *oracle) writeMetadata(name string, md annals.StreamMetadata, now time.Time) uint64 {
+func (o *oracle) writeMetadata(name string, md annals.StreamMetadata, now time.Time) annals.Position {
 	data, err := json.Marshal(md)
 	if err != nil {
 		panic(err)
@@ -166,18 +166,18 @@ func (o *oracle) Append(name string, exp annals.ExpectedRevision, events []annal
 	now := o.now(clock)
 	if s.deleted {
 		md := o.metadata(name)
-		md.TruncateBefore = uint64(len(s.positions))
+		md.TruncateBefore = annals.Revision(len(s.positions))
 		o.writeMetadata(name, md, now)
 		s.deleted = false
 	}
-	var first, last uint64
+	var first, last annals.Position
 	for i, e := range events {
 		last = o.record(name, e, now)
 		if i == 0 {
 			first = last
 		}
 	}
-	return annals.AppendResult{NextExpected: annals.Exact(uint64(len(s.positions) - 1)), FirstPosition: first, LastPosition: last}, nil
+	return annals.AppendResult{NextExpected: annals.Exact(annals.Revision(len(s.positions) - 1)), FirstPosition: first, LastPosition: last}, nil
 }
 
 // repeated answers an append some of whose ids are recorded in the
@@ -191,17 +191,17 @@ func (o *oracle) repeated(name string, exp annals.ExpectedRevision, events []ann
 	for i := range found {
 		run = run && found[i] == found[0]+i
 	}
-	if r, exact := exp.Revision(); run && exact && (found[0] == 0 || r != uint64(found[0]-1)) {
+	if r, exact := exp.Revision(); run && exact && (found[0] == 0 || r != annals.Revision(found[0]-1)) {
 		run = false
 	}
 	if run {
 		lastRev := found[len(found)-1]
-		return annals.AppendResult{NextExpected: annals.Exact(uint64(lastRev)),
+		return annals.AppendResult{NextExpected: annals.Exact(annals.Revision(lastRev)),
 			FirstPosition: s.positions[found[0]], LastPosition: s.positions[lastRev]}, nil
 	}
 	for i := range found {
 		if found[i] >= 0 {
-			return annals.AppendResult{}, &annals.DuplicateEventError{ID: events[i].ID, Stream: name, Revision: uint64(found[i])}
+			return annals.AppendResult{}, &annals.DuplicateEventError{ID: events[i].ID, Stream: name, Revision: annals.Revision(found[i])}
 		}
 	}
 	panic("unreachable: some id is recorded")
@@ -265,9 +265,9 @@ func (o *oracle) ReadStream(name string, opts annals.ReadStreamOptions, now time
 	count := uint64(len(s.positions))
 	var out []annals.Event
 	for r, p := range s.positions {
-		rev, e := uint64(r), o.log[p-1]
+		rev, e := annals.Revision(r), o.log[p-1]
 		hidden := rev < md.TruncateBefore ||
-			(md.MaxCount > 0 && count-rev > md.MaxCount) ||
+			(md.MaxCount > 0 && count-uint64(rev) > md.MaxCount) ||
 			(md.MaxAge > 0 && e.Recorded.Before(now.Add(-md.MaxAge))) ||
 			(opts.Direction == annals.Forwards && rev < opts.From) ||
 			(opts.Direction == annals.Backwards && rev > opts.From)

@@ -42,14 +42,14 @@ func getHead(db *pebble.DB, stream string) (core.StreamState, error) {
 		return st, err
 	}
 	prefix := streamPrefix(stream)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperStreamKey(prefix, ^uint64(0))})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperStreamKey(prefix, ^annals.Revision(0))})
 	if err != nil {
 		return st, err
 	}
 	defer it.Close()
 	if it.Last() {
 		k := it.Key()
-		rev, err := decodePosition(k[len(prefix):])
+		rev, err := decodeRevision(k[len(prefix):])
 		if err != nil {
 			return st, err
 		}
@@ -63,13 +63,13 @@ func getHead(db *pebble.DB, stream string) (core.StreamState, error) {
 }
 
 // getEvent reads the event at pos from the chunk whose key is chunkKey.
-func getEvent(db *pebble.DB, pos, chunkKey uint64) (annals.Event, error) {
+func getEvent(db *pebble.DB, pos, chunkKey annals.Position) (annals.Event, error) {
 	cc := chunkCache{db: db}
 	return cc.event(pos, chunkKey)
 }
 
 // findEvent reads the event at pos, seeking its chunk.
-func findEvent(db *pebble.DB, pos uint64) (annals.Event, error) {
+func findEvent(db *pebble.DB, pos annals.Position) (annals.Event, error) {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{tableEvent}, UpperBound: eventKey(pos + 1)})
 	if err != nil {
 		return annals.Event{}, err
@@ -194,7 +194,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 						return false, nil
 					}
 					if r.Direction == annals.Forwards {
-						lo = e.Revision + 1
+						lo = annals.After(e.Revision)
 					} else if e.Revision == 0 {
 						return false, nil
 					} else {
@@ -226,7 +226,7 @@ type chunkCache struct {
 	loadedBytes int
 }
 
-func (cc *chunkCache) event(pos, chunkKey uint64) (annals.Event, error) {
+func (cc *chunkCache) event(pos, chunkKey annals.Position) (annals.Event, error) {
 	if !cc.ok || cc.c.first != chunkKey {
 		v, ok, err := getValue(cc.db, eventKey(chunkKey))
 		if err != nil {
@@ -248,11 +248,11 @@ func (cc *chunkCache) event(pos, chunkKey uint64) (annals.Event, error) {
 	return cc.c.event(pos)
 }
 
-func upperStreamKey(prefix []byte, hi uint64) []byte {
-	if hi == ^uint64(0) {
+func upperStreamKey(prefix []byte, hi annals.Revision) []byte {
+	if hi == ^annals.Revision(0) {
 		return append(append([]byte(nil), prefix[:len(prefix)-1]...), 1)
 	}
-	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), hi+1)
+	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), uint64(hi+1))
 }
 
 // scan iterates bounds in key order (or reverse) and calls fn with each key
@@ -411,7 +411,7 @@ func emit(page []annals.Event, err error, yield func(annals.Event, error) bool) 
 }
 
 // seekChunk positions it on the chunk holding pos.
-func seekChunk(it *pebble.Iterator, pos uint64, reverse bool) bool {
+func seekChunk(it *pebble.Iterator, pos annals.Position, reverse bool) bool {
 	if !reverse && it.SeekGE(eventKey(pos)) {
 		if first, err := decodePosition(it.Key()[1:]); err == nil && first == pos {
 			return true

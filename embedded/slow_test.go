@@ -37,9 +37,9 @@ func TestSlowSubscriberMemoryBounded(t *testing.T) {
 
 	gate := make(chan struct{})
 	caughtUp := make(chan struct{})
-	got := make(chan uint64, 1)
+	got := make(chan annals.Position, 1)
 	go func() {
-		var last uint64
+		var last annals.Position
 		first := true
 		for m, err := range s.SubscribeToAll(ctx, annals.SubscribeAllOptions{}) {
 			if err != nil {

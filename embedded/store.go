@@ -219,7 +219,7 @@ func openPebble(dir string, opts Options, readOnly bool) (*pebble.DB, error) {
 // lastEvent finds the end of the log. Everything pebble recovers is whole
 // batches (its WAL is checksummed and torn tails are dropped), so the log is
 // gapless up to here.
-func lastEvent(db *pebble.DB) (uint64, time.Time, error) {
+func lastEvent(db *pebble.DB) (annals.Position, time.Time, error) {
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte{tableEvent}, UpperBound: []byte{tableEvent + 1}})
 	if err != nil {
 		return 0, time.Time{}, err
@@ -276,7 +276,7 @@ func (s *Store) Close() error {
 }
 
 // Position returns the last durable global position.
-func (s *Store) Position() uint64 { return s.wm.Load() }
+func (s *Store) Position() annals.Position { return s.wm.Load() }
 
 // read runs fn with the engine open, or fails with ErrClosed.
 func (s *Store) read(fn func() error) error { return s.gate.Use(fn) }

@@ -99,14 +99,14 @@ func TestWALOutOfSpace(t *testing.T) {
 	}
 	timer := time.AfterFunc(walNoSpaceHangGuard, func() { cmd.Process.Kill() })
 	defer timer.Stop()
-	var acked []uint64
+	var acked []annals.Position
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		pos, err := strconv.ParseUint(sc.Text(), 10, 64)
 		if err != nil {
 			t.Fatalf("child printed %q", sc.Text())
 		}
-		acked = append(acked, pos)
+		acked = append(acked, annals.Position(pos))
 	}
 	io.Copy(io.Discard, out)
 	err = cmd.Wait()

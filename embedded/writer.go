@@ -72,8 +72,8 @@ func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.Ex
 
 type writer struct {
 	s        *Store
-	next     uint64    // position of the next event
-	lastTime time.Time // recorded times never go backwards
+	next     annals.Position // position of the next event
+	lastTime time.Time       // recorded times never go backwards
 	heads    *headCache
 	ids      *idFilter // every recorded id (idfilter.go)
 	scratch  []byte    // reused encoding buffers
@@ -86,11 +86,11 @@ type writer struct {
 type group struct {
 	batch    *pebble.Batch
 	reqs     []*core.Request
-	firstPos uint64 // its first event's position, if batch is set
-	lastPos  uint64
+	firstPos annals.Position // its first event's position, if batch is set
+	lastPos  annals.Position
 }
 
-func newWriter(s *Store, last uint64, lastTime time.Time, ids *idFilter) *writer {
+func newWriter(s *Store, last annals.Position, lastTime time.Time, ids *idFilter) *writer {
 	return &writer{
 		s: s, next: last + 1, lastTime: lastTime,
 		heads: newHeadCache(s.opts.StreamCacheEntries),
@@ -158,7 +158,7 @@ func (w *writer) planAndApply(reqs []*core.Request) *group {
 		}
 		for i := range p.Events {
 			if core.Invariants {
-				core.Assert(p.Events[i].Position == w.next+uint64(i), "embedded: event %d of a plan at position %d, want %d (invariant 1)", i, p.Events[i].Position, w.next+uint64(i))
+				core.Assert(p.Events[i].Position == w.next+annals.Position(i), "embedded: event %d of a plan at position %d, want %d (invariant 1)", i, p.Events[i].Position, w.next+annals.Position(i))
 			}
 			ov.add(&p.Events[i])
 		}
@@ -168,7 +168,7 @@ func (w *writer) planAndApply(reqs []*core.Request) *group {
 			}
 			ov.states[u.Stream] = u.State
 		}
-		w.next += uint64(len(p.Events))
+		w.next += annals.Position(len(p.Events))
 		w.lastTime = now
 	}
 	batch := w.s.db.NewBatch()
@@ -201,7 +201,7 @@ func (w *writer) planAndApply(reqs []*core.Request) *group {
 // ids (version 7) are time-ordered, and a stream's index keys are adjacent.
 func (w *writer) writeSorted(b *pebble.Batch, events []*annals.Event, heads map[string]core.StreamState) {
 	// The log, in chunks; chunkOf[i] is the key of event i's chunk.
-	chunkOf := make([]uint64, len(events))
+	chunkOf := make([]annals.Position, len(events))
 	rec := w.scratch[:0]
 	from := 0
 	for _, to := range chunkSplits(events) {
@@ -332,11 +332,11 @@ func (o *overlay) add(e *annals.Event) {
 }
 
 // planned returns the event planned at pos in this group, if any.
-func (o *overlay) planned(pos uint64) *annals.Event {
+func (o *overlay) planned(pos annals.Position) *annals.Event {
 	if len(o.events) == 0 || pos < o.events[0].Position {
 		return nil
 	}
-	if i := pos - o.events[0].Position; i < uint64(len(o.events)) {
+	if i := uint64(pos - o.events[0].Position); i < uint64(len(o.events)) {
 		return o.events[i]
 	}
 	return nil

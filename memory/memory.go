@@ -33,8 +33,8 @@ type Store struct {
 	mu      sync.RWMutex
 	log     []annals.Event // position p at index p-1
 	streams map[string]*stream
-	ids     map[streamID]uint64 // (stream, event id) -> position
-	last    time.Time           // recorded time never goes backwards
+	ids     map[streamID]annals.Position // (stream, event id) -> position
+	last    time.Time                    // recorded time never goes backwards
 	closed  bool
 }
 
@@ -46,7 +46,7 @@ type streamID struct {
 
 type stream struct {
 	state     core.StreamState
-	positions []uint64 // revision r at index r
+	positions []annals.Position // revision r at index r
 }
 
 var _ annals.Store = (*Store)(nil)
@@ -61,7 +61,7 @@ func New(opts Options) *Store {
 		now:     opts.Now,
 		wm:      core.NewWatermark(0),
 		streams: make(map[string]*stream),
-		ids:     make(map[streamID]uint64),
+		ids:     make(map[streamID]annals.Position),
 	}
 	s.writes = core.Writes{Write: s.write}
 	return s
@@ -126,7 +126,7 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 	if now.Before(s.last) {
 		now = s.last
 	}
-	p := core.PlanOp(view{s}, op, uint64(len(s.log))+1, now)
+	p := core.PlanOp(view{s}, op, annals.Position(len(s.log))+1, now)
 	if p.Err != nil || p.Duplicate || len(p.Events) == 0 {
 		return p.Result, p.Err
 	}
@@ -140,7 +140,7 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 			continue
 		}
 		st := s.stream(e.Stream)
-		if uint64(len(st.positions)) != e.Revision {
+		if annals.Revision(len(st.positions)) != e.Revision {
 			panic("memory: stream revisions must be dense")
 		}
 		st.positions = append(st.positions, e.Position)
@@ -148,7 +148,7 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 	for _, u := range p.Updates {
 		s.stream(u.Stream).state = u.State
 	}
-	s.wm.Advance(uint64(len(s.log)))
+	s.wm.Advance(annals.Position(len(s.log)))
 	return p.Result, nil
 }
 
@@ -238,7 +238,7 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts annals.ReadStr
 		}
 		st, _ := view{s}.State(name)
 		md, err := s.metadataLocked(name)
-		var positions []uint64
+		var positions []annals.Position
 		if ss := s.streams[name]; ss != nil {
 			positions = ss.positions // append-only: this prefix never changes
 		}
@@ -256,9 +256,9 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts annals.ReadStr
 			return
 		}
 		var yielded uint64
-		next, step := r.Lo, uint64(1)
+		next, step := r.Lo, annals.Revision(1)
 		if r.Direction == annals.Backwards {
-			next, step = r.Hi, ^uint64(0) // -1
+			next, step = r.Hi, ^annals.Revision(0) // -1
 		}
 		for n := r.Hi - r.Lo + 1; n > 0; n-- {
 			if err := ctx.Err(); err != nil {
@@ -285,7 +285,7 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts annals.ReadStr
 	}
 }
 
-func (s *Store) at(pos uint64) (annals.Event, error) {
+func (s *Store) at(pos annals.Position) (annals.Event, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
@@ -319,9 +319,9 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 			return
 		}
 		var yielded uint64
-		pos, step := lo, uint64(1)
+		pos, step := lo, annals.Position(1)
 		if opts.Direction == annals.Backwards {
-			pos, step = hi, ^uint64(0)
+			pos, step = hi, ^annals.Position(0)
 		}
 		for n := hi - lo + 1; n > 0; n-- {
 			if err := ctx.Err(); err != nil {

@@ -45,7 +45,7 @@ const (
 // message is one event on its way through a group.
 type message struct {
 	event   annals.Event
-	seq     uint64 // revision (stream group) or position ($all group)
+	seq     uint64 // revision (stream group) or position ($all group): either, so neither type
 	retries int
 	// replayed messages come from the parked stream: they are behind the
 	// checkpoint and not in the window.
@@ -139,9 +139,9 @@ func eventSize(e *annals.Event) int {
 
 // add takes an event read from the store.
 func (c *core) add(e annals.Event) {
-	seq := e.Revision
+	seq := uint64(e.Revision)
 	if c.all {
-		seq = e.Position
+		seq = uint64(e.Position)
 	}
 	if seq < c.next {
 		return // already read: a resubscription overlaps

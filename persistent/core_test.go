@@ -21,8 +21,8 @@ func testSettings() Settings {
 	return s
 }
 
-func ev(stream string, rev uint64) annals.Event {
-	return annals.Event{ID: uuid.New(), Stream: stream, Type: "T", Revision: rev, Position: rev + 1}
+func ev(stream string, rev annals.Revision) annals.Event {
+	return annals.Event{ID: uuid.New(), Stream: stream, Type: "T", Revision: rev, Position: annals.Position(rev) + 1}
 }
 
 func newConsumer(name string, buffer int) *consumer {
@@ -87,7 +87,7 @@ func TestRoundRobinHonoursBufferSizes(t *testing.T) {
 	c.connect(b)
 	var evs []annals.Event
 	for i := range 4 {
-		evs = append(evs, ev("s", uint64(i)))
+		evs = append(evs, ev("s", annals.Revision(i)))
 		c.add(evs[i])
 	}
 	c.dispatch(t0)
@@ -127,7 +127,7 @@ func TestDispatchToSingleFillsTheFirst(t *testing.T) {
 	c.connect(a)
 	c.connect(b)
 	for i := range 3 {
-		c.add(ev("s", uint64(i)))
+		c.add(ev("s", annals.Revision(i)))
 	}
 	c.dispatch(t0)
 	check(t, c)
@@ -144,9 +144,9 @@ func TestPinnedKeepsAStreamOnOneConsumer(t *testing.T) {
 	a, b := newConsumer("a", 100), newConsumer("b", 100)
 	c.connect(a)
 	c.connect(b)
-	pos := uint64(1)
+	pos := annals.Position(1)
 	for i := range 40 {
-		e := ev(fmt.Sprintf("s-%d", i%8), uint64(i/8))
+		e := ev(fmt.Sprintf("s-%d", i%8), annals.Revision(i/8))
 		e.Position = pos
 		pos++
 		c.add(e)
@@ -209,7 +209,7 @@ func TestNackActions(t *testing.T) {
 	c.connect(a)
 	var evs []annals.Event
 	for i := range 4 {
-		evs = append(evs, ev("s", uint64(i)))
+		evs = append(evs, ev("s", annals.Revision(i)))
 		c.add(evs[i])
 	}
 	c.dispatch(t0)
@@ -271,7 +271,7 @@ func TestReadingStopsWhenFull(t *testing.T) {
 		if i > 100 {
 			t.Fatal("no bound")
 		}
-		c.add(ev("s", uint64(i)))
+		c.add(ev("s", annals.Revision(i)))
 	}
 	if len(c.buffer) != 4 {
 		t.Fatalf("stopped at %d, want the buffer size 4", len(c.buffer))
@@ -281,7 +281,7 @@ func TestReadingStopsWhenFull(t *testing.T) {
 	c.connect(k)
 	c.dispatch(t0)
 	for c.hasRoom() {
-		c.add(ev("s", c.next))
+		c.add(ev("s", annals.Revision(c.next)))
 	}
 	check(t, c)
 	if len(c.buffer) != 4 || k.inFlight != 3 {
@@ -300,7 +300,7 @@ func TestWindowBoundsOneStuckMessage(t *testing.T) {
 	c.dispatch(t0)
 	takeAll(c, k)
 	for c.hasRoom() {
-		e := ev("s", c.next)
+		e := ev("s", annals.Revision(c.next))
 		c.add(e)
 		c.dispatch(t0)
 		takeAll(c, k)
@@ -323,7 +323,7 @@ func TestCheckpointCounts(t *testing.T) {
 	c.connect(k)
 	var ids []uuid.UUID
 	for i := range 4 {
-		e := ev("s", uint64(i))
+		e := ev("s", annals.Revision(i))
 		ids = append(ids, e.ID)
 		c.add(e)
 	}

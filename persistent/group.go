@@ -44,8 +44,8 @@ type checkpointDoc struct {
 // linkMeta is a parked link's metadata: where the event is in $all, so a
 // replay finds it whatever its stream's metadata now hides.
 type linkMeta struct {
-	Position uint64    `json:"position"`
-	EventID  uuid.UUID `json:"eventId"`
+	Position annals.Position `json:"position"`
+	EventID  uuid.UUID       `json:"eventId"`
 }
 
 // group runs one subscription group: a reader filling the core from the
@@ -63,11 +63,11 @@ type group struct {
 	readErr   error
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
-	hasCheck  bool       // a checkpoint exists (loaded or written)
-	parkedAt  uint64     // first parked-stream revision no replay has loaded
-	tbPending bool       // replayed links to truncate once they are finished
-	mdSet     bool       // the checkpoint stream's max count is set
-	replayMu  sync.Mutex // one replay at a time: each reads from parkedAt
+	hasCheck  bool            // a checkpoint exists (loaded or written)
+	parkedAt  annals.Revision // first parked-stream revision no replay has loaded
+	tbPending bool            // replayed links to truncate once they are finished
+	mdSet     bool            // the checkpoint stream's max count is set
+	replayMu  sync.Mutex      // one replay at a time: each reads from parkedAt
 
 	room chan struct{} // the reader waits here for buffer room
 	kick chan struct{} // wakes the housekeeper (messages to park)
@@ -99,7 +99,7 @@ func loadGroup(ctx context.Context, m *Manager, def groupDef) (*group, error) {
 
 // streamTail returns the revision after stream's last event (0 if none)
 // and its truncate-before.
-func streamTail(ctx context.Context, store annals.Store, stream string) (next, tb uint64, err error) {
+func streamTail(ctx context.Context, store annals.Store, stream string) (next, tb annals.Revision, err error) {
 	for e, err := range store.ReadStream(ctx, stream, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
 		if errors.Is(err, annals.ErrStreamNotFound) {
 			break
@@ -204,9 +204,9 @@ func (g *group) read(ctx context.Context) {
 		g.mu.Unlock()
 		var msgs iter.Seq2[annals.Message, error]
 		if g.core.all {
-			msgs = g.m.store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: from, Filter: g.def.filter})
+			msgs = g.m.store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: annals.Position(from), Filter: g.def.filter})
 		} else {
-			msgs = g.m.store.SubscribeToStream(ctx, g.def.Stream, annals.SubscribeStreamOptions{From: from})
+			msgs = g.m.store.SubscribeToStream(ctx, g.def.Stream, annals.SubscribeStreamOptions{From: annals.Revision(from)})
 		}
 		for msg, err := range msgs {
 			if err != nil {
@@ -225,7 +225,7 @@ func (g *group) read(ctx context.Context) {
 				}
 			case annals.MessageCheckpoint:
 				g.mu.Lock()
-				g.core.advance(msg.Position + 1)
+				g.core.advance(uint64(annals.After(msg.Position)))
 				g.mu.Unlock()
 			case annals.MessageCaughtUp:
 				g.mu.Lock()
@@ -329,7 +329,7 @@ func (g *group) writeParked(ctx context.Context, parks []*message) error {
 		}
 		events[i] = annals.EventData{
 			Type: eventTypeLink, ContentType: annals.ContentTypeBinary,
-			Data:     []byte(strconv.FormatUint(m.event.Revision, 10) + "@" + m.event.Stream),
+			Data:     []byte(strconv.FormatUint(uint64(m.event.Revision), 10) + "@" + m.event.Stream),
 			Metadata: meta,
 		}
 	}
@@ -370,7 +370,7 @@ func (g *group) writeCheckpoint(ctx context.Context, p uint64, counted int) erro
 // replay brings parked messages back for delivery, at most
 // MaxReplayMessages in flight at once; stopAt, if not zero, stops before
 // that revision of the parked stream.
-func (g *group) replay(ctx context.Context, stopAt uint64) error {
+func (g *group) replay(ctx context.Context, stopAt annals.Revision) error {
 	g.replayMu.Lock()
 	defer g.replayMu.Unlock()
 	g.mu.Lock()

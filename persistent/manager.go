@@ -43,8 +43,8 @@ type groupDef struct {
 	Incarnation string `json:"incarnation"`
 	// ParkedFrom is the first revision of the parked stream that is this
 	// incarnation's.
-	ParkedFrom uint64    `json:"parkedFrom"`
-	Created    time.Time `json:"created"`
+	ParkedFrom annals.Revision `json:"parkedFrom"`
+	Created    time.Time       `json:"created"`
 
 	filter *annals.Filter
 }
@@ -167,7 +167,7 @@ func (m *Manager) readConfig(ctx context.Context) ([]groupDef, annals.ExpectedRe
 }
 
 // lastRevision is the config stream's expected revision for a write.
-func (m *Manager) lastRevision(ctx context.Context) (uint64, annals.ExpectedRevision, error) {
+func (m *Manager) lastRevision(ctx context.Context) (annals.Revision, annals.ExpectedRevision, error) {
 	next, _, err := streamTail(ctx, m.store, ConfigStream)
 	if err != nil {
 		return 0, annals.Any, err
@@ -243,7 +243,7 @@ func (m *Manager) resolveStart(ctx context.Context, c *Config) error {
 			if err != nil {
 				return err
 			}
-			c.Settings.StartFrom = e.Position + 1
+			c.Settings.StartFrom = uint64(annals.After(e.Position))
 		}
 		return nil
 	}
@@ -251,7 +251,7 @@ func (m *Manager) resolveStart(ctx context.Context, c *Config) error {
 	if err != nil && !errors.Is(err, annals.ErrStreamDeleted) {
 		return err
 	}
-	c.Settings.StartFrom = next
+	c.Settings.StartFrom = uint64(next)
 	return nil
 }
 
@@ -360,7 +360,7 @@ func (m *Manager) Delete(ctx context.Context, stream, name string) error {
 // ReplayParked brings the group's parked messages back for delivery (at
 // most MaxReplayMessages at a time). stopAt, if not zero, replays only the
 // parked-stream revisions before it.
-func (m *Manager) ReplayParked(ctx context.Context, stream, name string, stopAt uint64) error {
+func (m *Manager) ReplayParked(ctx context.Context, stream, name string, stopAt annals.Revision) error {
 	m.mu.Lock()
 	g, err := m.lookup(stream, name)
 	m.mu.Unlock()

@@ -64,7 +64,7 @@ func BenchmarkAppend(b *testing.B) {
 				runWriters(b, writers, func(w, i int) error {
 					exp := annals.NoStream
 					if i > 0 {
-						exp = annals.Exact(uint64(i*events - 1))
+						exp = annals.Exact(annals.Revision(i*events - 1))
 					}
 					_, err := s.Append(ctx, fmt.Sprintf("bench-%s-%d", run, w), exp, benchEvents(events)...)
 					return err

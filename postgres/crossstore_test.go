@@ -34,7 +34,7 @@ func TestSeatBookingAcrossStores(t *testing.T) {
 	)
 	var (
 		mu        sync.Mutex
-		booked    = map[uuid.UUID]uint64{} // booking id -> revision
+		booked    = map[uuid.UUID]annals.Revision{} // booking id -> revision
 		conflicts int
 		wg        sync.WaitGroup
 		// Every booker reads the empty stream before any appends: they
@@ -98,7 +98,7 @@ func TestSeatBookingAcrossStores(t *testing.T) {
 			t.Fatalf("%d seats booked, capacity %d", len(events), capacity)
 		}
 		for i, e := range events {
-			if e.Revision != uint64(i) {
+			if e.Revision != annals.Revision(i) {
 				t.Fatalf("booking %d has revision %d", i, e.Revision)
 			}
 			if r, ok := booked[e.ID]; !ok || r != e.Revision {
@@ -154,7 +154,7 @@ func TestSubscriptionsAcrossStores(t *testing.T) {
 				if m.Kind != annals.MessageEvent {
 					continue
 				}
-				if m.Event.Position != uint64(len(got[i])+1) {
+				if m.Event.Position != annals.Position(len(got[i])+1) {
 					t.Errorf("subscription on store %d: position %d after %d events", i, m.Event.Position, len(got[i]))
 					return
 				}

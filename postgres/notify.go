@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -39,7 +40,7 @@ func (s *Store) notifier(ctx context.Context) {
 			continue
 		}
 		pos := s.wm.Load()
-		_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, strconv.FormatUint(pos, 10))
+		_, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, strconv.FormatUint(uint64(pos), 10))
 		if err != nil && ctx.Err() == nil {
 			// Listeners fall back to polling; nothing is lost.
 			s.opts.Logger.Warn("postgres: NOTIFY failed", "err", err)
@@ -97,7 +98,7 @@ func (s *Store) follow(ctx context.Context, conn *pgx.Conn) {
 		}
 		if err == nil {
 			if pos, perr := strconv.ParseUint(n.Payload, 10, 64); perr == nil {
-				s.advance(pos)
+				s.advance(annals.Position(pos))
 				continue
 			}
 			// Not one of ours: read the head instead.
@@ -128,6 +129,6 @@ func (s *Store) poll(ctx context.Context, conn *pgx.Conn) bool {
 		}
 		return false
 	}
-	s.advance(uint64(head))
+	s.advance(annals.Position(head))
 	return true
 }

@@ -48,7 +48,7 @@ func TestOpenConcurrently(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.LastPosition != uint64(i+1) {
+		if res.LastPosition != annals.Position(i+1) {
 			t.Fatalf("store %d appended at %d, want %d", i, res.LastPosition, i+1)
 		}
 	}

@@ -66,7 +66,7 @@ func TestOrderUnderConcurrentDelayedCommits(t *testing.T) {
 
 	// Subscribers, live before the first write.
 	type delivered struct {
-		pos uint64
+		pos annals.Position
 		id  uuid.UUID
 	}
 	subs := make([][]delivered, orderSubscribers)
@@ -116,7 +116,7 @@ func TestOrderUnderConcurrentDelayedCommits(t *testing.T) {
 
 	// Writers.
 	type ack struct {
-		pos uint64
+		pos annals.Position
 		id  uuid.UUID
 	}
 	var (
@@ -146,13 +146,13 @@ func TestOrderUnderConcurrentDelayedCommits(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	last := uint64(len(acks))
+	last := annals.Position(len(acks))
 	// Give the subscribers time to deliver the last events, then stop them.
 	for deadline := time.Now().Add(hangGuard); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		subMu.Lock()
 		done := true
 		for _, got := range subs {
-			done = done && uint64(len(got)) >= last
+			done = done && annals.Position(len(got)) >= last
 		}
 		subMu.Unlock()
 		if done {
@@ -177,11 +177,11 @@ func TestOrderUnderConcurrentDelayedCommits(t *testing.T) {
 		byPos[a.pos] = a.id
 	}
 	for i, got := range subs {
-		if uint64(len(got)) != last {
+		if annals.Position(len(got)) != last {
 			t.Fatalf("subscriber %d: %d events, want %d", i, len(got), last)
 		}
 		for j, d := range got {
-			if d.pos != uint64(j+1) || d.id != byPos[d.pos] {
+			if d.pos != annals.Position(j+1) || d.id != byPos[d.pos] {
 				t.Fatalf("subscriber %d: event %d is position %d id %s, want position %d id %s", i, j, d.pos, d.id, j+1, byPos[j+1])
 			}
 		}

@@ -189,7 +189,7 @@ func TestCommitAnswerLost(t *testing.T) {
 		if err != nil {
 			t.Fatalf("append %d: %v", i, err)
 		}
-		if res.LastPosition != uint64(i+1) || res.NextExpected != annals.Exact(uint64(i)) {
+		if res.LastPosition != annals.Position(i+1) || res.NextExpected != annals.Exact(annals.Revision(i)) {
 			t.Fatalf("append %d: result %+v, want position %d, revision %d", i, res, i+1, i)
 		}
 		ids = append(ids, id)

@@ -86,7 +86,7 @@ func TestTwoProcesses(t *testing.T) {
 	}
 	seats, byProcess := 0, map[string]int{}
 	for i, e := range log {
-		if e.Position != uint64(i+1) {
+		if e.Position != annals.Position(i+1) {
 			t.Fatalf("the log has a gap at index %d (position %d)", i, e.Position)
 		}
 		if e.Stream == "concert-1" {

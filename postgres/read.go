@@ -35,7 +35,7 @@ type streamRow struct {
 
 func (r streamRow) state() core.StreamState {
 	return core.StreamState{
-		Exists: r.hasEvents, LastRevision: uint64(r.lastRevision), LastPosition: uint64(r.lastPosition),
+		Exists: r.hasEvents, LastRevision: annals.Revision(r.lastRevision), LastPosition: annals.Position(r.lastPosition),
 		SoftDeleted: r.softDeleted, Tombstoned: r.tombstoned,
 	}
 }
@@ -140,7 +140,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 		// The first page is read with the state, in one round trip, from
 		// where the caller asked; the plan then says which of it to keep.
 		query := s.q.readStreamForwards
-		lo, hi := opts.From, uint64(math.MaxInt64)
+		lo, hi := opts.From, annals.Revision(math.MaxInt64)
 		if opts.Direction == annals.Backwards {
 			query = s.q.readStreamBackwards
 			lo, hi = 0, opts.From
@@ -185,7 +185,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 			}
 			last := page[len(page)-1].Revision
 			if r.Direction == annals.Forwards {
-				lo = max(lo, last+1)
+				lo = max(lo, annals.After(last))
 			} else if last == 0 {
 				return
 			} else {
@@ -265,7 +265,7 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 				}
 				hi = last - 1
 			} else {
-				lo = last + 1
+				lo = annals.After(last)
 			}
 			if err := ctx.Err(); err != nil {
 				yield(annals.Event{}, err)
@@ -301,7 +301,7 @@ func scanEvents(rows pgx.Rows, pageBytesMax int) (page []annals.Event, more bool
 		if err := rows.Scan(&pos, &id, &e.Stream, &rev, &e.Type, &e.ContentType, &e.Data, &e.Metadata, &e.Recorded); err != nil {
 			return nil, false, err
 		}
-		e.Position, e.Revision, e.ID = uint64(pos), uint64(rev), uuid.UUID(id.Bytes)
+		e.Position, e.Revision, e.ID = annals.Position(pos), annals.Revision(rev), uuid.UUID(id.Bytes)
 		e.Recorded = e.Recorded.UTC()
 		page = append(page, e)
 		if pageBytes += len(e.Data) + len(e.Metadata); pageBytes >= pageBytesMax {
@@ -313,7 +313,7 @@ func scanEvents(rows pgx.Rows, pageBytesMax int) (page []annals.Event, more bool
 
 // clamp maps a position or revision onto bigint: End and other values past
 // the largest bigint mean "the end".
-func clamp(v uint64) int64 {
+func clamp[T annals.Revision | annals.Position](v T) int64 {
 	if v > math.MaxInt64 {
 		return math.MaxInt64
 	}

@@ -81,7 +81,7 @@ func TestTerminatedConnections(t *testing.T) {
 
 	var (
 		mu       sync.Mutex
-		acked    = map[uuid.UUID]uint64{}
+		acked    = map[uuid.UUID]annals.Position{}
 		notWrit  = map[uuid.UUID]bool{}
 		unknown  = map[uuid.UUID]bool{}
 		wg       sync.WaitGroup
@@ -180,7 +180,7 @@ func TestTerminatedConnections(t *testing.T) {
 // acknowledged position and none answered ErrNotWritten; then (after
 // between, if set) the live subscription delivers the whole log in order.
 // It returns the log's length.
-func checkStorm(t *testing.T, ctx context.Context, s *Store, acked map[uuid.UUID]uint64, notWritten map[uuid.UUID]bool,
+func checkStorm(t *testing.T, ctx context.Context, s *Store, acked map[uuid.UUID]annals.Position, notWritten map[uuid.UUID]bool,
 	live <-chan annals.Event, subDone <-chan error, between func()) (logLen int) {
 	t.Helper()
 	var log []annals.Event
@@ -190,9 +190,9 @@ func checkStorm(t *testing.T, ctx context.Context, s *Store, acked map[uuid.UUID
 		}
 		log = append(log, e)
 	}
-	inLog := map[uuid.UUID]uint64{}
+	inLog := map[uuid.UUID]annals.Position{}
 	for i, e := range log {
-		if e.Position != uint64(i+1) {
+		if e.Position != annals.Position(i+1) {
 			t.Fatalf("the log has a gap: position %d at index %d", e.Position, i)
 		}
 		if _, dup := inLog[e.ID]; dup {

@@ -57,7 +57,7 @@ func TestServerRestart(t *testing.T) {
 
 	var (
 		mu       sync.Mutex
-		acked    = map[uuid.UUID]uint64{}
+		acked    = map[uuid.UUID]annals.Position{}
 		notWrit  = map[uuid.UUID]bool{}
 		errs     = map[string]int{}
 		wg       sync.WaitGroup

@@ -209,7 +209,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		writePool.Close()
 		return nil, fmt.Errorf("postgres: reading the head of $all: %w", err)
 	}
-	s.wm = core.NewWatermark(uint64(head))
+	s.wm = core.NewWatermark(annals.Position(head))
 	s.writes = core.Writes{Write: s.queue.Write}
 
 	bg, stop := context.WithCancel(context.Background())
@@ -242,11 +242,11 @@ func (s *Store) Close() error {
 // Position returns the highest global position this Store knows to be
 // committed (its own commits at once, other Stores' after a notification or
 // a poll).
-func (s *Store) Position() uint64 { return s.wm.Load() }
+func (s *Store) Position() annals.Position { return s.wm.Load() }
 
 // advance publishes pos as committed, if it is news. The writer and the
 // listener both call it; the watermark only moves forwards.
-func (s *Store) advance(pos uint64) {
+func (s *Store) advance(pos annals.Position) {
 	s.wmMu.Lock()
 	defer s.wmMu.Unlock()
 	if pos > s.wm.Load() {

@@ -350,9 +350,9 @@ type writeSet struct {
 	// The group's first event: its id alone could be recorded in another
 	// stream (ids are scoped to their stream), so resolveLostCommit looks
 	// for both.
-	firstPos   uint64
+	firstPos   annals.Position
 	firstID    uuid.UUID
-	lastPos    uint64
+	lastPos    annals.Position
 	backendPID uint32
 }
 
@@ -376,7 +376,7 @@ type openTxn struct {
 	cancel context.CancelFunc
 	conn   *pgxpool.Conn
 	v      *groupView
-	head   int64
+	head   annals.Position
 	now    time.Time
 	ws     *writeSet
 }
@@ -434,7 +434,7 @@ func (w *writer) openAndPlan(reqs []*core.Request) (*openTxn, error) {
 	if now.Before(lastTime) {
 		now = lastTime.UTC()
 	}
-	next := uint64(head) + 1
+	next := head + 1
 	for _, r := range reqs {
 		r.Result, r.Err = annals.AppendResult{}, nil
 		if err := r.Ctx.Err(); err != nil {
@@ -457,7 +457,7 @@ func (w *writer) openAndPlan(reqs []*core.Request) (*openTxn, error) {
 			v.dirty[u.Stream] = struct{}{}
 			v.states[u.Stream] = u.State
 		}
-		next += uint64(len(pl.Events))
+		next += annals.Position(len(pl.Events))
 	}
 	if len(v.events) == 0 {
 		// Only conflicts, retries and checks: they were decided on
@@ -507,7 +507,7 @@ func (w *writer) commitTxn(t *openTxn) (*writeSet, error) {
 // notification for other Stores.
 func (w *writer) committed(ws *writeSet) {
 	if core.Invariants {
-		last := w.lastCommitted.Swap(ws.lastPos)
+		last := annals.Position(w.lastCommitted.Swap(uint64(ws.lastPos)))
 		core.Assert(ws.firstPos > last, "postgres: a commit from position %d after one up to %d (invariant 6)", ws.firstPos, last)
 	}
 	w.s.advance(ws.lastPos)
@@ -541,7 +541,7 @@ type groupView struct {
 // the heads of the streams the group writes and where its caller-given ids
 // are recorded: one round trip. It returns the head's position and
 // recorded time.
-func (v *groupView) begin(reqs []*core.Request) (head int64, lastTime time.Time, err error) {
+func (v *groupView) begin(reqs []*core.Request) (head annals.Position, lastTime time.Time, err error) {
 	v.dirty = map[string]struct{}{}
 	v.ids = map[streamID]core.Recorded{}
 	v.looked = map[streamID]struct{}{}
@@ -584,9 +584,11 @@ func (v *groupView) begin(reqs []*core.Request) (head int64, lastTime time.Time,
 	if _, err := br.Exec(); err != nil {
 		return 0, time.Time{}, err
 	}
-	if err := br.QueryRow().Scan(&head, &lastTime); err != nil {
+	var h int64
+	if err := br.QueryRow().Scan(&h, &lastTime); err != nil {
 		return 0, time.Time{}, err
 	}
+	head = annals.Position(h)
 	rows, err := br.Query()
 	if err != nil {
 		return 0, time.Time{}, err
@@ -616,7 +618,7 @@ func (v *groupView) begin(reqs []*core.Request) (head int64, lastTime time.Time,
 				rows.Close()
 				return 0, time.Time{}, err
 			}
-			rec.Found, rec.Revision, rec.Position = true, uint64(rev), uint64(pos)
+			rec.Found, rec.Revision, rec.Position = true, annals.Revision(rev), annals.Position(pos)
 			v.ids[streamID{rec.Stream, uuid.UUID(id.Bytes)}] = rec
 		}
 		if err := rows.Err(); err != nil {
@@ -668,7 +670,7 @@ func (v *groupView) Lookup(stream string, id uuid.UUID) (core.Recorded, error) {
 	if err != nil {
 		return rec, v.fail(err)
 	}
-	rec.Found, rec.Revision, rec.Position = true, uint64(rev), uint64(pos)
+	rec.Found, rec.Revision, rec.Position = true, annals.Revision(rev), annals.Position(pos)
 	v.ids[k] = rec
 	return rec, nil
 }
@@ -701,7 +703,7 @@ func (v *groupView) Metadata(stream string) (annals.StreamMetadata, error) {
 
 // write sends the group's rows in one round trip: the events, the stream
 // heads it changed, the head of $all, and COMMIT if commit is set.
-func (v *groupView) write(head int64, last uint64, now time.Time, commit bool) error {
+func (v *groupView) write(head, last annals.Position, now time.Time, commit bool) error {
 	n := len(v.events)
 	var (
 		positions = make([]int64, n)
@@ -714,7 +716,7 @@ func (v *groupView) write(head int64, last uint64, now time.Time, commit bool) e
 		metadata  = make([][]byte, n)
 	)
 	for i, e := range v.events {
-		if e.Position != uint64(head)+1+uint64(i) {
+		if e.Position != head+1+annals.Position(i) {
 			panic("postgres: a group's positions must follow the head, gapless")
 		}
 		positions[i] = int64(e.Position)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/internal/backoff"
@@ -39,7 +38,7 @@ func (p *Projector[M]) session(ctx context.Context) error {
 	if err := p.setup(ctx); err != nil {
 		return err
 	}
-	r := p.subscribe(ctx, p.Position()+1)
+	r := p.subscribe(ctx, annals.After(p.Position()))
 	defer r.stop()
 	batch := make([]annals.Message, 0, p.opts.BatchEvents)
 	for {
@@ -91,7 +90,7 @@ type reader struct {
 }
 
 // subscribe starts the reader of $all from from.
-func (p *Projector[M]) subscribe(ctx context.Context, from uint64) *reader {
+func (p *Projector[M]) subscribe(ctx context.Context, from annals.Position) *reader {
 	sctx, cancel := context.WithCancel(ctx)
 	r := &reader{msgs: make(chan annals.Message, p.opts.BatchEvents), done: make(chan struct{}), cancel: cancel}
 	go func() {
@@ -190,7 +189,7 @@ func (p *Projector[M]) setup(ctx context.Context) error {
 }
 
 // read feeds msgs from a catch-up subscription of $all starting at from.
-func (p *Projector[M]) read(ctx context.Context, from uint64, msgs chan<- annals.Message) error {
+func (p *Projector[M]) read(ctx context.Context, from annals.Position, msgs chan<- annals.Message) error {
 	opts := annals.SubscribeAllOptions{From: from, Filter: p.def().Filter}
 	for m, err := range p.store.SubscribeToAll(ctx, opts) {
 		if err != nil {
@@ -271,7 +270,7 @@ func (p *Projector[M]) commit(ctx context.Context, msgs []annals.Message, park *
 	p.mu.Unlock()
 	if p.parent != nil {
 		// A builder applies only what its parent has applied.
-		replayUntil = math.MaxUint64
+		replayUntil = annals.End
 	}
 	plan := planTx(msgs, prev, replayUntil, park != nil)
 	if !plan.needed {

@@ -44,7 +44,7 @@ func TestPauseResume(t *testing.T) {
 	appendEvents(t, store, 50, 1)
 	time.Sleep(50 * time.Millisecond)
 	st := state(t, pr)
-	if st.State != projection.Paused || st.Position != at || st.Lag != 150-at {
+	if st.State != projection.Paused || st.Position != at || st.Lag != uint64(150-at) {
 		t.Fatalf("paused: %+v, want position %d", st, at)
 	}
 
@@ -66,7 +66,7 @@ func TestResetWhileRunning(t *testing.T) {
 	bad.Store(10)
 	inner := p.Handle
 	p.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {
-		if e.Position == bad.Load() {
+		if e.Position == annals.Position(bad.Load()) {
 			return errBoom
 		}
 		return inner(ctx, kv, e)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"time"
+
+	"github.com/annals/annals"
 )
 
 // The projector's core: what state it is in and what each input does to
@@ -227,12 +229,12 @@ type machine struct {
 	ph phase
 	// loaded: gen, position and parked hold the stored checkpoint.
 	loaded   bool
-	gen      uint64 // the active generation
-	position uint64 // the checkpoint held
+	gen      uint64          // the active generation
+	position annals.Position // the checkpoint held
 	parked   uint64
 	// replayUntil: events up to here were handled before a Reset (they
 	// are replays).
-	replayUntil uint64
+	replayUntil annals.Position
 	// runs counts the runs begun, so that a retry can tell that its run
 	// has begun.
 	runs        uint64
@@ -274,7 +276,7 @@ func (m *machine) load(gen uint64, cp Checkpoint) {
 
 // committed takes a committed transaction: the checkpoint moved to pos,
 // with parked events in all, applying applied events at now.
-func (m *machine) committed(pos, parked, applied uint64, now time.Time) {
+func (m *machine) committed(pos annals.Position, parked, applied uint64, now time.Time) {
 	m.position, m.parked = pos, parked
 	m.rate.add(now, applied)
 }

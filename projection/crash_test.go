@@ -130,13 +130,13 @@ func runChild() error {
 		}
 		if mode := os.Getenv(childRebuildEnv); mode != "" {
 			// Blue/green needs the model in the projection's own schema.
-			p := holdAt(pgVersioned("1", &effects{}), hold)
+			p := holdAt(pgVersioned("1", &effects{}), annals.Position(hold))
 			if mode == "build" {
-				return follow(store, target, p, batch, until)
+				return follow(store, target, p, batch, annals.Position(until))
 			}
 			return followRebuild(store, target, p, batch, mode == "finish")
 		}
-		return follow(store, target, holdAt(pgProjection("counts", os.Getenv(childTableEnv), nil), hold), batch, until)
+		return follow(store, target, holdAt(pgProjection("counts", os.Getenv(childTableEnv), nil), annals.Position(hold)), batch, annals.Position(until))
 	case "pebble":
 		store, err := embedded.Open(os.Getenv(childStoreEnv), embedded.Options{Logger: quiet})
 		if err != nil {
@@ -148,11 +148,11 @@ func runChild() error {
 		}
 		follow := follow[projection.KV]
 		if mode := os.Getenv(childRebuildEnv); mode != "" {
-			follow = func(store annals.Store, target projection.Target[projection.KV], p projection.Projection[projection.KV], batch int, until uint64) error {
+			follow = func(store annals.Store, target projection.Target[projection.KV], p projection.Projection[projection.KV], batch int, until annals.Position) error {
 				return followRebuild(store, target, p, batch, mode == "finish")
 			}
 		}
-		if err := follow(store, target, holdAt(kvProjection("counts", nil), hold), batch, until); err != nil {
+		if err := follow(store, target, holdAt(kvProjection("counts", nil), annals.Position(hold)), batch, annals.Position(until)); err != nil {
 			return err
 		}
 		// A clean end: the parent opens both directories next.
@@ -166,7 +166,7 @@ func runChild() error {
 
 // holdAt makes p's handlers wait for the end of the run, applying
 // nothing, at the first event past hold (if not 0).
-func holdAt[M any](p projection.Projection[M], hold uint64) projection.Projection[M] {
+func holdAt[M any](p projection.Projection[M], hold annals.Position) projection.Projection[M] {
 	if hold == 0 {
 		return p
 	}
@@ -192,12 +192,12 @@ func holdAt[M any](p projection.Projection[M], hold uint64) projection.Projectio
 
 // follow runs p and prints each new checkpoint on stdout; it returns once
 // the checkpoint reaches until (if not 0).
-func follow[M any](store annals.Store, target projection.Target[M], p projection.Projection[M], batch int, until uint64) error {
+func follow[M any](store annals.Store, target projection.Target[M], p projection.Projection[M], batch int, until annals.Position) error {
 	pr, err := projection.New(store, target, p, projection.Options{BatchEvents: batch})
 	if err != nil {
 		return err
 	}
-	return report(pr, nil, func(ctx context.Context) (uint64, bool, error) {
+	return report(pr, nil, func(ctx context.Context) (annals.Position, bool, error) {
 		pos := pr.Position()
 		return pos, until > 0 && pos >= until, nil
 	})
@@ -211,7 +211,8 @@ func followRebuild[M any](store annals.Store, target projection.Target[M], p pro
 	if err != nil {
 		return err
 	}
-	var gen, last uint64
+	var gen uint64
+	var last annals.Position
 	start := func(ctx context.Context) error {
 		for {
 			st, err := pr.Status(ctx)
@@ -233,7 +234,7 @@ func followRebuild[M any](store annals.Store, target projection.Target[M], p pro
 			time.Sleep(childReportEvery)
 		}
 	}
-	return report(pr, start, func(ctx context.Context) (uint64, bool, error) {
+	return report(pr, start, func(ctx context.Context) (annals.Position, bool, error) {
 		st, err := pr.Status(ctx)
 		switch {
 		case err != nil:
@@ -255,7 +256,7 @@ func followRebuild[M any](store annals.Store, target projection.Target[M], p pro
 // report runs pr, then start (if any), then every childReportEvery asks
 // step for a position, printing it on stdout when it changes, until step
 // says done (Run is then stopped and its result returned) or fails.
-func report[M any](pr *projection.Projector[M], start func(ctx context.Context) error, step func(ctx context.Context) (pos uint64, done bool, err error)) error {
+func report[M any](pr *projection.Projector[M], start func(ctx context.Context) error, step func(ctx context.Context) (pos annals.Position, done bool, err error)) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 1)
@@ -267,7 +268,7 @@ func report[M any](pr *projection.Projector[M], start func(ctx context.Context) 
 	}
 	tick := time.NewTicker(childReportEvery)
 	defer tick.Stop()
-	var last uint64
+	var last annals.Position
 	for {
 		select {
 		case err := <-errc:
@@ -323,10 +324,10 @@ func startChild(t *testing.T, env ...string) *child {
 
 // waitPast waits until the child reports a checkpoint past pos: it has
 // committed at least one transaction, so it is applying.
-func (c *child) waitPast(t *testing.T, pos uint64) {
+func (c *child) waitPast(t *testing.T, pos annals.Position) {
 	t.Helper()
 	deadline := time.Now().Add(childTimeout)
-	for c.reported.Load() <= pos {
+	for annals.Position(c.reported.Load()) <= pos {
 		select {
 		case <-c.read:
 			c.cmd.Wait()
@@ -484,12 +485,12 @@ func TestCrashPostgres(t *testing.T) {
 	}()
 	env := []string{childEnv + "=postgres", childStoreEnv + "=" + storeSchema, childTargetEnv + "=" + target.Schema(), childTableEnv + "=" + table}
 	start := time.Now()
-	var checkpoint uint64
+	var checkpoint annals.Position
 	kills, midStream := killCount(), 0
 	for i := range kills {
 		// Held within postgresEventsPerKill of the last checkpoint: the
 		// kills stay inside the initial log, before the head.
-		hold := checkpoint + holdMin + rng.Uint64N(postgresEventsPerKill-holdMin)
+		hold := checkpoint + holdMin + annals.Position(rng.Uint64N(postgresEventsPerKill-holdMin))
 		c := startChild(t, append(env, fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(32)), fmt.Sprintf("%s=%d", childHoldEnv, hold))...)
 		c.waitPast(t, checkpoint)
 		time.Sleep(time.Duration(rng.Int64N(int64(maxKillDelay))))
@@ -550,7 +551,7 @@ func TestCrashPebble(t *testing.T) {
 	}
 
 	env := []string{childEnv + "=pebble", childStoreEnv + "=" + storeDir, childTargetEnv + "=" + targetDir}
-	checkpointOf := func() uint64 {
+	checkpointOf := func() annals.Position {
 		target, err := projection.OpenPebble(targetDir)
 		if err != nil {
 			t.Fatal(err)
@@ -563,11 +564,11 @@ func TestCrashPebble(t *testing.T) {
 		return cp.Position
 	}
 	start := time.Now()
-	var checkpoint uint64
+	var checkpoint annals.Position
 	for i := range kills {
 		// Held within pebbleEventsPerKill of the last checkpoint: the
 		// kills stay before the head.
-		hold := checkpoint + holdMin + rng.Uint64N(pebbleEventsPerKill-holdMin)
+		hold := checkpoint + holdMin + annals.Position(rng.Uint64N(pebbleEventsPerKill-holdMin))
 		c := startChild(t, append(env, fmt.Sprintf("%s=%d", childBatchEnv, 1+rng.IntN(32)), fmt.Sprintf("%s=%d", childHoldEnv, hold))...)
 		c.waitPast(t, checkpoint)
 		if i == 0 {
@@ -589,7 +590,7 @@ func TestCrashPebble(t *testing.T) {
 		if cp < checkpoint {
 			t.Fatalf("kill %d: the checkpoint went back from %d to %d", i, checkpoint, cp)
 		}
-		if cp >= events {
+		if cp >= annals.Position(events) {
 			t.Fatalf("kill %d: the child reached the head (%d) before it was killed: lengthen the log", i, cp)
 		}
 		t.Logf("kill %d: checkpoint %d", i, cp)
@@ -613,7 +614,7 @@ func TestCrashPebble(t *testing.T) {
 	want := dumpMemory(clean, "counts")
 	sameModel(t, "clean run", want, fold(t, store, nil))
 	sameModel(t, "after the kills", dumpPebble(t, target, "counts"), want)
-	if cp, err := target.Load(context.Background(), "counts"); err != nil || cp.Position != events {
+	if cp, err := target.Load(context.Background(), "counts"); err != nil || cp.Position != annals.Position(events) {
 		t.Fatalf("final checkpoint %+v (%v), want position %d", cp, err, events)
 	}
 }
@@ -633,7 +634,7 @@ func killRebuilds(t *testing.T, env []string, events uint64, rng *rand.Rand, che
 		}
 		c := startChild(t, env...)
 		if i%4 == 3 {
-			c.waitPast(t, events*19/20)
+			c.waitPast(t, annals.Position(events*19/20))
 		} else {
 			c.waitPast(t, 0)
 		}

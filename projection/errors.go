@@ -3,6 +3,8 @@ package projection
 import (
 	"errors"
 	"fmt"
+
+	"github.com/annals/annals"
 )
 
 // Errors of the projector; test with errors.Is and errors.As.
@@ -39,7 +41,7 @@ var (
 
 // HandlerError is the error of a projection's handler on one event.
 type HandlerError struct {
-	Position uint64
+	Position annals.Position
 	Stream   string
 	Type     string
 	Err      error
@@ -56,7 +58,7 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 // error. Run again (after fixing the cause) resumes from Position+1.
 type FailedError struct {
 	Name     string
-	Position uint64
+	Position annals.Position
 	Attempts int
 	Err      error
 }

@@ -15,9 +15,9 @@ import (
 const restarts = 25
 
 // lastMatching is the position of the last event f matches.
-func lastMatching(t testing.TB, store annals.Store, f *annals.Filter) uint64 {
+func lastMatching(t testing.TB, store annals.Store, f *annals.Filter) annals.Position {
 	t.Helper()
-	var h uint64
+	var h annals.Position
 	for e, err := range store.ReadAll(context.Background(), annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1, Filter: f}) {
 		if err != nil {
 			t.Fatal(err)

@@ -26,7 +26,7 @@ func countKV(ctx context.Context, kv projection.KV, e annals.Event) error {
 		return err
 	}
 	n, sum := parseCount(string(v))
-	return kv.Set(key, fmt.Appendf(nil, "%d:%d", n+1, sum+e.Position))
+	return kv.Set(key, fmt.Appendf(nil, "%d:%d", n+1, sum+uint64(e.Position)))
 }
 
 func resetKV(ctx context.Context, kv projection.KV) error { return kv.DeletePrefix(nil) }
@@ -51,7 +51,7 @@ func fold(t testing.TB, store annals.Store, f *annals.Filter) map[string]string 
 			t.Fatal(err)
 		}
 		c := counts[e.Stream]
-		counts[e.Stream] = [2]uint64{c[0] + 1, c[1] + e.Position}
+		counts[e.Stream] = [2]uint64{c[0] + 1, c[1] + uint64(e.Position)}
 	}
 	out := map[string]string{}
 	for s, c := range counts {
@@ -124,9 +124,9 @@ func appendSome(store annals.Store, n, salt int) error {
 	return nil
 }
 
-func head(t testing.TB, store annals.Store) uint64 {
+func head(t testing.TB, store annals.Store) annals.Position {
 	t.Helper()
-	var h uint64
+	var h annals.Position
 	for e, err := range store.ReadAll(context.Background(), annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
 		if err != nil {
 			t.Fatal(err)
@@ -156,7 +156,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 
 // caughtUp waits until p's checkpoint reaches the store's head (for a
 // filtered projection, the last matching event or checkpoint: give want).
-func caughtUp[M any](t testing.TB, p *projection.Projector[M], want uint64) {
+func caughtUp[M any](t testing.TB, p *projection.Projector[M], want annals.Position) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%s to reach position %d", p.Name(), want), func() bool { return p.Position() >= want })
 }

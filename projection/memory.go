@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/annals/annals"
 )
 
 // Memory is the in-memory target: a KV read model per projection and the
@@ -185,7 +187,7 @@ type memoryTx struct {
 	// checkpoint and the parked changes, applied at Commit.
 	checkpoint  *Checkpoint
 	park        []ParkedEvent
-	unpark      []uint64
+	unpark      []annals.Position
 	clearParked bool
 	done        bool
 }
@@ -230,7 +232,7 @@ func (t *memoryTx) DeletePrefix(prefix []byte) error {
 	return nil
 }
 
-func (t *memoryTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error {
+func (t *memoryTx) SaveCheckpoint(ctx context.Context, prev annals.Position, cp Checkpoint) error {
 	// The writer lock is held, so the committed checkpoint cannot move
 	// before Commit: checking it here is checking it at Commit.
 	cur, _ := t.m.Load(ctx, t.name)
@@ -250,7 +252,7 @@ func (t *memoryTx) Park(ctx context.Context, pe ParkedEvent) error {
 	return nil
 }
 
-func (t *memoryTx) Unpark(ctx context.Context, position uint64) error {
+func (t *memoryTx) Unpark(ctx context.Context, position annals.Position) error {
 	// Commit unparks the committed events before it parks this
 	// transaction's: one parked here is taken back here.
 	t.park = slices.DeleteFunc(t.park, func(pe ParkedEvent) bool { return pe.Position == position })

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/internal/privfs"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -295,7 +296,7 @@ func pebbleCheckpointOf(r pebbleReader, name string) (Checkpoint, error) {
 	if len(v) != 16 {
 		return Checkpoint{}, fmt.Errorf("projection: checkpoint of %s: %d bytes, want 16", name, len(v))
 	}
-	return Checkpoint{Position: binary.BigEndian.Uint64(v), Parked: binary.BigEndian.Uint64(v[8:])}, nil
+	return Checkpoint{Position: annals.Position(binary.BigEndian.Uint64(v)), Parked: binary.BigEndian.Uint64(v[8:])}, nil
 }
 
 type pebbleTx struct {
@@ -307,7 +308,7 @@ type pebbleTx struct {
 
 func (t *pebbleTx) Model() KV { return pebbleKV{t.b, modelKey(t.name, nil)} }
 
-func (t *pebbleTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error {
+func (t *pebbleTx) SaveCheckpoint(ctx context.Context, prev annals.Position, cp Checkpoint) error {
 	name := t.name
 	// Read through the batch: the committed checkpoint (the writer lock
 	// keeps it still) or one this transaction wrote.
@@ -318,7 +319,7 @@ func (t *pebbleTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoin
 	if cur.Position != prev {
 		return ErrCheckpointMoved
 	}
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), cp.Position)
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 16), uint64(cp.Position))
 	v = binary.BigEndian.AppendUint64(v, cp.Parked)
 	return t.b.Set(checkpointKey(name), v, nil)
 }
@@ -329,11 +330,11 @@ func (t *pebbleTx) Park(ctx context.Context, pe ParkedEvent) error {
 	if err != nil {
 		return err
 	}
-	return t.b.Set(binary.BigEndian.AppendUint64(parkedPrefix(name), pe.Position), v, nil)
+	return t.b.Set(binary.BigEndian.AppendUint64(parkedPrefix(name), uint64(pe.Position)), v, nil)
 }
 
-func (t *pebbleTx) Unpark(ctx context.Context, position uint64) error {
-	return t.b.Delete(binary.BigEndian.AppendUint64(parkedPrefix(t.name), position), nil)
+func (t *pebbleTx) Unpark(ctx context.Context, position annals.Position) error {
+	return t.b.Delete(binary.BigEndian.AppendUint64(parkedPrefix(t.name), uint64(position)), nil)
 }
 
 func (t *pebbleTx) ClearParked(ctx context.Context) error {

@@ -32,14 +32,14 @@ type txPlan struct {
 	// items are the events to handle, in order.
 	items []item
 	// pos is the checkpoint the transaction stores.
-	pos uint64
+	pos annals.Position
 }
 
 // planTx plans a transaction of msgs from checkpoint prev: events at or
 // before the checkpoint are skipped, those up to replayUntil are
 // replays, and park records msgs[0] (an event past the checkpoint)
 // instead of handling it.
-func planTx(msgs []annals.Message, prev, replayUntil uint64, park bool) txPlan {
+func planTx(msgs []annals.Message, prev, replayUntil annals.Position, park bool) txPlan {
 	p := txPlan{pos: prev, items: make([]item, 0, len(msgs))}
 	for i := range msgs {
 		m := &msgs[i]

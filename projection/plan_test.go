@@ -10,7 +10,7 @@ import (
 	"github.com/annals/annals"
 )
 
-func evMsg(pos uint64) annals.Message {
+func evMsg(pos annals.Position) annals.Message {
 	return annals.Message{Kind: annals.MessageEvent, Event: annals.Event{Position: pos}}
 }
 

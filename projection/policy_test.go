@@ -15,7 +15,7 @@ var errBoom = errors.New("boom")
 
 // failingAt returns a handler that fails on the event at position bad
 // while fails says so, counting its calls on that event.
-func failingAt(bad uint64, calls *atomic.Int64, fails func(call int64) bool) func(context.Context, projection.KV, annals.Event) error {
+func failingAt(bad annals.Position, calls *atomic.Int64, fails func(call int64) bool) func(context.Context, projection.KV, annals.Event) error {
 	return func(ctx context.Context, kv projection.KV, e annals.Event) error {
 		if e.Position == bad {
 			if n := calls.Add(1); fails(n) {
@@ -166,7 +166,7 @@ func TestFailedThenRunAgain(t *testing.T) {
 	sameModel(t, "run again", dumpMemory(target, "again"), fold(t, store, nil))
 }
 
-func foldUpTo(t testing.TB, store annals.Store, last uint64) map[string]string {
+func foldUpTo(t testing.TB, store annals.Store, last annals.Position) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for e, err := range store.ReadAll(context.Background(), annals.ReadAllOptions{}) {
@@ -177,7 +177,7 @@ func foldUpTo(t testing.TB, store annals.Store, last uint64) map[string]string {
 			break
 		}
 		n, sum := parseCount(out[e.Stream])
-		out[e.Stream] = fmtCount(n+1, sum+e.Position)
+		out[e.Stream] = fmtCount(n+1, sum+uint64(e.Position))
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/internal/backoff"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -209,10 +210,12 @@ func (t *Postgres) Query(ctx context.Context, name string, fn func(ctx context.C
 // Load returns the named projection's checkpoint.
 func (t *Postgres) Load(ctx context.Context, name string) (Checkpoint, error) {
 	var cp Checkpoint
-	err := t.pool.QueryRow(ctx, `SELECT position, parked FROM `+t.checkpoints+` WHERE name = $1`, name).Scan(&cp.Position, &cp.Parked)
+	var pos uint64
+	err := t.pool.QueryRow(ctx, `SELECT position, parked FROM `+t.checkpoints+` WHERE name = $1`, name).Scan(&pos, &cp.Parked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Checkpoint{}, nil
 	}
+	cp.Position = annals.Position(pos)
 	return cp, err
 }
 
@@ -486,7 +489,9 @@ func (t *Postgres) ParkedEvents(ctx context.Context, name string, limit int) ([]
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (ParkedEvent, error) {
 		var pe ParkedEvent
-		err := row.Scan(&pe.Position, &pe.EventID, &pe.Stream, &pe.Type, &pe.Error, &pe.Attempts, &pe.ParkedAt)
+		var pos uint64
+		err := row.Scan(&pos, &pe.EventID, &pe.Stream, &pe.Type, &pe.Error, &pe.Attempts, &pe.ParkedAt)
+		pe.Position = annals.Position(pos)
 		pe.ParkedAt = pe.ParkedAt.UTC()
 		return pe, err
 	})
@@ -500,7 +505,7 @@ type postgresTx struct {
 
 func (p postgresTx) Model() pgx.Tx { return p.tx }
 
-func (p postgresTx) SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error {
+func (p postgresTx) SaveCheckpoint(ctx context.Context, prev annals.Position, cp Checkpoint) error {
 	// From 0: insert the first checkpoint, or move the one still at 0.
 	// From elsewhere: move the one still at prev; none stored (a slot a
 	// switch or a drop deleted) is a moved checkpoint too, so that a stale
@@ -529,7 +534,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
 	return err
 }
 
-func (p postgresTx) Unpark(ctx context.Context, position uint64) error {
+func (p postgresTx) Unpark(ctx context.Context, position annals.Position) error {
 	_, err := p.tx.Exec(ctx, `DELETE FROM `+p.t.parked+` WHERE name = $1 AND position = $2`, p.name, int64(position))
 	return err
 }

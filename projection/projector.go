@@ -591,7 +591,7 @@ func (p *Projector[M]) reset(ctx context.Context) error {
 
 // Position is the checkpoint the projector holds: the last position it
 // committed or loaded (0 before it first loads it; Status loads it).
-func (p *Projector[M]) Position() uint64 {
+func (p *Projector[M]) Position() annals.Position {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.m.position
@@ -600,7 +600,7 @@ func (p *Projector[M]) Position() uint64 {
 // Status reports the projector's state and progress; it reads the store's
 // head to compute the lag.
 func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
-	var head uint64
+	var head annals.Position
 	for e, err := range p.store.ReadAll(ctx, annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
 		if err != nil {
 			return Status{}, err
@@ -642,7 +642,7 @@ func (p *Projector[M]) Status(ctx context.Context) (Status, error) {
 		Rebuild:         p.rb.status(head),
 	}
 	if head > s.Position {
-		s.Lag = head - s.Position
+		s.Lag = uint64(head - s.Position)
 	}
 	return s, nil
 }
@@ -727,7 +727,7 @@ func (p *Projector[M]) noteError(err error) {
 // from the read model: the asynchronous projection's answer to inline
 // projections (see docs/projections.md). It watches this projector's
 // commits: call it on the running instance, with a deadline.
-func (p *Projector[M]) WaitFor(ctx context.Context, pos uint64) error {
+func (p *Projector[M]) WaitFor(ctx context.Context, pos annals.Position) error {
 	for {
 		p.mu.Lock()
 		reached, progress := p.m.position >= pos && p.m.loaded, p.progress

@@ -234,11 +234,11 @@ func (p *Projector[M]) finishRebuild(ctx context.Context) error {
 // stretch reads the next events after from up to last (at most a batch)
 // as messages for the builder, ending with the checkpoint last once the
 // read reaches it.
-func (p *Projector[M]) stretch(ctx context.Context, from, last uint64) ([]annals.Message, error) {
+func (p *Projector[M]) stretch(ctx context.Context, from, last annals.Position) ([]annals.Message, error) {
 	limit := p.opts.BatchEvents
 	msgs := make([]annals.Message, 0, limit+1)
 	read := 0
-	for e, err := range p.store.ReadAll(ctx, annals.ReadAllOptions{From: from + 1, Limit: uint64(limit), Filter: p.def().Filter}) {
+	for e, err := range p.store.ReadAll(ctx, annals.ReadAllOptions{From: annals.After(from), Limit: uint64(limit), Filter: p.def().Filter}) {
 		if err != nil {
 			return nil, err
 		}
@@ -298,7 +298,7 @@ func (p *Projector[M]) abandonRebuild() {
 }
 
 // status is the rebuild's progress; nil if r is nil.
-func (r *rebuild[M]) status(head uint64) *RebuildStatus {
+func (r *rebuild[M]) status(head annals.Position) *RebuildStatus {
 	if r == nil {
 		return nil
 	}
@@ -307,7 +307,7 @@ func (r *rebuild[M]) status(head uint64) *RebuildStatus {
 	s := &RebuildStatus{Generation: r.gen, Position: b.m.position, LastError: b.m.lastError}
 	b.mu.Unlock()
 	if head > s.Position {
-		s.Lag = head - s.Position
+		s.Lag = uint64(head - s.Position)
 	}
 	return s
 }

@@ -18,7 +18,7 @@ import (
 // the side effects a handler would fire. Each event must fire once.
 type effects struct {
 	mu sync.Mutex
-	n  map[uint64]int
+	n  map[annals.Position]int
 }
 
 func (f *effects) note(ctx context.Context, e annals.Event) {
@@ -28,18 +28,18 @@ func (f *effects) note(ctx context.Context, e annals.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.n == nil {
-		f.n = map[uint64]int{}
+		f.n = map[annals.Position]int{}
 	}
 	f.n[e.Position]++
 }
 
 // check fails unless each position in 1..head fired exactly once.
-func (f *effects) check(t *testing.T, head uint64) {
+func (f *effects) check(t *testing.T, head annals.Position) {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	bad := 0
-	for pos := uint64(1); pos <= head; pos++ {
+	for pos := annals.Position(1); pos <= head; pos++ {
 		if n := f.n[pos]; n != 1 && bad < 5 {
 			t.Errorf("event at %d fired %d times", pos, n)
 			bad++
@@ -429,7 +429,7 @@ func TestRebuildBehindTheHead(t *testing.T) {
 	var lastOld atomic.Uint64 // the last position the old definition handled
 	handle := old.Handle
 	old.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {
-		lastOld.Store(e.Position) // the applier's only: in increasing order
+		lastOld.Store(uint64(e.Position)) // the applier's only: in increasing order
 		return handle(ctx, kv, e)
 	}
 	pr := started(t, store, target, old, projection.Options{BatchEvents: 16})
@@ -443,13 +443,13 @@ func TestRebuildBehindTheHead(t *testing.T) {
 	builderAtParent(t, pr)
 	pr.Resume()
 	switched(t, pr)
-	if last := lastOld.Load(); last >= h {
+	if last := annals.Position(lastOld.Load()); last >= h {
 		t.Errorf("the old definition handled up to %d, the head: the rebuild waited for the log", last)
 	}
 	caughtUp(t, pr, h)
 	sameModel(t, "switched model", dumpMemory(target, "counts"), fold(t, store, nil))
 	fx.check(t, h)
-	t.Logf("switched %d events behind the head", h-lastOld.Load())
+	t.Logf("switched %d events behind the head", h-annals.Position(lastOld.Load()))
 }
 
 // builderAtParent waits until the rebuild's builder has reached the

@@ -18,14 +18,14 @@ import (
 // what replay flag, so that a test sees an event handled again.
 type handleTally struct {
 	mu      sync.Mutex
-	handled map[uint64]int
-	replays map[uint64]int
+	handled map[annals.Position]int
+	replays map[annals.Position]int
 }
 
 // wrap makes p's handler count into t.
 func (t *handleTally) wrap(p projection.Projection[projection.KV]) projection.Projection[projection.KV] {
 	inner := p.Handle
-	t.handled, t.replays = map[uint64]int{}, map[uint64]int{}
+	t.handled, t.replays = map[annals.Position]int{}, map[annals.Position]int{}
 	p.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {
 		if err := inner(ctx, kv, e); err != nil {
 			return err
@@ -43,10 +43,10 @@ func (t *handleTally) wrap(p projection.Projection[projection.KV]) projection.Pr
 
 // atLeast reports whether every position in 1..last was handled n times
 // or more. A handler's run may be rolled back, so the count is a floor.
-func (t *handleTally) atLeast(last uint64, n int) bool {
+func (t *handleTally) atLeast(last annals.Position, n int) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for pos := uint64(1); pos <= last; pos++ {
+	for pos := annals.Position(1); pos <= last; pos++ {
 		if t.handled[pos] < n {
 			return false
 		}
@@ -64,7 +64,7 @@ func (t *handleTally) replayed() int {
 // startedTally starts projection "orders" over n events, its handler
 // counted in tl, failing at once on the event at position bad while
 // broken holds.
-func startedTally(t *testing.T, n int, bad uint64, broken *atomic.Bool, tl *handleTally) (annals.Store, *projection.Memory, *projection.Projector[projection.KV]) {
+func startedTally(t *testing.T, n int, bad annals.Position, broken *atomic.Bool, tl *handleTally) (annals.Store, *projection.Memory, *projection.Projector[projection.KV]) {
 	t.Helper()
 	store := newMemoryStore(t)
 	appendEvents(t, store, n, 0)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/projection"
 	"github.com/google/uuid"
 )
@@ -24,7 +25,7 @@ type fakeController struct {
 
 	mu          sync.Mutex
 	state       projection.State
-	position    uint64
+	position    annals.Position
 	parked      []projection.ParkedEvent
 	statusErr   error
 	resetErr    error
@@ -52,7 +53,7 @@ func (f *fakeController) Status(ctx context.Context) (projection.Status, error) 
 		return projection.Status{}, f.statusErr
 	}
 	return projection.Status{Name: f.name, State: f.state, Position: f.position, Head: 10,
-		Lag: 10 - f.position, Parked: uint64(len(f.parked))}, nil
+		Lag: uint64(10 - f.position), Parked: uint64(len(f.parked))}, nil
 }
 
 func (f *fakeController) Pause() error {
@@ -252,7 +253,7 @@ func TestHandlerReads(t *testing.T) {
 	orders := newFake("shop/orders")
 	orders.position = 7
 	for i := range 5 {
-		orders.parked = append(orders.parked, projection.ParkedEvent{Position: uint64(i + 1), EventID: uuid.New(),
+		orders.parked = append(orders.parked, projection.ParkedEvent{Position: annals.Position(i + 1), EventID: uuid.New(),
 			Stream: "order-1", Type: "Paid", Error: "boom", Attempts: 6, ParkedAt: time.Unix(1, 0).UTC()})
 	}
 	r.Add(orders)

@@ -86,7 +86,7 @@ func refused[M any](t testing.TB, p panel, pr *projection.Projector[M], action, 
 
 // breakable is kvProjection failing at once (no retries, Stop) on the
 // event at position bad while broken holds.
-func breakable(name string, bad uint64, broken *atomic.Bool) projection.Projection[projection.KV] {
+func breakable(name string, bad annals.Position, broken *atomic.Bool) projection.Projection[projection.KV] {
 	p := kvProjection(name, nil)
 	p.Policy = projection.ErrorPolicy{MaxRetries: -1}
 	p.Handle = func(ctx context.Context, kv projection.KV, e annals.Event) error {

@@ -1,6 +1,10 @@
 package projection
 
-import "time"
+import (
+	"time"
+
+	"github.com/annals/annals"
+)
 
 // State of a projector.
 type State uint8
@@ -49,9 +53,9 @@ type Status struct {
 	Name  string `json:"name"`
 	State State  `json:"state"`
 	// Position is the checkpoint: the last global position dealt with.
-	Position uint64 `json:"position"`
+	Position annals.Position `json:"position"`
 	// Head is the last position of the store when Status was called.
-	Head uint64 `json:"head"`
+	Head annals.Position `json:"head"`
 	// Lag is Head minus Position (0 if the projection is ahead of the
 	// head it was given, which a concurrent append can cause).
 	Lag uint64 `json:"lag"`
@@ -76,8 +80,8 @@ type RebuildStatus struct {
 	// Generation is the one being built.
 	Generation uint64 `json:"generation"`
 	// Position is its checkpoint; Lag is the store's head minus it.
-	Position uint64 `json:"position"`
-	Lag      uint64 `json:"lag"`
+	Position annals.Position `json:"position"`
+	Lag      uint64          `json:"lag"`
 	// LastError is the builder's last error (one it retries, or parks
 	// an event for), empty if none.
 	LastError string `json:"lastError,omitempty"`

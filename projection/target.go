@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/google/uuid"
 )
 
@@ -76,11 +77,11 @@ type Tx[M any] interface {
 	// SaveCheckpoint stores cp as the projection's checkpoint, if the
 	// stored one is still at position prev; otherwise it fails with
 	// ErrCheckpointMoved (and the transaction must be rolled back).
-	SaveCheckpoint(ctx context.Context, prev uint64, cp Checkpoint) error
+	SaveCheckpoint(ctx context.Context, prev annals.Position, cp Checkpoint) error
 	// Park records an event the projection gave up on.
 	Park(ctx context.Context, pe ParkedEvent) error
 	// Unpark forgets the parked event at position (it was replayed).
-	Unpark(ctx context.Context, position uint64) error
+	Unpark(ctx context.Context, position annals.Position) error
 	// ClearParked forgets the projection's parked events.
 	ClearParked(ctx context.Context) error
 	// Commit makes the transaction's writes durable and visible.
@@ -93,20 +94,20 @@ type Tx[M any] interface {
 type Checkpoint struct {
 	// Position is the global position of the last event the projection
 	// has dealt with (applied, parked or filtered out); 0 before any.
-	Position uint64
+	Position annals.Position
 	// Parked counts the events parked since the last reset.
 	Parked uint64
 }
 
 // ParkedEvent is an event a projection gave up on under the Park policy.
 type ParkedEvent struct {
-	Position uint64    `json:"position"`
-	EventID  uuid.UUID `json:"eventId"`
-	Stream   string    `json:"stream"`
-	Type     string    `json:"type"`
-	Error    string    `json:"error"`
-	Attempts int       `json:"attempts"`
-	ParkedAt time.Time `json:"parkedAt"`
+	Position annals.Position `json:"position"`
+	EventID  uuid.UUID       `json:"eventId"`
+	Stream   string          `json:"stream"`
+	Type     string          `json:"type"`
+	Error    string          `json:"error"`
+	Attempts int             `json:"attempts"`
+	ParkedAt time.Time       `json:"parkedAt"`
 }
 
 // KV is the read model of the in-memory and embedded targets: an ordered

@@ -160,7 +160,7 @@ func (s *Store) wrongExpected(c call, err error) error {
 	w := &annals.WrongExpectedRevisionError{Stream: c.stream, Expected: c.expected, Actual: annals.NoStream}
 	if m := actualPattern.FindStringSubmatch(msg); m != nil {
 		if r, perr := strconv.ParseUint(m[1], 10, 64); perr == nil {
-			w.Actual = annals.Exact(r)
+			w.Actual = annals.Exact(annals.Revision(r))
 		}
 		return w
 	}

@@ -85,7 +85,7 @@ func (s *Store) Close() error { return s.client.Close() }
 
 func streamState(e annals.ExpectedRevision) kurrentdb.StreamState {
 	if r, ok := e.Revision(); ok {
-		return kurrentdb.StreamRevision{Value: r}
+		return kurrentdb.StreamRevision{Value: uint64(r)}
 	}
 	switch {
 	case e.IsNoStream():
@@ -106,7 +106,7 @@ func duplicateOf(st *status.Status) *annals.DuplicateEventError {
 		id, err := uuid.Parse(info.GetResourceName())
 		rev, rerr := strconv.ParseUint(info.GetDescription(), 10, 64)
 		if err == nil && rerr == nil {
-			return &annals.DuplicateEventError{ID: id, Stream: info.GetOwner(), Revision: rev}
+			return &annals.DuplicateEventError{ID: id, Stream: info.GetOwner(), Revision: annals.Revision(rev)}
 		}
 	}
 	return nil
@@ -140,8 +140,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 		// one at revision 0: ask the stream.
 		return s.zeroEventsResult(ctx, stream)
 	}
-	return annals.AppendResult{NextExpected: annals.Exact(r.NextExpectedVersion),
-		FirstPosition: r.CommitPosition - uint64(len(events)) + 1, LastPosition: r.CommitPosition}, nil
+	last := annals.Position(r.CommitPosition)
+	return annals.AppendResult{NextExpected: annals.Exact(annals.Revision(r.NextExpectedVersion)),
+		FirstPosition: last - annals.Position(len(events)) + 1, LastPosition: last}, nil
 }
 
 // zeroEventsResult is the result of an append of no events that passed
@@ -169,7 +170,7 @@ func (s *Store) Delete(ctx context.Context, stream string, expected annals.Expec
 	if err != nil {
 		return annals.DeleteResult{}, s.fromError(call{ctx, stream, expected, true}, err)
 	}
-	return annals.DeleteResult{Position: r.Position.Commit}, nil
+	return annals.DeleteResult{Position: annals.Position(r.Position.Commit)}, nil
 }
 
 // Tombstone implements annals.Store.
@@ -181,7 +182,7 @@ func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.Ex
 	if err != nil {
 		return annals.DeleteResult{}, s.fromError(call{ctx, stream, expected, true}, err)
 	}
-	return annals.DeleteResult{Position: r.Position.Commit}, nil
+	return annals.DeleteResult{Position: annals.Position(r.Position.Commit)}, nil
 }
 
 func toEvent(r *kurrentdb.RecordedEvent) annals.Event {
@@ -192,7 +193,7 @@ func toEvent(r *kurrentdb.RecordedEvent) annals.Event {
 	return annals.Event{
 		ID: r.EventID, Stream: r.StreamID, Type: r.EventType, ContentType: ct,
 		Data: r.Data, Metadata: r.UserMetadata, Recorded: r.CreatedDate,
-		Revision: r.EventNumber, Position: r.Position.Commit,
+		Revision: annals.Revision(r.EventNumber), Position: annals.Position(r.Position.Commit),
 	}
 }
 
@@ -224,7 +225,7 @@ const readAllOfIt = uint64(1<<63 - 1)
 
 // ReadStream implements annals.Store.
 func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error] {
-	o := kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(opts.From)}
+	o := kurrentdb.ReadStreamOptions{From: kurrentdb.Revision(uint64(opts.From))}
 	switch opts.From {
 	case annals.Start:
 		o.From = kurrentdb.Start{}
@@ -254,7 +255,8 @@ func direction(d annals.Direction) kurrentdb.Direction {
 // ReadAll implements annals.Store. A filter is applied on this side: the
 // client's counted $all read takes none.
 func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
-	o := kurrentdb.ReadAllOptions{From: kurrentdb.Position{Commit: opts.From, Prepare: opts.From}}
+	from := uint64(opts.From)
+	o := kurrentdb.ReadAllOptions{From: kurrentdb.Position{Commit: from, Prepare: from}}
 	switch opts.From {
 	case annals.Start:
 		o.From = kurrentdb.Start{}
@@ -265,7 +267,7 @@ func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Se
 		if opts.From != annals.End {
 			// KurrentDB reads backwards from before the position given;
 			// annals' From is the first event to read.
-			o.From = kurrentdb.Position{Commit: opts.From + 1, Prepare: opts.From + 1}
+			o.From = kurrentdb.Position{Commit: from + 1, Prepare: from + 1}
 		}
 	}
 	return func(yield func(annals.Event, error) bool) {
@@ -333,7 +335,7 @@ func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected a
 // SubscribeToStream implements annals.Store. KurrentDB subscriptions start
 // after the revision given; annals' From is the first one to deliver.
 func (s *Store) SubscribeToStream(ctx context.Context, stream string, opts annals.SubscribeStreamOptions) iter.Seq2[annals.Message, error] {
-	var from kurrentdb.StreamPosition = kurrentdb.Revision(opts.From - 1)
+	var from kurrentdb.StreamPosition = kurrentdb.Revision(uint64(opts.From) - 1)
 	switch opts.From {
 	case annals.Start:
 		from = kurrentdb.Start{}
@@ -348,7 +350,8 @@ func (s *Store) SubscribeToStream(ctx context.Context, stream string, opts annal
 
 // SubscribeToAll implements annals.Store.
 func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOptions) iter.Seq2[annals.Message, error] {
-	var from kurrentdb.AllPosition = kurrentdb.Position{Commit: opts.From - 1, Prepare: opts.From - 1}
+	before := uint64(opts.From) - 1
+	var from kurrentdb.AllPosition = kurrentdb.Position{Commit: before, Prepare: before}
 	switch {
 	case opts.From <= 1:
 		from = kurrentdb.Start{}
@@ -399,11 +402,11 @@ func (s *Store) follow(c call, sub *kurrentdb.Subscription, err error, yield fun
 		case m.EventAppeared != nil:
 			msg = annals.Message{Kind: annals.MessageEvent, Event: toEvent(m.EventAppeared.OriginalEvent())}
 		case m.CheckPointReached != nil:
-			msg = annals.Message{Kind: annals.MessageCheckpoint, Position: m.CheckPointReached.Commit}
+			msg = annals.Message{Kind: annals.MessageCheckpoint, Position: annals.Position(m.CheckPointReached.Commit)}
 		case m.CaughtUp != nil:
 			msg = annals.Message{Kind: annals.MessageCaughtUp}
 			if p := m.CaughtUp.Position; p != nil {
-				msg.Position = p.Commit
+				msg.Position = annals.Position(p.Commit)
 			}
 		default:
 			continue

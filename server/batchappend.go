@@ -233,7 +233,7 @@ func (b *batchCall) begin(req *streams.BatchAppendReq) (*pendingAppend, error) {
 	p := &pendingAppend{correlation: req.GetCorrelationId(), options: o, stream: string(o.GetStreamIdentifier().GetStreamName()), arrived: time.Now()}
 	switch e := o.GetExpectedStreamPosition().(type) {
 	case *streams.BatchAppendReq_Options_StreamPosition:
-		p.expected = annals.Exact(e.StreamPosition)
+		p.expected = annals.Exact(annals.Revision(e.StreamPosition))
 	case *streams.BatchAppendReq_Options_NoStream:
 		p.expected = annals.NoStream
 	case *streams.BatchAppendReq_Options_StreamExists:
@@ -379,13 +379,13 @@ func (b *batchCall) run(p *pendingAppend) {
 	}
 	ok := &streams.BatchAppendResp_Success{}
 	if r, exact := res.NextExpected.Revision(); exact {
-		ok.CurrentRevisionOption = &streams.BatchAppendResp_Success_CurrentRevision{CurrentRevision: r}
+		ok.CurrentRevisionOption = &streams.BatchAppendResp_Success_CurrentRevision{CurrentRevision: uint64(r)}
 	} else {
 		ok.CurrentRevisionOption = &streams.BatchAppendResp_Success_NoStream{NoStream: &emptypb.Empty{}}
 	}
 	if res.LastPosition > 0 {
 		ok.PositionOption = &streams.BatchAppendResp_Success_Position{Position: &shared.AllStreamPosition{
-			CommitPosition: res.LastPosition, PreparePosition: res.LastPosition}}
+			CommitPosition: uint64(res.LastPosition), PreparePosition: uint64(res.LastPosition)}}
 	} else {
 		ok.PositionOption = &streams.BatchAppendResp_Success_NoPosition{NoPosition: &emptypb.Empty{}}
 	}
@@ -475,13 +475,13 @@ func batchStatus(err error, limits annals.Limits, logger *slog.Logger) *rpcstatu
 func wrongExpectedDetail(w *annals.WrongExpectedRevisionError) *shared.WrongExpectedVersion {
 	out := &shared.WrongExpectedVersion{}
 	if r, ok := w.Actual.Revision(); ok {
-		out.CurrentStreamRevisionOption = &shared.WrongExpectedVersion_CurrentStreamRevision{CurrentStreamRevision: r}
+		out.CurrentStreamRevisionOption = &shared.WrongExpectedVersion_CurrentStreamRevision{CurrentStreamRevision: uint64(r)}
 	} else {
 		out.CurrentStreamRevisionOption = &shared.WrongExpectedVersion_CurrentNoStream{CurrentNoStream: &emptypb.Empty{}}
 	}
 	switch r, exact := w.Expected.Revision(); {
 	case exact:
-		out.ExpectedStreamPositionOption = &shared.WrongExpectedVersion_ExpectedStreamPosition{ExpectedStreamPosition: r}
+		out.ExpectedStreamPositionOption = &shared.WrongExpectedVersion_ExpectedStreamPosition{ExpectedStreamPosition: uint64(r)}
 	case w.Expected.IsNoStream():
 		out.ExpectedStreamPositionOption = &shared.WrongExpectedVersion_ExpectedNoStream{ExpectedNoStream: &emptypb.Empty{}}
 	case w.Expected.IsStreamExists():

@@ -61,9 +61,9 @@ func recordedToProto(e *annals.Event, uuidAsString bool) *streams.ReadResp_ReadE
 		Event: &streams.ReadResp_ReadEvent_RecordedEvent{
 			Id:               uuidToProto(e.ID, uuidAsString),
 			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(e.Stream)},
-			StreamRevision:   e.Revision,
-			PreparePosition:  e.Position,
-			CommitPosition:   e.Position,
+			StreamRevision:   uint64(e.Revision),
+			PreparePosition:  uint64(e.Position),
+			CommitPosition:   uint64(e.Position),
 			Metadata: map[string]string{
 				metaType:        e.Type,
 				metaContentType: e.ContentType,
@@ -72,7 +72,7 @@ func recordedToProto(e *annals.Event, uuidAsString bool) *streams.ReadResp_ReadE
 			CustomMetadata: e.Metadata,
 			Data:           e.Data,
 		},
-		Position: &streams.ReadResp_ReadEvent_CommitPosition{CommitPosition: e.Position},
+		Position: &streams.ReadResp_ReadEvent_CommitPosition{CommitPosition: uint64(e.Position)},
 	}
 }
 
@@ -98,7 +98,7 @@ func expected(o expectedOptions, set bool) (annals.ExpectedRevision, error) {
 	case o.GetAny() != nil:
 		return annals.Any, nil
 	}
-	return annals.Exact(o.GetRevision()), nil
+	return annals.Exact(annals.Revision(o.GetRevision())), nil
 }
 
 // proposed is a proposed message of Append or of BatchAppend: the same

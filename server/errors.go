@@ -50,12 +50,12 @@ func toStatus(err error) (error, metadata.MD) {
 		// gives back a *DuplicateEventError, fields and all.
 		st := status.New(codes.AlreadyExists, err.Error())
 		if withInfo, derr := st.WithDetails(&errdetails.ResourceInfo{ResourceType: "event", ResourceName: dup.ID.String(),
-			Owner: dup.Stream, Description: strconv.FormatUint(dup.Revision, 10)}); derr == nil {
+			Owner: dup.Stream, Description: strconv.FormatUint(uint64(dup.Revision), 10)}); derr == nil {
 			st = withInfo
 		}
 		return st.Err(), metadata.Pairs(
 			"exception", exceptionDuplicateEventID, "event-id", dup.ID.String(),
-			"stream-name", dup.Stream, "revision", strconv.FormatUint(dup.Revision, 10))
+			"stream-name", dup.Stream, "revision", strconv.FormatUint(uint64(dup.Revision), 10))
 	case errors.Is(err, annals.ErrStreamDeleted):
 		return status.Error(codes.FailedPrecondition, err.Error()), metadata.Pairs(
 			"exception", exceptionStreamDeleted, "stream-name", streamOf(err))
@@ -127,7 +127,7 @@ func (l failureLog) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServe
 // revision, or -1 (no stream), -2 (any), -4 (stream exists).
 func versionText(e annals.ExpectedRevision) string {
 	if r, ok := e.Revision(); ok {
-		return strconv.FormatUint(r, 10)
+		return strconv.FormatUint(uint64(r), 10)
 	}
 	switch {
 	case e.IsNoStream():

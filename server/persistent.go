@@ -145,12 +145,12 @@ func (p *persistentServer) ReplayParked(ctx context.Context, req *persistent.Rep
 	if err != nil {
 		return nil, persistentBadRequest(ctx, err)
 	}
-	var stopAt uint64
+	var stopAt annals.Revision
 	if o.GetNoLimit() == nil {
 		if o.GetStopAt() < 0 {
 			return nil, persistentBadRequest(ctx, errors.New("stop_at is negative"))
 		}
-		stopAt = uint64(o.GetStopAt())
+		stopAt = annals.Revision(o.GetStopAt())
 	}
 	if err := p.m.ReplayParked(ctx, stream, o.GetGroupName(), stopAt); err != nil {
 		return nil, p.unary(ctx, err, stream, o.GetGroupName())

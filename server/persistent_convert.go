@@ -207,7 +207,7 @@ func persistentEvent(d ps.Delivery, uuidAsString bool) *persistent.ReadResp {
 			PreparePosition: r.PreparePosition, CommitPosition: r.CommitPosition,
 			Metadata: r.Metadata, CustomMetadata: r.CustomMetadata, Data: r.Data,
 		},
-		Position: &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: d.Event.Position},
+		Position: &persistent.ReadResp_ReadEvent_CommitPosition{CommitPosition: uint64(d.Event.Position)},
 		Count:    &persistent.ReadResp_ReadEvent_RetryCount{RetryCount: int32(min(d.RetryCount, 1<<31-1))},
 	}}}
 }

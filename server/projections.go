@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+
+	"github.com/annals/annals"
 )
 
 // ProjectionsPath is the path under which the server mounts the HTTP API
@@ -63,8 +65,9 @@ type ProjectionStatus struct {
 	State string
 	// Position is the checkpoint, Head the store's last position when the
 	// status was read, Lag the one minus the other.
-	Position, Head, Lag uint64
-	LastError           string
+	Position, Head annals.Position
+	Lag            uint64
+	LastError      string
 	// Generation is the active generation of the read model.
 	Generation uint64
 	// Rebuild is the blue/green rebuild in progress, if any.
@@ -74,7 +77,8 @@ type ProjectionStatus struct {
 // ProjectionRebuild is the progress of a blue/green rebuild: the
 // generation being built and its checkpoint.
 type ProjectionRebuild struct {
-	Generation, Position uint64
+	Generation uint64
+	Position   annals.Position
 }
 
 // Errors a ProjectionControl wraps so that the server answers with the

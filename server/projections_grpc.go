@@ -251,7 +251,7 @@ func kurrentStatus(st ProjectionStatus) (string, string) {
 // kurrentPosition writes a global position as KurrentDB writes a
 // checkpoint of $all: commit and prepare positions, which are one number
 // in Annals.
-func kurrentPosition(pos uint64) string {
+func kurrentPosition(pos annals.Position) string {
 	return fmt.Sprintf("C:%d/P:%d", pos, pos)
 }
 

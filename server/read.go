@@ -80,23 +80,23 @@ func invalidArgument(err error) error { return status.Error(codes.InvalidArgumen
 
 // wireFrom is where a KurrentDB read or subscription starts: the start,
 // the end, or a revision (streams) or commit position ($all).
-type wireFrom struct {
+type wireFrom[T annals.Revision | annals.Position] struct {
 	start, end bool
-	at         uint64
+	at         T
 }
 
-func streamFrom(o *streams.ReadReq_Options_StreamOptions) wireFrom {
-	return wireFrom{start: o.GetStart() != nil, end: o.GetEnd() != nil, at: o.GetRevision()}
+func streamFrom(o *streams.ReadReq_Options_StreamOptions) wireFrom[annals.Revision] {
+	return wireFrom[annals.Revision]{start: o.GetStart() != nil, end: o.GetEnd() != nil, at: annals.Revision(o.GetRevision())}
 }
 
-func allFrom(o *streams.ReadReq_Options_AllOptions) wireFrom {
-	return wireFrom{start: o.GetStart() != nil || o.GetPosition() == nil && o.GetEnd() == nil,
-		end: o.GetEnd() != nil, at: o.GetPosition().GetCommitPosition()}
+func allFrom(o *streams.ReadReq_Options_AllOptions) wireFrom[annals.Position] {
+	return wireFrom[annals.Position]{start: o.GetStart() != nil || o.GetPosition() == nil && o.GetEnd() == nil,
+		end: o.GetEnd() != nil, at: annals.Position(o.GetPosition().GetCommitPosition())}
 }
 
 // first is the first revision or position a read delivers: reads include
 // the one they name.
-func (w wireFrom) first() uint64 {
+func (w wireFrom[T]) first() T {
 	switch {
 	case w.end:
 		return annals.End
@@ -108,14 +108,14 @@ func (w wireFrom) first() uint64 {
 
 // after is the first one a subscription delivers: KurrentDB subscriptions
 // start after the one they name. Past the last possible one is the end.
-func (w wireFrom) after() uint64 {
+func (w wireFrom[T]) after() T {
 	switch {
-	case w.end || !w.start && w.at >= annals.End-1:
+	case w.end:
 		return annals.End
 	case w.start:
 		return annals.Start
 	}
-	return w.at + 1
+	return annals.After(w.at)
 }
 
 // filterFromProto turns a server-side filter into an annals.Filter.

@@ -64,13 +64,13 @@ func (s *streamsServer) Append(stream grpc.ClientStreamingServer[streams.AppendR
 	}
 	ok := &streams.AppendResp_Success{}
 	if r, exact := res.NextExpected.Revision(); exact {
-		ok.CurrentRevisionOption = &streams.AppendResp_Success_CurrentRevision{CurrentRevision: r}
+		ok.CurrentRevisionOption = &streams.AppendResp_Success_CurrentRevision{CurrentRevision: uint64(r)}
 	} else {
 		ok.CurrentRevisionOption = &streams.AppendResp_Success_NoStream{NoStream: &shared.Empty{}}
 	}
 	if res.LastPosition > 0 {
 		ok.PositionOption = &streams.AppendResp_Success_Position{Position: &streams.AppendResp_Position{
-			CommitPosition: res.LastPosition, PreparePosition: res.LastPosition}}
+			CommitPosition: uint64(res.LastPosition), PreparePosition: uint64(res.LastPosition)}}
 	} else {
 		ok.PositionOption = &streams.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}}
 	}
@@ -145,8 +145,8 @@ func (s *streamsServer) receiveAppend(stream grpc.ClientStreamingServer[streams.
 func wrongExpectedToProto(w *annals.WrongExpectedRevisionError) *streams.AppendResp_WrongExpectedVersion {
 	out := &streams.AppendResp_WrongExpectedVersion{}
 	if r, ok := w.Actual.Revision(); ok {
-		out.CurrentRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_CurrentRevision_20_6_0{CurrentRevision_20_6_0: r}
-		out.CurrentRevisionOption = &streams.AppendResp_WrongExpectedVersion_CurrentRevision{CurrentRevision: r}
+		out.CurrentRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_CurrentRevision_20_6_0{CurrentRevision_20_6_0: uint64(r)}
+		out.CurrentRevisionOption = &streams.AppendResp_WrongExpectedVersion_CurrentRevision{CurrentRevision: uint64(r)}
 	} else {
 		out.CurrentRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_NoStream_20_6_0{NoStream_20_6_0: &shared.Empty{}}
 		out.CurrentRevisionOption = &streams.AppendResp_WrongExpectedVersion_CurrentNoStream{CurrentNoStream: &shared.Empty{}}
@@ -154,8 +154,8 @@ func wrongExpectedToProto(w *annals.WrongExpectedRevisionError) *streams.AppendR
 	e := w.Expected
 	switch r, exact := e.Revision(); {
 	case exact:
-		out.ExpectedRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_ExpectedRevision_20_6_0{ExpectedRevision_20_6_0: r}
-		out.ExpectedRevisionOption = &streams.AppendResp_WrongExpectedVersion_ExpectedRevision{ExpectedRevision: r}
+		out.ExpectedRevisionOption_20_6_0 = &streams.AppendResp_WrongExpectedVersion_ExpectedRevision_20_6_0{ExpectedRevision_20_6_0: uint64(r)}
+		out.ExpectedRevisionOption = &streams.AppendResp_WrongExpectedVersion_ExpectedRevision{ExpectedRevision: uint64(r)}
 	case e.IsNoStream():
 		// The old fields have no "no stream": KurrentDB leaves them unset.
 		out.ExpectedRevisionOption = &streams.AppendResp_WrongExpectedVersion_ExpectedNoStream{ExpectedNoStream: &shared.Empty{}}
@@ -218,7 +218,7 @@ func (s *streamsServer) Delete(ctx context.Context, req *streams.DeleteReq) (*st
 		return nil, unaryError(ctx, err)
 	}
 	pos := s.deletePosition(ctx, res)
-	return &streams.DeleteResp{PositionOption: &streams.DeleteResp_Position_{Position: &streams.DeleteResp_Position{CommitPosition: pos, PreparePosition: pos}}}, nil
+	return &streams.DeleteResp{PositionOption: &streams.DeleteResp_Position_{Position: &streams.DeleteResp_Position{CommitPosition: uint64(pos), PreparePosition: uint64(pos)}}}, nil
 }
 
 // Tombstone deletes a stream forever.
@@ -233,7 +233,7 @@ func (s *streamsServer) Tombstone(ctx context.Context, req *streams.TombstoneReq
 		return nil, unaryError(ctx, err)
 	}
 	pos := s.deletePosition(ctx, res)
-	return &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_Position_{Position: &streams.TombstoneResp_Position{CommitPosition: pos, PreparePosition: pos}}}, nil
+	return &streams.TombstoneResp{PositionOption: &streams.TombstoneResp_Position_{Position: &streams.TombstoneResp_Position{CommitPosition: uint64(pos), PreparePosition: uint64(pos)}}}, nil
 }
 
 // deletePosition is the position a delete answers with. KurrentDB's
@@ -241,7 +241,7 @@ func (s *streamsServer) Tombstone(ctx context.Context, req *streams.TombstoneReq
 // position without a check and panics on NoPosition. An Annals delete of a
 // stream holding only metadata writes nothing: it answers the head of
 // $all, the point of the log at which the stream reads as deleted.
-func (s *streamsServer) deletePosition(ctx context.Context, res annals.DeleteResult) uint64 {
+func (s *streamsServer) deletePosition(ctx context.Context, res annals.DeleteResult) annals.Position {
 	if res.Position > 0 {
 		return res.Position
 	}

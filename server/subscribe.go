@@ -77,11 +77,11 @@ func (s *streamsServer) subscribe(opts *streams.ReadReq_Options, stream grpc.Ser
 			resp = &streams.ReadResp{Content: &streams.ReadResp_Event{Event: recordedToProto(&m.Event, uuidAsString)}}
 		case annals.MessageCheckpoint:
 			resp = &streams.ReadResp{Content: &streams.ReadResp_Checkpoint_{Checkpoint: &streams.ReadResp_Checkpoint{
-				CommitPosition: m.Position, PreparePosition: m.Position, Timestamp: timestamppb.New(time.Now())}}}
+				CommitPosition: uint64(m.Position), PreparePosition: uint64(m.Position), Timestamp: timestamppb.New(time.Now())}}}
 		case annals.MessageCaughtUp:
 			resp = &streams.ReadResp{Content: &streams.ReadResp_CaughtUp_{CaughtUp: &streams.ReadResp_CaughtUp{
 				Timestamp: timestamppb.New(time.Now()),
-				Position:  &streams.ReadResp_Position{CommitPosition: m.Position, PreparePosition: m.Position}}}}
+				Position:  &streams.ReadResp_Position{CommitPosition: uint64(m.Position), PreparePosition: uint64(m.Position)}}}}
 		default:
 			continue
 		}

@@ -64,7 +64,7 @@ func testEventFieldsRoundTrip(t *testing.T, s annals.Store) {
 	for i := range in {
 		sameEvent(t, fmt.Sprintf("ReadStream event %d", i), got[i], "order-1", in[i])
 		sameEvent(t, fmt.Sprintf("ReadAll event %d", i), all[i], "order-1", in[i])
-		if got[i].Revision != uint64(i) || got[i].Position != uint64(i+1) {
+		if got[i].Revision != annals.Revision(i) || got[i].Position != annals.Position(i+1) {
 			t.Fatalf("event %d: revision %d position %d, want %d and %d", i, got[i].Revision, got[i].Position, i, i+1)
 		}
 		if all[i].Revision != got[i].Revision || all[i].Position != got[i].Position || !all[i].Recorded.Equal(got[i].Recorded) {
@@ -141,7 +141,7 @@ func testEventRevisionsPerStream(t *testing.T, s annals.Store) {
 		n := 1 + i%3
 		res := mustAppend(t, ctx, s, stream, annals.Any, evs(n, "Happened")...)
 		counts[stream] += n
-		if res.NextExpected != annals.Exact(uint64(counts[stream]-1)) {
+		if res.NextExpected != annals.Exact(annals.Revision(counts[stream]-1)) {
 			t.Fatalf("append %d to %s: NextExpected %v, want %d", i, stream, res.NextExpected, counts[stream]-1)
 		}
 	}
@@ -159,18 +159,18 @@ func testEventRevisionsPerStream(t *testing.T, s annals.Store) {
 func testEventPositionsGapless(t *testing.T, s annals.Store) {
 	ctx := testContext(t)
 	var want []uuid.UUID
-	var last uint64
+	var last annals.Position
 	for i, stream := range []string{"p-1", "p-2", "p-3", "p-1", "p-2", "p-1"} {
 		in := evs(1+i%4, "Moved")
 		res := mustAppend(t, ctx, s, stream, annals.Any, in...)
-		if res.FirstPosition != last+1 || res.LastPosition != last+uint64(len(in)) {
-			t.Fatalf("append %d: positions %d..%d, want %d..%d", i, res.FirstPosition, res.LastPosition, last+1, last+uint64(len(in)))
+		if res.FirstPosition != last+1 || res.LastPosition != last+annals.Position(len(in)) {
+			t.Fatalf("append %d: positions %d..%d, want %d..%d", i, res.FirstPosition, res.LastPosition, last+1, last+annals.Position(len(in)))
 		}
 		last = res.LastPosition
 		want = append(want, dataIDs(in)...)
 	}
 	all := mustReadAll(t, ctx, s, annals.ReadAllOptions{})
-	wantPositions(t, "ReadAll", all, seq(1, last))
+	wantPositions(t, "ReadAll", all, seq(1, uint64(last)))
 	if !slices.Equal(ids(all), want) {
 		t.Fatalf("ReadAll ids are not the appended events in append order")
 	}
@@ -252,7 +252,7 @@ func testAppendExpectedExact(t *testing.T, s annals.Store) {
 	unchanged(t, s, 0)
 
 	mustAppend(t, ctx, s, "ex-1", annals.NoStream, ev("A"), ev("B"), ev("C"))
-	for _, r := range []uint64{0, 1, 3, 4, 1000} {
+	for _, r := range []annals.Revision{0, 1, 3, 4, 1000} {
 		before := countAll(t, ctx, s)
 		_, err := s.Append(ctx, "ex-1", annals.Exact(r), ev("X"))
 		wantWrongExpected(t, err, "ex-1", annals.Exact(r), annals.Exact(2))
@@ -337,17 +337,17 @@ func testAppendZeroEvents(t *testing.T, s annals.Store) {
 func testAppendResultChain(t *testing.T, s annals.Store) {
 	ctx := testContext(t)
 	next := annals.NoStream
-	var last uint64
+	var last annals.Position
 	for i := range 5 {
 		res, err := s.Append(ctx, "chain-1", next, evs(i+1, "Linked")...)
 		if err != nil {
 			t.Fatalf("append %d with the previous NextExpected %v: %v", i, next, err)
 		}
-		if res.FirstPosition != last+1 || res.LastPosition != last+uint64(i+1) {
-			t.Fatalf("append %d: positions %d..%d, want %d..%d", i, res.FirstPosition, res.LastPosition, last+1, last+uint64(i+1))
+		if res.FirstPosition != last+1 || res.LastPosition != last+annals.Position(i+1) {
+			t.Fatalf("append %d: positions %d..%d, want %d..%d", i, res.FirstPosition, res.LastPosition, last+1, last+annals.Position(i+1))
 		}
 		r, ok := res.NextExpected.Revision()
-		if !ok || r != res.LastPosition-1 {
+		if !ok || r != annals.Revision(res.LastPosition-1) {
 			t.Fatalf("append %d: NextExpected %v, want %d", i, res.NextExpected, res.LastPosition-1)
 		}
 		next, last = res.NextExpected, res.LastPosition

@@ -35,8 +35,8 @@ func testConcurrentRetryLoop(t *testing.T, s annals.Store) {
 	type win struct {
 		g, i     int
 		id       uuid.UUID
-		revision uint64
-		position uint64
+		revision annals.Revision
+		position annals.Position
 	}
 	var (
 		mu        sync.Mutex
@@ -85,7 +85,7 @@ func testConcurrentRetryLoop(t *testing.T, s annals.Store) {
 					t.Errorf("writer %d: bad result %+v", g, res)
 					return
 				}
-				want := uint64(0)
+				want := annals.Revision(0)
 				if e, exact := expected.Revision(); exact {
 					want = e + 1
 				}
@@ -111,7 +111,7 @@ func testConcurrentRetryLoop(t *testing.T, s annals.Store) {
 		t.Fatalf("%d successful appends, want %d", len(wins), total)
 	}
 	wantRevisions(t, "raced stream", got, seq(0, total-1))
-	byRevision := map[uint64]win{}
+	byRevision := map[annals.Revision]win{}
 	for _, w := range wins {
 		if prev, dup := byRevision[w.revision]; dup {
 			t.Fatalf("revision %d won by both writer %d and writer %d", w.revision, prev.g, w.g)
@@ -188,7 +188,7 @@ func testConcurrentOneWinner(t *testing.T, s annals.Store) {
 		}
 		got := mustReadStream(t, ctx, s, c.stream, annals.ReadStreamOptions{})
 		a, _ := c.actual.Revision()
-		wantRevisions(t, c.stream, got, seq(0, a))
+		wantRevisions(t, c.stream, got, seq(0, uint64(a)))
 		if got[len(got)-2].ID != winners[0] {
 			t.Fatalf("%s: the stream holds events of a writer that was told it lost", c.stream)
 		}

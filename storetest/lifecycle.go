@@ -34,7 +34,7 @@ func testDeleteHidesStream(t *testing.T, s annals.Store) {
 		t.Fatalf("Delete: %v", err)
 	}
 	all := mustReadAll(t, ctx, s, annals.ReadAllOptions{})
-	if dr.Position <= res.LastPosition+1 || dr.Position > uint64(len(all)) {
+	if dr.Position <= res.LastPosition+1 || dr.Position > annals.Position(len(all)) {
 		t.Fatalf("Delete: position %d, want a new position in $all (after %d, at most %d)", dr.Position, res.LastPosition+1, len(all))
 	}
 	wantReadErr(t, ctx, s, "del-1", annals.ErrStreamNotFound)
@@ -442,7 +442,7 @@ func testMetadataMaxAge(t *testing.T, s annals.Store) {
 		began := time.Now()
 		got := mustReadStream(t, ctx, s, "age-1", o)
 		ended := time.Now()
-		shown := map[uint64]bool{}
+		shown := map[annals.Revision]bool{}
 		for _, e := range got {
 			shown[e.Revision] = true
 		}
@@ -473,7 +473,7 @@ func optString(o annals.ReadStreamOptions) string {
 	case annals.End:
 		from = "End"
 	default:
-		from = strconv.FormatUint(o.From, 10)
+		from = strconv.FormatUint(uint64(o.From), 10)
 	}
 	if o.Limit > 0 {
 		return dir + " from " + from + " limit " + strconv.FormatUint(o.Limit, 10)

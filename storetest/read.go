@@ -226,7 +226,7 @@ func testReadLongStream(t *testing.T, s annals.Store) {
 		in := evs(batch, "Long")
 		exp := annals.NoStream
 		if i > 0 {
-			exp = annals.Exact(uint64(i - 1))
+			exp = annals.Exact(annals.Revision(i - 1))
 		}
 		mustAppend(t, ctx, s, "long-1", exp, in...)
 		want = append(want, in...)

@@ -183,7 +183,7 @@ func wantReadErr(t *testing.T, ctx context.Context, s annals.Store, stream strin
 func revisions(events []annals.Event) []uint64 {
 	out := make([]uint64, len(events))
 	for i, e := range events {
-		out[i] = e.Revision
+		out[i] = uint64(e.Revision)
 	}
 	return out
 }
@@ -191,7 +191,7 @@ func revisions(events []annals.Event) []uint64 {
 func positions(events []annals.Event) []uint64 {
 	out := make([]uint64, len(events))
 	for i, e := range events {
-		out[i] = e.Position
+		out[i] = uint64(e.Position)
 	}
 	return out
 }

@@ -140,7 +140,7 @@ func testSubStreamFromEnd(t *testing.T, s annals.Store) {
 
 func testSubStreamNotYetCreated(t *testing.T, s annals.Store) {
 	ctx := testContext(t)
-	for i, from := range []uint64{annals.Start, annals.End} {
+	for i, from := range []annals.Revision{annals.Start, annals.End} {
 		stream := "later-" + strconv.Itoa(i)
 		sub := subscribeStream(t, ctx, s, stream, annals.SubscribeStreamOptions{From: from})
 		sub.nextKind(t, annals.MessageCaughtUp)
@@ -187,11 +187,11 @@ func testSubFilteredCheckpoints(t *testing.T, s annals.Store) {
 		CheckpointEveryEvents: interval,
 	})
 	// progress holds the positions of events and checkpoints, in order.
-	progress := []uint64{0}
+	progress := []annals.Position{0}
 	checkpoints := 0
 	take := func(m annals.Message) {
 		t.Helper()
-		var p uint64
+		var p annals.Position
 		switch m.Kind {
 		case annals.MessageEvent:
 			if m.Event.Type != "Wanted" {
@@ -319,7 +319,7 @@ func testSubTombstone(t *testing.T, s annals.Store) {
 	all.events(t, 1)
 
 	// Subscribing to a tombstoned stream fails at once.
-	for _, from := range []uint64{annals.Start, 1, annals.End} {
+	for _, from := range []annals.Revision{annals.Start, 1, annals.End} {
 		late := subscribeStream(t, ctx, s, "ts-1", annals.SubscribeStreamOptions{From: from})
 		for {
 			it := late.next(t)

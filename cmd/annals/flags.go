@@ -41,7 +41,7 @@ func parseExpected(s string) (annals.ExpectedRevision, error) {
 	if err != nil {
 		return annals.Any, usagef("--expected %q: want any, no-stream, exists, or the revision of the stream's last event (0, 1, ...)", s)
 	}
-	return annals.Exact(n), nil
+	return annals.Exact(annals.Revision(n)), nil
 }
 
 // expectedName writes an expected revision the way --expected takes it.
@@ -55,7 +55,7 @@ func expectedName(e annals.ExpectedRevision) string {
 		return "any"
 	}
 	r, _ := e.Revision()
-	return strconv.FormatUint(r, 10)
+	return strconv.FormatUint(uint64(r), 10)
 }
 
 // parseFrom parses --from: start, end or a number (a revision of a stream,

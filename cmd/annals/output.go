@@ -30,9 +30,9 @@ func (o *output) flush() error { return o.w.Flush() }
 
 // eventLine is the JSON line of an event.
 type eventLine struct {
-	Position       uint64          `json:"position"`
+	Position       annals.Position `json:"position"`
 	Stream         string          `json:"stream"`
-	Revision       uint64          `json:"revision"`
+	Revision       annals.Revision `json:"revision"`
 	ID             string          `json:"id"`
 	Type           string          `json:"type"`
 	ContentType    string          `json:"contentType"`
@@ -85,9 +85,9 @@ func isJSON(contentType string) bool {
 type appendLine struct {
 	Stream string `json:"stream"`
 	// NextExpectedRevision is null when the stream has no events.
-	NextExpectedRevision *uint64 `json:"nextExpectedRevision"`
-	FirstPosition        uint64  `json:"firstPosition"`
-	LastPosition         uint64  `json:"lastPosition"`
+	NextExpectedRevision *annals.Revision `json:"nextExpectedRevision"`
+	FirstPosition        annals.Position  `json:"firstPosition"`
+	LastPosition         annals.Position  `json:"lastPosition"`
 }
 
 func (o *output) appendResult(stream string, res annals.AppendResult) error {
@@ -98,15 +98,15 @@ func (o *output) appendResult(stream string, res annals.AppendResult) error {
 	return o.enc.Encode(&line)
 }
 
-func (o *output) caughtUp(position uint64) error {
+func (o *output) caughtUp(position annals.Position) error {
 	return o.enc.Encode(struct {
-		CaughtUp bool   `json:"caughtUp"`
-		Position uint64 `json:"position"`
+		CaughtUp bool            `json:"caughtUp"`
+		Position annals.Position `json:"position"`
 	}{true, position})
 }
 
-func (o *output) checkpoint(position uint64) error {
+func (o *output) checkpoint(position annals.Position) error {
 	return o.enc.Encode(struct {
-		Checkpoint uint64 `json:"checkpoint"`
+		Checkpoint annals.Position `json:"checkpoint"`
 	}{position})
 }

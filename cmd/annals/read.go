@@ -45,7 +45,7 @@ func setupRead(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		opts := annals.ReadStreamOptions{Direction: dir, From: from, Limit: *rf.limit}
+		opts := annals.ReadStreamOptions{Direction: dir, From: annals.Revision(from), Limit: *rf.limit}
 		return withStore(ctx, e, false, func(s annals.Store) error {
 			for ev, err := range s.ReadStream(ctx, *stream, opts) {
 				if err != nil {
@@ -73,7 +73,7 @@ func setupReadAll(fs *flag.FlagSet) runFunc {
 		if err != nil {
 			return err
 		}
-		opts := annals.ReadAllOptions{Direction: dir, From: from, Limit: *rf.limit, Filter: filter}
+		opts := annals.ReadAllOptions{Direction: dir, From: annals.Position(from), Limit: *rf.limit, Filter: filter}
 		if filters.alsoExcludeSystem {
 			opts.Limit = 0 // the limit counts what is printed, after the skip
 		}

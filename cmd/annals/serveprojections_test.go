@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/demo/products"
 	"github.com/annals/annals/projection"
 	"github.com/jackc/pgx/v5"
@@ -45,7 +46,7 @@ func serveWithProjection(t *testing.T, storeArgs ...string) {
 	for {
 		r := annalsCmd("projections", "status", products.ListOfProductsName, "--json", "--server", url)
 		var st projection.Status
-		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &st) == nil && st.Position >= uint64(len(shopEvents)) {
+		if r.code == 0 && json.Unmarshal([]byte(r.stdout), &st) == nil && st.Position >= annals.Position(len(shopEvents)) {
 			if st.State != projection.Running || st.Lag != 0 || st.LastError != "" {
 				t.Errorf("status: %+v", st)
 			}

@@ -42,9 +42,9 @@ func setupSubscribe(fs *flag.FlagSet) runFunc {
 			}
 			var msgs iter.Seq2[annals.Message, error]
 			if *stream != "" {
-				msgs = s.SubscribeToStream(ctx, *stream, annals.SubscribeStreamOptions{From: start})
+				msgs = s.SubscribeToStream(ctx, *stream, annals.SubscribeStreamOptions{From: annals.Revision(start)})
 			} else {
-				msgs = s.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: start, Filter: filter})
+				msgs = s.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: annals.Position(start), Filter: filter})
 			}
 			for m, err := range msgs {
 				if err != nil {
@@ -63,7 +63,7 @@ func setupSubscribe(fs *flag.FlagSet) runFunc {
 					// Past the head, the store reports the position before
 					// --from, which does not exist: report the head.
 					if past && *stream == "" {
-						m.Position = min(m.Position, head)
+						m.Position = min(m.Position, annals.Position(head))
 					}
 					err = e.out.caughtUp(m.Position)
 				case annals.MessageCheckpoint:
@@ -105,9 +105,9 @@ func pastTheHead(ctx context.Context, s annals.Store, stream string, start uint6
 			return 0, false, err
 		}
 		if stream == "" {
-			return ev.Position, start > ev.Position+1, nil
+			return uint64(ev.Position), start > uint64(annals.After(ev.Position)), nil
 		}
-		return ev.Revision, start > ev.Revision+1, nil
+		return uint64(ev.Revision), start > uint64(annals.After(ev.Revision)), nil
 	}
 	return 0, true, nil // an empty log: positions start at 1
 }

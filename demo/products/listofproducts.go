@@ -214,7 +214,7 @@ func handleKV(ctx context.Context, kv projection.KV, e annals.Event) error {
 	return nil
 }
 
-func addKV(kv projection.KV, product string, ev ProductAdded, revision uint64) error {
+func addKV(kv projection.KV, product string, ev ProductAdded, revision annals.Revision) error {
 	// A product added again (its stream deleted and written anew: its
 	// revisions go on) may name another vendor: its old row goes first.
 	// At revision 0 the stream never had an event, so there is nothing

@@ -35,7 +35,7 @@ func newShop(s annals.Store) *products.Shop {
 // append), and a product of the blocked vendor is renamed after the
 // block: neither may be listed. A product of another vendor is deleted
 // and added again by a third: it is listed there only.
-func shopScenario(t testing.TB, ctx context.Context, s annals.Store) (uint64, []products.ListedProduct) {
+func shopScenario(t testing.TB, ctx context.Context, s annals.Store) (annals.Position, []products.ListedProduct) {
 	t.Helper()
 	shop := newShop(s)
 	must := func(err error) {
@@ -98,7 +98,7 @@ func shopScenario(t testing.TB, ctx context.Context, s annals.Store) (uint64, []
 		t.Fatal("the stream written anew starts again at revision 0")
 	}
 
-	var head uint64
+	var head annals.Position
 	for e, err := range s.ReadAll(ctx, annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
 		must(err)
 		head = e.Position
@@ -113,7 +113,7 @@ func shopScenario(t testing.TB, ctx context.Context, s annals.Store) (uint64, []
 
 // catchUp runs p over s into target until it has applied head, then
 // stops it.
-func catchUp[M any](t testing.TB, ctx context.Context, s annals.Store, target projection.Target[M], p projection.Projection[M], head uint64, opts projection.Options) {
+func catchUp[M any](t testing.TB, ctx context.Context, s annals.Store, target projection.Target[M], p projection.Projection[M], head annals.Position, opts projection.Options) {
 	t.Helper()
 	pr, err := projection.New(s, target, p, opts)
 	if err != nil {

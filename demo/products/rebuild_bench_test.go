@@ -134,7 +134,7 @@ func productID(i int) string { return "p" + strconv.Itoa(i) }
 // vendors (product i belongs to vendor i mod vendors), and their events
 // come in three rounds (added and renamed; blocks; the rest), so the log
 // interleaves streams as a live shop's does.
-func generateShop(b *testing.B, s annals.Store, events int) uint64 {
+func generateShop(b *testing.B, s annals.Store, events int) annals.Position {
 	ctx := context.Background()
 	nProducts := max(1, events/eventsPerProduct)
 	nVendors := max(1, nProducts/productsPerVendor)
@@ -167,7 +167,7 @@ func generateShop(b *testing.B, s annals.Store, events int) uint64 {
 			last)...)
 		return err
 	})
-	var head uint64
+	var head annals.Position
 	for e, err := range s.ReadAll(ctx, annals.ReadAllOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
 		if err != nil {
 			b.Fatal(err)
@@ -179,7 +179,7 @@ func generateShop(b *testing.B, s annals.Store, events int) uint64 {
 
 // rebuild runs a fresh projector of p from position 0 until it has
 // applied head, and returns how long that took.
-func rebuild[M any](b *testing.B, s annals.Store, target projection.Target[M], p projection.Projection[M], head uint64, batch int) time.Duration {
+func rebuild[M any](b *testing.B, s annals.Store, target projection.Target[M], p projection.Projection[M], head annals.Position, batch int) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), rebuildTimeout)
 	defer cancel()
 	pr, err := projection.New(s, target, p, projection.Options{BatchEvents: batch})
@@ -337,14 +337,14 @@ func benchPostgresTarget(b *testing.B, pool *pgxpool.Pool) (*projection.Postgres
 // ack is an append's acknowledgement: its last position and when the
 // writer got it.
 type ack struct {
-	position uint64
+	position annals.Position
 	at       time.Time
 }
 
 // sample is the projector's position seen at a time.
 type sample struct {
 	at       time.Time
-	position uint64
+	position annals.Position
 }
 
 // BenchmarkCatchUpLag measures how far a live ListOfProducts projector

@@ -16,10 +16,10 @@ import (
 // tombstoned.
 type StreamState struct {
 	Exists       bool
-	LastRevision uint64
+	LastRevision annals.Revision
 	// LastPosition is the global position of the last change to the stream:
 	// its last event, or the record of its deletion.
-	LastPosition uint64
+	LastPosition annals.Position
 	SoftDeleted  bool
 	Tombstoned   bool
 }
@@ -36,7 +36,7 @@ func (s StreamState) Actual() annals.ExpectedRevision {
 }
 
 // NextRevision is the revision the next appended event gets.
-func (s StreamState) NextRevision() uint64 {
+func (s StreamState) NextRevision() annals.Revision {
 	if !s.Exists {
 		return 0
 	}
@@ -72,8 +72,8 @@ func CheckExpected(stream string, expected annals.ExpectedRevision, s StreamStat
 type Recorded struct {
 	Found    bool
 	Stream   string
-	Revision uint64
-	Position uint64
+	Revision annals.Revision
+	Position annals.Position
 }
 
 // Decision is the outcome of Decide.
@@ -133,7 +133,7 @@ func retry(stream string, expected annals.ExpectedRevision, found []Recorded) (D
 	}
 	for i := range found {
 		f := found[i]
-		if !f.Found || f.Stream != stream || f.Revision != first.Revision+uint64(i) {
+		if !f.Found || f.Stream != stream || f.Revision != first.Revision+annals.Revision(i) {
 			return Decision{}, false
 		}
 	}

@@ -33,7 +33,7 @@ func TestStreamStateHelpers(t *testing.T) {
 		s      StreamState
 		live   bool
 		actual annals.ExpectedRevision
-		next   uint64
+		next   annals.Revision
 	}{
 		{"missing", stMissing, false, annals.NoStream, 0},
 		{"live", stLive, true, annals.Exact(4), 5},
@@ -148,7 +148,7 @@ func checkOutcome(t *testing.T, err error, want outcome, stream string, expected
 func TestDecide(t *testing.T) {
 	const stream = "order-1"
 	a, b, c := uuid.New(), uuid.New(), uuid.New()
-	at := func(s string, rev, pos uint64) Recorded {
+	at := func(s string, rev annals.Revision, pos annals.Position) Recorded {
 		return Recorded{Found: true, Stream: s, Revision: rev, Position: pos}
 	}
 	var none Recorded
@@ -216,7 +216,7 @@ func TestDecide(t *testing.T) {
 		{"no stream, run not at 0", annals.NoStream, stLive, []uuid.UUID{a, b, c}, runFound,
 			want{duplicate: true, result: dupResult}},
 		// Exact(max) must not wrap around to name the place before revision 0.
-		{"exact max before run at 0", annals.Exact(^uint64(0)), stLive, []uuid.UUID{a, b}, []Recorded{at(stream, 0, 1), at(stream, 1, 2)},
+		{"exact max before run at 0", annals.Exact(annals.End), stLive, []uuid.UUID{a, b}, []Recorded{at(stream, 0, 1), at(stream, 1, 2)},
 			want{dupID: a, dupAt: at(stream, 0, 1)}},
 		{"exact before run at 0", annals.Exact(0), stLive, []uuid.UUID{a, b}, []Recorded{at(stream, 0, 1), at(stream, 1, 2)},
 			want{dupID: a, dupAt: at(stream, 0, 1)}},

@@ -104,7 +104,7 @@ type Plan struct {
 
 // PlanOp decides op against v. next is the global position the first new
 // event gets; now is the recorded time of the new events.
-func PlanOp(v View, op *Op, next uint64, now time.Time) Plan {
+func PlanOp(v View, op *Op, next annals.Position, now time.Time) Plan {
 	p, err := planOp(v, op, next, now)
 	if err != nil {
 		return Plan{Err: err}
@@ -112,7 +112,7 @@ func PlanOp(v View, op *Op, next uint64, now time.Time) Plan {
 	return p
 }
 
-func planOp(v View, op *Op, next uint64, now time.Time) (Plan, error) {
+func planOp(v View, op *Op, next annals.Position, now time.Time) (Plan, error) {
 	st, err := v.State(op.Stream)
 	if err != nil {
 		return Plan{}, err
@@ -168,7 +168,7 @@ func planOp(v View, op *Op, next uint64, now time.Time) (Plan, error) {
 	first := st.NextRevision()
 	for i := range op.Events {
 		ed := &op.Events[i]
-		p.Events = append(p.Events, newEvent(op.Stream, ed, first+uint64(i), next, now))
+		p.Events = append(p.Events, newEvent(op.Stream, ed, first+annals.Revision(i), next, now))
 		next++
 	}
 	last := p.Events[len(p.Events)-1]
@@ -177,13 +177,13 @@ func planOp(v View, op *Op, next uint64, now time.Time) (Plan, error) {
 	}})
 	p.Result = annals.AppendResult{
 		NextExpected:  annals.Exact(last.Revision),
-		FirstPosition: last.Position - uint64(len(op.Events)) + 1,
+		FirstPosition: last.Position - annals.Position(len(op.Events)) + 1,
 		LastPosition:  last.Position,
 	}
 	return p, nil
 }
 
-func newEvent(stream string, ed *annals.EventData, revision, position uint64, now time.Time) annals.Event {
+func newEvent(stream string, ed *annals.EventData, revision annals.Revision, position annals.Position, now time.Time) annals.Event {
 	id := ed.ID
 	if id == (uuid.UUID{}) {
 		// Version 7: time-ordered, so a store's id index grows at its end.
@@ -201,7 +201,7 @@ func newEvent(stream string, ed *annals.EventData, revision, position uint64, no
 }
 
 // planMetadata adds a $metadata event for stream to p.
-func planMetadata(v View, p *Plan, stream string, md annals.StreamMetadata, next *uint64, now time.Time) error {
+func planMetadata(v View, p *Plan, stream string, md annals.StreamMetadata, next *annals.Position, now time.Time) error {
 	meta := annals.MetastreamOf(stream)
 	ms, err := v.State(meta)
 	if err != nil {
@@ -220,7 +220,7 @@ func planMetadata(v View, p *Plan, stream string, md annals.StreamMetadata, next
 	return nil
 }
 
-func planDelete(v View, op *Op, st StreamState, next uint64, now time.Time) (Plan, error) {
+func planDelete(v View, op *Op, st StreamState, next annals.Position, now time.Time) (Plan, error) {
 	if err := CheckExpected(op.Stream, op.Expected, st); err != nil {
 		return Plan{}, err
 	}
@@ -256,7 +256,7 @@ func planDelete(v View, op *Op, st StreamState, next uint64, now time.Time) (Pla
 	return p, nil
 }
 
-func planTombstone(op *Op, st StreamState, next uint64, now time.Time) (Plan, error) {
+func planTombstone(op *Op, st StreamState, next annals.Position, now time.Time) (Plan, error) {
 	if err := CheckExpected(op.Stream, op.Expected, st); err != nil {
 		return Plan{}, err
 	}

@@ -10,7 +10,7 @@ import (
 // revisions Lo..Hi in Direction, keeping events Window.Shows, at most Limit
 // (0: no limit).
 type StreamRead struct {
-	Lo, Hi    uint64
+	Lo, Hi    annals.Revision
 	Direction annals.Direction
 	Window    Window
 	Limit     uint64
@@ -47,7 +47,7 @@ func (r *StreamRead) Take(e *annals.Event, yielded uint64) (keep, more bool) {
 
 // AllRead bounds an $all read by the durable position: the positions to
 // scan, in order.
-func AllRead(opts annals.ReadAllOptions, durable uint64) (lo, hi uint64, ok bool) {
+func AllRead(opts annals.ReadAllOptions, durable annals.Position) (lo, hi annals.Position, ok bool) {
 	if opts.Direction == annals.Forwards {
 		lo = max(opts.From, 1)
 		return lo, durable, lo <= durable

@@ -57,7 +57,7 @@ func SubscribeAll(ctx context.Context, src Source, wm *Watermark, opts annals.Su
 						return
 					}
 					n++
-					next = e.Position + 1
+					next = annals.After(e.Position)
 					delivered = filter.Match(&e)
 					if delivered && !yield(annals.Message{Kind: annals.MessageEvent, Event: e}, nil) {
 						return
@@ -139,14 +139,14 @@ func SubscribeStream(ctx context.Context, src Source, wm *Watermark, stream stri
 						break
 					}
 					n++
-					next = e.Revision + 1
+					next = annals.After(e.Revision)
 					if !yield(annals.Message{Kind: annals.MessageEvent, Event: e}, nil) {
 						return
 					}
 				}
 				if n == 0 {
 					// The rest is hidden (deleted, truncated, expired).
-					next = st.LastRevision + 1
+					next = annals.After(st.LastRevision)
 				}
 			}
 			if !caughtUp {

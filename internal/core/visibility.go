@@ -10,7 +10,7 @@ import (
 // metadata defines it: revisions in [First, Last] recorded at or after
 // NotBefore. Empty when First > Last.
 type Window struct {
-	First, Last uint64
+	First, Last annals.Revision
 	NotBefore   time.Time // zero: no age limit
 }
 
@@ -21,8 +21,8 @@ func VisibleWindow(s StreamState, md annals.StreamMetadata, now time.Time) Windo
 	if md.TruncateBefore > w.First {
 		w.First = md.TruncateBefore
 	}
-	if md.MaxCount > 0 && s.LastRevision+1 > md.MaxCount {
-		w.First = max(w.First, s.LastRevision+1-md.MaxCount)
+	if md.MaxCount > 0 && uint64(s.LastRevision)+1 > md.MaxCount {
+		w.First = max(w.First, s.LastRevision+1-annals.Revision(md.MaxCount))
 	}
 	if md.MaxAge > 0 {
 		w.NotBefore = now.Add(-md.MaxAge)
@@ -42,7 +42,7 @@ func (w Window) Shows(e *annals.Event) bool {
 // Range returns the revisions a read asks for, clipped to the window: the
 // read starts at from, goes in dir, and returns at most limit events (0: no
 // limit). ok is false when nothing is left.
-func (w Window) Range(dir annals.Direction, from uint64) (lo, hi uint64, ok bool) {
+func (w Window) Range(dir annals.Direction, from annals.Revision) (lo, hi annals.Revision, ok bool) {
 	if w.Empty() {
 		return 0, 0, false
 	}

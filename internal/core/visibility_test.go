@@ -11,7 +11,7 @@ import (
 var visNow = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func TestVisibleWindow(t *testing.T) {
-	live := func(last uint64) StreamState { return StreamState{Exists: true, LastRevision: last} }
+	live := func(last annals.Revision) StreamState { return StreamState{Exists: true, LastRevision: last} }
 	tests := []struct {
 		name  string
 		state StreamState
@@ -52,7 +52,7 @@ func TestVisibleWindow(t *testing.T) {
 
 func TestWindowShows(t *testing.T) {
 	w := Window{First: 3, Last: 7, NotBefore: visNow.Add(-time.Hour)}
-	ev := func(rev uint64, age time.Duration) *annals.Event {
+	ev := func(rev annals.Revision, age time.Duration) *annals.Event {
 		return &annals.Event{Revision: rev, Recorded: visNow.Add(-age)}
 	}
 	tests := []struct {
@@ -87,8 +87,8 @@ func TestWindowRange(t *testing.T) {
 		name   string
 		w      Window
 		dir    annals.Direction
-		from   uint64
-		lo, hi uint64
+		from   annals.Revision
+		lo, hi annals.Revision
 		ok     bool
 	}{
 		{"forwards from start", w, annals.Forwards, annals.Start, 3, 7, true},
@@ -125,7 +125,7 @@ func TestPlanStreamRead(t *testing.T) {
 		md     annals.StreamMetadata
 		opts   annals.ReadStreamOptions
 		err    error
-		lo, hi uint64
+		lo, hi annals.Revision
 		empty  bool
 	}{
 		{"missing", stMissing, annals.StreamMetadata{}, annals.ReadStreamOptions{}, annals.ErrStreamNotFound, 0, 0, false},
@@ -170,7 +170,7 @@ func TestStreamReadTake(t *testing.T) {
 	// with MaxAge 5m revisions 5..9 are young enough.
 	stream := make([]annals.Event, 10)
 	for r := range stream {
-		stream[r] = annals.Event{Revision: uint64(r), Recorded: visNow.Add(-time.Duration(10-r) * time.Minute)}
+		stream[r] = annals.Event{Revision: annals.Revision(r), Recorded: visNow.Add(-time.Duration(10-r) * time.Minute)}
 	}
 	// An event whose clock went backwards is hidden but does not stop a
 	// forwards read.
@@ -184,37 +184,37 @@ func TestStreamReadTake(t *testing.T) {
 		events []annals.Event
 		md     annals.StreamMetadata
 		opts   annals.ReadStreamOptions
-		want   []uint64
+		want   []annals.Revision
 		// fetched is how many events the read looked at before it stopped.
 		fetched int
 	}{
 		{"all forwards", stream, annals.StreamMetadata{}, annals.ReadStreamOptions{},
-			[]uint64{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 10},
+			[]annals.Revision{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 10},
 		{"all backwards", stream, annals.StreamMetadata{}, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End},
-			[]uint64{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}, 10},
+			[]annals.Revision{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}, 10},
 		{"limit forwards", stream, annals.StreamMetadata{}, annals.ReadStreamOptions{From: 2, Limit: 3},
-			[]uint64{2, 3, 4}, 4},
+			[]annals.Revision{2, 3, 4}, 4},
 		{"limit backwards", stream, annals.StreamMetadata{}, annals.ReadStreamOptions{Direction: annals.Backwards, From: 6, Limit: 2},
-			[]uint64{6, 5}, 3},
+			[]annals.Revision{6, 5}, 3},
 		{"max age forwards", stream, annals.StreamMetadata{MaxAge: 5 * time.Minute}, annals.ReadStreamOptions{},
-			[]uint64{5, 6, 7, 8, 9}, 10},
+			[]annals.Revision{5, 6, 7, 8, 9}, 10},
 		{"max age backwards stops at first too old", stream, annals.StreamMetadata{MaxAge: 5 * time.Minute},
-			annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End}, []uint64{9, 8, 7, 6, 5}, 6},
+			annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End}, []annals.Revision{9, 8, 7, 6, 5}, 6},
 		{"max age forwards continues past an old event", odd, annals.StreamMetadata{MaxAge: 5 * time.Minute}, annals.ReadStreamOptions{},
-			[]uint64{5, 6, 8, 9}, 10},
+			[]annals.Revision{5, 6, 8, 9}, 10},
 		{"max age backwards stops at an old event", odd, annals.StreamMetadata{MaxAge: 5 * time.Minute},
-			annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End}, []uint64{9, 8}, 3},
+			annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End}, []annals.Revision{9, 8}, 3},
 		{"max age and limit", stream, annals.StreamMetadata{MaxAge: 5 * time.Minute}, annals.ReadStreamOptions{Limit: 2},
-			[]uint64{5, 6}, 8},
+			[]annals.Revision{5, 6}, 8},
 		{"max count and max age", stream, annals.StreamMetadata{MaxCount: 7, MaxAge: 5 * time.Minute}, annals.ReadStreamOptions{},
-			[]uint64{5, 6, 7, 8, 9}, 7},
+			[]annals.Revision{5, 6, 7, 8, 9}, 7},
 		{"max count backwards with limit", stream, annals.StreamMetadata{MaxCount: 4},
-			annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 10}, []uint64{9, 8, 7, 6}, 4},
+			annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 10}, []annals.Revision{9, 8, 7, 6}, 4},
 		{"truncate before and max count", stream, annals.StreamMetadata{TruncateBefore: 8, MaxCount: 4}, annals.ReadStreamOptions{},
-			[]uint64{8, 9}, 2},
+			[]annals.Revision{8, 9}, 2},
 		{"truncate before, max age, backwards from inside", stream,
 			annals.StreamMetadata{TruncateBefore: 3, MaxAge: 8 * time.Minute},
-			annals.ReadStreamOptions{Direction: annals.Backwards, From: 6}, []uint64{6, 5, 4, 3}, 4},
+			annals.ReadStreamOptions{Direction: annals.Backwards, From: 6}, []annals.Revision{6, 5, 4, 3}, 4},
 		{"everything too old", stream, annals.StreamMetadata{MaxAge: time.Second}, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End},
 			nil, 1},
 	}
@@ -224,12 +224,12 @@ func TestStreamReadTake(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var got []uint64
+			var got []annals.Revision
 			fetched := 0
 			if !r.Empty {
-				next, step := r.Lo, uint64(1)
+				next, step := r.Lo, annals.Revision(1)
 				if r.Direction == annals.Backwards {
-					next, step = r.Hi, ^uint64(0)
+					next, step = r.Hi, annals.End
 				}
 				var yielded uint64
 				for n := r.Hi - r.Lo + 1; n > 0; n-- {
@@ -255,7 +255,7 @@ func TestStreamReadTake(t *testing.T) {
 	}
 }
 
-func equalRevs(a, b []uint64) bool {
+func equalRevs(a, b []annals.Revision) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -303,8 +303,8 @@ func TestAllRead(t *testing.T) {
 	tests := []struct {
 		name    string
 		opts    annals.ReadAllOptions
-		durable uint64
-		lo, hi  uint64
+		durable annals.Position
+		lo, hi  annals.Position
 		ok      bool
 	}{
 		{"forwards from start", annals.ReadAllOptions{}, 10, 1, 10, true},

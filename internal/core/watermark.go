@@ -20,26 +20,26 @@ type Watermark struct {
 }
 
 // NewWatermark starts at pos.
-func NewWatermark(pos uint64) *Watermark {
+func NewWatermark(pos annals.Position) *Watermark {
 	w := &Watermark{wake: make(chan struct{})}
-	w.pos.Store(pos)
+	w.pos.Store(uint64(pos))
 	return w
 }
 
 // Load returns the durable position.
-func (w *Watermark) Load() uint64 { return w.pos.Load() }
+func (w *Watermark) Load() annals.Position { return annals.Position(w.pos.Load()) }
 
 // Advance publishes pos and wakes every waiter.
-func (w *Watermark) Advance(pos uint64) {
+func (w *Watermark) Advance(pos annals.Position) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if pos < w.pos.Load() {
+	if pos < w.Load() {
 		panic("core: watermark moved backwards")
 	}
-	if pos == w.pos.Load() {
+	if pos == w.Load() {
 		return
 	}
-	w.pos.Store(pos)
+	w.pos.Store(uint64(pos))
 	close(w.wake)
 	w.wake = make(chan struct{})
 }
@@ -55,12 +55,12 @@ func (w *Watermark) Close() {
 }
 
 // Wait blocks until the durable position is past after, and returns it.
-func (w *Watermark) Wait(ctx context.Context, after uint64) (uint64, error) {
+func (w *Watermark) Wait(ctx context.Context, after annals.Position) (annals.Position, error) {
 	for {
 		w.mu.Lock()
 		closed, wake := w.closed, w.wake
 		w.mu.Unlock()
-		if p := w.pos.Load(); p > after {
+		if p := w.Load(); p > after {
 			return p, nil
 		}
 		if closed {

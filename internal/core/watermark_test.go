@@ -11,12 +11,12 @@ import (
 )
 
 type waitResult struct {
-	pos uint64
+	pos annals.Position
 	err error
 }
 
 // waitAsync runs Wait in a goroutine.
-func waitAsync(ctx context.Context, w *Watermark, after uint64) <-chan waitResult {
+func waitAsync(ctx context.Context, w *Watermark, after annals.Position) <-chan waitResult {
 	ch := make(chan waitResult, 1)
 	go func() {
 		p, err := w.Wait(ctx, after)
@@ -61,8 +61,8 @@ func TestWatermarkLoad(t *testing.T) {
 func TestWatermarkWaitAlreadyPast(t *testing.T) {
 	tests := []struct {
 		name  string
-		start uint64
-		after uint64
+		start annals.Position
+		after annals.Position
 	}{
 		{"behind", 5, 3},
 		{"just behind", 5, 4},
@@ -172,7 +172,7 @@ func TestWatermarkConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var seen uint64
+			var seen annals.Position
 			for seen < final {
 				p, err := w.Wait(ctx, seen)
 				if err != nil {
@@ -187,7 +187,7 @@ func TestWatermarkConcurrent(t *testing.T) {
 			}
 		}()
 	}
-	for p := uint64(1); p <= final; p++ {
+	for p := annals.Position(1); p <= final; p++ {
 		w.Advance(p)
 	}
 	done := make(chan struct{})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/projection"
 )
 
@@ -21,7 +22,7 @@ func (s *suite[M]) generationCases() []testCase[M] {
 // fill writes a model value, a checkpoint and a parked event to slot,
 // each telling which slot it is: pos is the checkpoint's position and the
 // parked event's.
-func (s *suite[M]) fill(t *testing.T, ctx context.Context, target projection.Target[M], slot string, pos uint64) {
+func (s *suite[M]) fill(t *testing.T, ctx context.Context, target projection.Target[M], slot string, pos annals.Position) {
 	t.Helper()
 	tx := begin(t, ctx, target, slot)
 	s.put(t, ctx, tx, "k", fmt.Sprintf("v%d", pos))
@@ -31,7 +32,7 @@ func (s *suite[M]) fill(t *testing.T, ctx context.Context, target projection.Tar
 }
 
 // wantFilled checks that slot holds what fill wrote to it with pos.
-func (s *suite[M]) wantFilled(t *testing.T, ctx context.Context, target projection.Target[M], slot string, pos uint64) {
+func (s *suite[M]) wantFilled(t *testing.T, ctx context.Context, target projection.Target[M], slot string, pos annals.Position) {
 	t.Helper()
 	wantValue(t, fmt.Sprintf("slot %q", slot), s.committedValue(t, ctx, target, slot, "k"), fmt.Sprintf("v%d", pos))
 	wantCheckpoint(t, ctx, target, slot, projection.Checkpoint{Position: pos, Parked: 1})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/projection"
 	"github.com/google/uuid"
 )
@@ -25,7 +26,7 @@ func (s *suite[M]) parkedCases() []testCase[M] {
 var parkedEpoch = time.Date(2026, 1, 2, 3, 4, 5, 678000, time.UTC)
 
 // parkedAt is the parked event of position pos, every field set.
-func parkedAt(pos uint64) projection.ParkedEvent {
+func parkedAt(pos annals.Position) projection.ParkedEvent {
 	var id uuid.UUID
 	id[0], id[15] = 0xa0, byte(pos)
 	return projection.ParkedEvent{
@@ -34,7 +35,7 @@ func parkedAt(pos uint64) projection.ParkedEvent {
 	}
 }
 
-func parkedList(positions ...uint64) []projection.ParkedEvent {
+func parkedList(positions ...annals.Position) []projection.ParkedEvent {
 	var out []projection.ParkedEvent
 	for _, p := range positions {
 		out = append(out, parkedAt(p))
@@ -42,7 +43,7 @@ func parkedList(positions ...uint64) []projection.ParkedEvent {
 	return out
 }
 
-func (s *suite[M]) park(t *testing.T, ctx context.Context, tx projection.Tx[M], positions ...uint64) {
+func (s *suite[M]) park(t *testing.T, ctx context.Context, tx projection.Tx[M], positions ...annals.Position) {
 	t.Helper()
 	for _, p := range positions {
 		check(t, "Park", tx.Park(ctx, parkedAt(p)))
@@ -157,7 +158,7 @@ func (s *suite[M]) testParkThenUnpark(t *testing.T, target projection.Target[M])
 }
 
 // parkCommitted parks positions in slot "p", checkpoint at the last.
-func (s *suite[M]) parkCommitted(t *testing.T, ctx context.Context, target projection.Target[M], positions ...uint64) {
+func (s *suite[M]) parkCommitted(t *testing.T, ctx context.Context, target projection.Target[M], positions ...annals.Position) {
 	t.Helper()
 	tx := begin(t, ctx, target, "p")
 	s.park(t, ctx, tx, positions...)

@@ -38,6 +38,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/projection"
 )
 
@@ -193,7 +194,7 @@ func rollback[M any](t *testing.T, ctx context.Context, tx projection.Tx[M]) {
 	}
 }
 
-func save[M any](t *testing.T, ctx context.Context, tx projection.Tx[M], prev uint64, cp projection.Checkpoint) {
+func save[M any](t *testing.T, ctx context.Context, tx projection.Tx[M], prev annals.Position, cp projection.Checkpoint) {
 	t.Helper()
 	if err := tx.SaveCheckpoint(ctx, prev, cp); err != nil {
 		t.Fatalf("SaveCheckpoint(%d, %+v): %v", prev, cp, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/projection"
 )
 
@@ -118,7 +119,7 @@ func (s *suite[M]) testCheckpointMoved(t *testing.T, target projection.Target[M]
 	tx := begin(t, ctx, target, "p")
 	save(t, ctx, tx, 0, projection.Checkpoint{Position: 5})
 	commit(t, ctx, tx)
-	for _, prev := range []uint64{0, 4, 6} {
+	for _, prev := range []annals.Position{0, 4, 6} {
 		tx := begin(t, ctx, target, "p")
 		s.put(t, ctx, tx, "k", "stale")
 		err := tx.SaveCheckpoint(ctx, prev, projection.Checkpoint{Position: 7})
