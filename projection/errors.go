@@ -55,7 +55,7 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 
 // FailedError ends Run when the error policy gave up: the projection
 // stopped at Position (the last event it applied) and Err is the last
-// error. Run again (after fixing the cause) resumes from Position+1.
+// error. Run again (after fixing the cause) resumes at annals.After(Position).
 type FailedError struct {
 	Name     string
 	Position annals.Position
