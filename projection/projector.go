@@ -703,12 +703,13 @@ func (p *Projector[M]) check(in input) error {
 	return p.m.check(in)
 }
 
-// fail marks the projector failed and logs it: the failure is in the log
-// when it happens, not when the projector's owner collects it.
+// fail logs the failure and marks the projector failed: the failure is in
+// the log when it happens, not when the projector's owner collects it, and
+// before anyone can see the Failed state.
 func (p *Projector[M]) fail(f *FailedError) {
-	p.on(inFail)
 	p.log.Error("projection failed: resume retries it, reset replays it from the start",
 		"position", f.Position, "attempts", f.Attempts, "err", f.Err)
+	p.on(inFail)
 }
 
 // noteError records err as the last error and logs it: an error the

@@ -232,7 +232,15 @@ func TestPersistentCompetingConsumers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer sub.Close()
+		// The client's Ack and Close both send on the call's stream, which
+		// gRPC does not allow at once: the test's end closes under the lock
+		// its consumer acks under.
+		var sending sync.Mutex
+		defer func() {
+			sending.Lock()
+			defer sending.Unlock()
+			sub.Close()
+		}()
 		go func() {
 			<-both
 			for {
@@ -241,7 +249,9 @@ func TestPersistentCompetingConsumers(t *testing.T) {
 					return
 				}
 				ev := e.EventAppeared.Event.OriginalEvent()
+				sending.Lock()
 				sub.Ack(e.EventAppeared.Event)
+				sending.Unlock()
 				results <- got{n, ev.EventID, ev.StreamID}
 			}
 		}()
