@@ -42,7 +42,7 @@ func getHead(db *pebble.DB, stream string) (core.StreamState, error) {
 		return st, err
 	}
 	prefix := streamPrefix(stream)
-	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperStreamKey(prefix, ^annals.Revision(0))})
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: upperStreamKey(prefix, annals.End)})
 	if err != nil {
 		return st, err
 	}
@@ -249,7 +249,7 @@ func (cc *chunkCache) event(pos, chunkKey annals.Position) (annals.Event, error)
 }
 
 func upperStreamKey(prefix []byte, hi annals.Revision) []byte {
-	if hi == ^annals.Revision(0) {
+	if hi == annals.End {
 		return append(append([]byte(nil), prefix[:len(prefix)-1]...), 1)
 	}
 	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), uint64(hi+1))
