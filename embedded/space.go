@@ -189,3 +189,21 @@ func (b *backgroundErrors) report(err error) {
 		"out-of-space", noSpace(err), "similar-errors-not-logged", b.skipped)
 	b.last, b.skipped = now, 0
 }
+
+// DiskUsage returns the bytes the store's files take, as pebble counts
+// them (WAL, tables, manifests), and the bytes an unprivileged writer may
+// still use on their filesystem (0 where that cannot be told).
+func (s *Store) DiskUsage() (usedBytes, availBytes uint64, err error) {
+	err = s.read(func() error {
+		usedBytes = s.db.Metrics().DiskSpaceUsage()
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	free, err := freeBytes(s.disk.dir)
+	if err != nil && !errors.Is(err, errFreeUnknown) {
+		return usedBytes, 0, err
+	}
+	return usedBytes, free, nil
+}

@@ -68,6 +68,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
+	// OnGroupCommit, if set, is told of every group commit, from the
+	// writer: it must return at once (annals.GroupCommit).
+	OnGroupCommit func(annals.GroupCommit)
 	// fs replaces the filesystem in tests that inject faults.
 	fs vfs.FS
 }

@@ -51,6 +51,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 	return s.writes.Append(ctx, stream, expected, events...)
 }
 
+// Ready implements annals.ReadyChecker: an append of no events to
+// annals.ReadinessStream, which the writer decides and writes nothing for.
+func (s *Store) Ready(ctx context.Context) error {
+	_, err := s.writes.Append(ctx, annals.ReadinessStream, annals.Any)
+	return err
+}
+
 // SetStreamMetadata implements annals.Store: it appends md to stream's
 // metastream if the metastream is at expected, durably, as Append does.
 func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
@@ -88,6 +95,8 @@ type group struct {
 	reqs     []*core.Request
 	firstPos annals.Position // its first event's position, if batch is set
 	lastPos  annals.Position
+	events   int       // written by the batch
+	applied  time.Time // when the batch went to pebble
 }
 
 func newWriter(s *Store, last annals.Position, lastTime time.Time, ids *idFilter) *writer {
@@ -177,10 +186,13 @@ func (w *writer) planAndApply(reqs []*core.Request) *group {
 		heads[stream] = ov.states[stream]
 	}
 	w.writeSorted(batch, ov.events, heads)
-	g := &group{reqs: reqs, firstPos: firstPos, lastPos: w.next - 1}
+	g := &group{reqs: reqs, firstPos: firstPos, lastPos: w.next - 1, events: len(ov.events)}
 	if batch.Empty() {
 		batch.Close()
 	} else {
+		if w.s.opts.OnGroupCommit != nil {
+			g.applied = time.Now()
+		}
 		if err := w.applyNoSync(batch); err != nil {
 			panic(fmt.Sprintf("embedded: applying a group commit failed, stopping so nothing unsynced is acknowledged: %v", err))
 		}
@@ -300,6 +312,9 @@ func (w *writer) syncAndAnswer(g *group) {
 		}
 		g.batch.Close()
 		w.s.wm.Advance(g.lastPos)
+	}
+	if fn := w.s.opts.OnGroupCommit; fn != nil && g.batch != nil {
+		fn(annals.GroupCommit{Writes: len(g.reqs), Events: g.events, Bytes: core.GroupBytes(g.reqs), Sync: time.Since(g.applied)})
 	}
 	if core.Invariants {
 		core.Assert(w.s.wm.Load() >= g.lastPos, "embedded: answering a group decided at position %d with the watermark at %d (invariant 3)", g.lastPos, w.s.wm.Load())

@@ -75,6 +75,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 	return s.writes.Append(ctx, stream, expected, events...)
 }
 
+// Ready implements annals.ReadyChecker: an append of no events to
+// annals.ReadinessStream, which the writer decides and writes nothing for.
+func (s *Store) Ready(ctx context.Context) error {
+	_, err := s.writes.Append(ctx, annals.ReadinessStream, annals.Any)
+	return err
+}
+
 // SetStreamMetadata implements annals.Store: it appends md to stream's
 // metastream if the metastream is at expected.
 func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {

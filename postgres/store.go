@@ -84,6 +84,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (time.Now by default).
 	Now func() time.Time
+	// OnGroupCommit, if set, is told of every group transaction that
+	// committed, from the writer: it must return at once
+	// (annals.GroupCommit). A group whose COMMIT answer was lost is not
+	// reported.
+	OnGroupCommit func(annals.GroupCommit)
 
 	// appName is the connections' application_name, which tests use to
 	// find a store's backends; noNotify turns the notifier off, as if
@@ -302,3 +307,13 @@ var ErrNotWritten = errors.New("postgres: append not written")
 func channelName(schema string) string { return schema + "_appended" }
 
 func ident(parts ...string) string { return pgx.Identifier(parts).Sanitize() }
+
+// DiskUsage returns the bytes the store's tables take in the database,
+// their indexes and TOAST included.
+func (s *Store) DiskUsage(ctx context.Context) (usedBytes int64, err error) {
+	const q = `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`
+	err = s.use(ctx, func() error { return s.pool.QueryRow(ctx, q, s.opts.Schema).Scan(&usedBytes) })
+	return usedBytes, err
+}

@@ -72,6 +72,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 	return s.writes.Append(ctx, stream, expected, events...)
 }
 
+// Ready implements annals.ReadyChecker: an append of no events to
+// annals.ReadinessStream, which the writer decides and writes nothing for.
+func (s *Store) Ready(ctx context.Context) error {
+	_, err := s.writes.Append(ctx, annals.ReadinessStream, annals.Any)
+	return err
+}
+
 // SetStreamMetadata implements annals.Store: it appends md to stream's
 // metastream if the metastream is at expected, committed as Append is.
 func (s *Store) SetStreamMetadata(ctx context.Context, stream string, expected annals.ExpectedRevision, md annals.StreamMetadata) (annals.AppendResult, error) {
@@ -481,6 +488,7 @@ func (w *writer) commitTxn(t *openTxn) (*writeSet, error) {
 	s, c, ws := w.s, t.conn.Conn(), t.ws
 	// A test hook holding the transaction open needs COMMIT on its own.
 	hook := s.opts.beforeCommit
+	start := time.Now()
 	err := t.v.write(t.head, ws.lastPos, t.now, hook == nil)
 	if err == nil && hook != nil {
 		hook()
@@ -500,6 +508,13 @@ func (w *writer) commitTxn(t *openTxn) (*writeSet, error) {
 		return nil, fmt.Errorf("postgres: after COMMIT the connection is in transaction state %q", st)
 	}
 	w.committed(ws)
+	if fn := s.opts.OnGroupCommit; fn != nil {
+		c := annals.GroupCommit{Writes: len(t.reqs), Bytes: core.GroupBytes(t.reqs), Sync: time.Since(start)}
+		if ws.firstPos > 0 {
+			c.Events = int(ws.lastPos - ws.firstPos + 1)
+		}
+		fn(c)
+	}
 	return ws, nil
 }
 

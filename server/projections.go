@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/annals/annals"
 )
@@ -68,6 +69,11 @@ type ProjectionStatus struct {
 	Position, Head annals.Position
 	Lag            uint64
 	LastError      string
+	LastErrorAt    time.Time
+	// Parked counts the events parked since the last reset;
+	// EventsPerSecond is the recent rate of applied events.
+	Parked          uint64
+	EventsPerSecond float64
 	// Generation is the active generation of the read model.
 	Generation uint64
 	// Rebuild is the blue/green rebuild in progress, if any.

@@ -1,8 +1,8 @@
 // Package server serves an Annals store over the KurrentDB (EventStoreDB)
 // gRPC protocol, so the official clients connect to it as to KurrentDB, and
-// over HTTP/1.1 (/health/live, KurrentDB's /ping, and /api/projections to watch and control
-// the projections of Options.Projections) on the same port (split.go
-// sorts the connections).
+// over HTTP/1.1 (/health/live, /health/ready, /info, /metrics, KurrentDB's
+// /ping, and /api/projections to watch and control the projections of
+// Options.Projections) on the same port (split.go sorts the connections).
 //
 // Served so far: Streams.Append, Streams.BatchAppend, Streams.Read
 // (counted reads and catch-up subscriptions, of a stream or of $all, with
@@ -110,6 +110,15 @@ type Options struct {
 	// MaxAppendSizeBytes, or one append could never fit.
 	MaxAppendBytesInProgress int
 
+	// Calls, if set, is told of every gRPC call the server finishes.
+	Calls CallObserver
+	// Metrics, if set, is served at GET /metrics, open to all as
+	// KurrentDB's is (package metrics' Handler).
+	Metrics http.Handler
+	// Info gives /info the product's version and the store's kind (its
+	// Version and Store); the server fills in the rest.
+	Info Info
+
 	// appends replaces AppendRoomWait and AppendReceiveTimeout (tests).
 	appends appendLimits
 	// keepalive replaces KeepaliveTime and KeepaliveTimeout, conns
@@ -183,11 +192,18 @@ func New(store annals.Store, opts Options) (*Server, error) {
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}, budget: newAppendBudget(opts.appends), persistent: m}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	g := newGate(opts.Credentials)
+	unary := []grpc.UnaryServerInterceptor{g.unary, failureLog{opts.Logger}.unary}
+	stream := []grpc.StreamServerInterceptor{g.stream, failureLog{opts.Logger}.stream}
+	if opts.Calls != nil {
+		// First, to see the calls the gate refuses too.
+		unary = append([]grpc.UnaryServerInterceptor{callObserver{opts.Calls}.unary}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{callObserver{opts.Calls}.stream}, stream...)
+	}
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(MaxMessageBytes(opts.Limits)),
 		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
-		grpc.ChainUnaryInterceptor(g.unary, failureLog{opts.Logger}.unary),
-		grpc.ChainStreamInterceptor(g.stream, failureLog{opts.Logger}.stream),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 		// The clients ping every 10 s even without calls; the default
 		// policy would answer GOAWAY "too_many_pings" and kill
 		// subscriptions after ~30 s.
@@ -219,7 +235,7 @@ func New(store annals.Store, opts Options) (*Server, error) {
 		s.opts.TLS = opts.TLS
 	}
 	s.http = &http.Server{
-		Handler:           httpMux(opts, g),
+		Handler:           httpMux(store, opts, g),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
@@ -243,8 +259,9 @@ func openPersistent(store annals.Store, opts Options) (*ps.Manager, error) {
 }
 
 // httpMux serves the HTTP/1.1 endpoints.
-func httpMux(opts Options, g *gate) *http.ServeMux {
+func httpMux(store annals.Store, opts Options, g *gate) *http.ServeMux {
 	mux := http.NewServeMux()
+	mountObservation(mux, store, opts, time.Now())
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})
@@ -320,4 +337,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.persistent.Close() // writes the groups' checkpoints: before the store closes
 	}
 	return err
+}
+
+// Groups describes every persistent subscription group, sorted by stream
+// and name; none if they are not served.
+func (s *Server) Groups() ([]ps.GroupInfo, error) {
+	if s.persistent == nil {
+		return nil, nil
+	}
+	return s.persistent.List("")
 }

@@ -503,18 +503,24 @@ const postgresOpenTimeout = 30 * time.Second
 // openStore opens the store e names: PostgreSQL with --postgres, else the
 // embedded store in --db.
 func openStore(ctx context.Context, e *env, limits annals.Limits, logger *slog.Logger) (annals.Store, error) {
+	return openStoreObserved(ctx, e, limits, logger, nil)
+}
+
+// openStoreObserved is openStore whose store reports its group commits to
+// onCommit, if set.
+func openStoreObserved(ctx context.Context, e *env, limits annals.Limits, logger *slog.Logger, onCommit func(annals.GroupCommit)) (annals.Store, error) {
 	if e.postgres != "" {
 		// A DSN naming a host that never answers must not hang the
 		// command: opening connects and migrates within postgresOpenTimeout.
 		ctx, cancel := context.WithTimeout(ctx, postgresOpenTimeout)
 		defer cancel()
-		s, err := postgres.Open(ctx, e.postgres, postgres.Options{Schema: e.schema, Limits: limits, Logger: logger})
+		s, err := postgres.Open(ctx, e.postgres, postgres.Options{Schema: e.schema, Limits: limits, Logger: logger, OnGroupCommit: onCommit})
 		if err != nil {
 			return nil, fmt.Errorf("opening the PostgreSQL store (within %v): %w", postgresOpenTimeout, err)
 		}
 		return s, nil
 	}
-	return embedded.Open(e.db, embedded.Options{Limits: limits, Logger: logger})
+	return embedded.Open(e.db, embedded.Options{Limits: limits, Logger: logger, OnGroupCommit: onCommit})
 }
 
 // checkStoreDir refuses, without writing to it, a directory that holds no

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -14,131 +15,223 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/metrics"
 	"github.com/annals/annals/server"
 	"github.com/annals/annals/server/serveproj"
 )
 
 const defaultListen = "127.0.0.1:2113"
 
-func setupServe(fs *flag.FlagSet) runFunc {
-	listen := fs.String("listen", defaultListen, "the `host:port` to serve gRPC and HTTP on")
-	insecure := fs.Bool("insecure", false, "serve without TLS and without authentication, as KurrentDB's --insecure")
-	tlsCert := fs.String("tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serves TLS and requires credentials")
-	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
-	tlsCA := fs.String("tls-ca", "", "CA certificate `file` (PEM) to verify client certificates, when a client presents one")
-	adminPassword := fs.String("admin-password", "", "the password of the built-in admin user, with TLS (default: $ANNALS_ADMIN_PASSWORD, else changeit); "+
-		"other local users see it in the process list: prefer --admin-password-file")
-	adminPasswordFile := fs.String("admin-password-file", "", "a `file` holding the admin user's password (one line)")
-	projections := fs.String("projection", "", "built-in projections to run, comma-separated `names` ("+strings.Join(builtinProjections, ", ")+
-		"); served under /api/projections")
-	readModels := fs.String("read-models", "", "the `directory` of the projections' read models with the embedded store (default: the --db directory followed by .read-models)")
+// serveFlags are the flags of annals serve.
+type serveFlags struct {
+	listen, tlsCert, tlsKey, tlsCA   *string
+	adminPassword, adminPasswordFile *string
+	projections, readModels          *string
+	logFormat, logLevel              *string
+	insecure, metrics                *bool
+}
 
+func setupServe(fs *flag.FlagSet) runFunc {
+	f := serveFlags{
+		listen:   fs.String("listen", defaultListen, "the `host:port` to serve gRPC and HTTP on"),
+		insecure: fs.Bool("insecure", false, "serve without TLS and without authentication, as KurrentDB's --insecure"),
+		tlsCert:  fs.String("tls-cert", "", "TLS certificate `file` (PEM); with --tls-key, serves TLS and requires credentials"),
+		tlsKey:   fs.String("tls-key", "", "TLS private key `file` (PEM)"),
+		tlsCA:    fs.String("tls-ca", "", "CA certificate `file` (PEM) to verify client certificates, when a client presents one"),
+		adminPassword: fs.String("admin-password", "", "the password of the built-in admin user, with TLS (default: $ANNALS_ADMIN_PASSWORD, else changeit); "+
+			"other local users see it in the process list: prefer --admin-password-file"),
+		adminPasswordFile: fs.String("admin-password-file", "", "a `file` holding the admin user's password (one line)"),
+		projections: fs.String("projection", "", "built-in projections to run, comma-separated `names` ("+strings.Join(builtinProjections, ", ")+
+			"); served under /api/projections"),
+		readModels: fs.String("read-models", "", "the `directory` of the projections' read models with the embedded store (default: the --db directory followed by .read-models)"),
+		metrics:    fs.Bool("metrics", true, "serve Prometheus metrics at /metrics (docs/metrics.md); --metrics=false measures nothing"),
+		logFormat:  fs.String("log-format", "text", "the log's `format`: text or json"),
+		logLevel:   fs.String("log-level", "info", "the least `level` logged: debug, info, warn or error"),
+	}
 	return func(ctx context.Context, e *env) error {
-		host, _, err := net.SplitHostPort(*listen)
-		if err != nil {
-			return usagef("--listen %q: %v", *listen, err)
-		}
-		useTLS := *tlsCert != "" || *tlsKey != ""
-		switch {
-		case useTLS && *insecure:
-			return usagef("--insecure and --tls-cert/--tls-key contradict each other")
-		case useTLS && (*tlsCert == "" || *tlsKey == ""):
-			return usagef("TLS needs both --tls-cert and --tls-key")
-		case !useTLS && (*adminPassword != "" || *adminPasswordFile != ""):
-			return usagef("--admin-password and --admin-password-file go with TLS (--tls-cert, --tls-key): without it there is no authentication")
-		case !useTLS && *tlsCA != "":
-			return usagef("--tls-ca goes with --tls-cert and --tls-key")
-		case !useTLS && !*insecure && !loopback(host):
-			return usagef("refusing to serve %s without TLS: anyone who reaches it could read and write every stream. "+
-				"Serve on a loopback address, give --tls-cert and --tls-key, or pass --insecure to mean it", *listen)
-		}
-		names, err := projectionNames(*projections)
+		cfg, err := f.check(e)
 		if err != nil {
 			return err
 		}
-		dir := *readModels
-		switch {
-		case dir != "" && e.postgres != "":
-			return usagef("--read-models goes with the embedded store: with --postgres the read models are in PostgreSQL")
-		case dir != "" && len(names) == 0:
-			return usagef("--read-models goes with --projection")
+		return serve(ctx, e, cfg)
+	}
+}
+
+// serveConfig is annals serve's flags, checked.
+type serveConfig struct {
+	listen      string
+	useTLS      bool
+	names       []string // the projections
+	readModels  string
+	logger      *slog.Logger
+	metrics     bool
+	serverFlags serveFlags
+}
+
+// check refuses contradictory flags and makes the logger.
+func (f serveFlags) check(e *env) (serveConfig, error) {
+	host, _, err := net.SplitHostPort(*f.listen)
+	if err != nil {
+		return serveConfig{}, usagef("--listen %q: %v", *f.listen, err)
+	}
+	useTLS := *f.tlsCert != "" || *f.tlsKey != ""
+	switch {
+	case useTLS && *f.insecure:
+		return serveConfig{}, usagef("--insecure and --tls-cert/--tls-key contradict each other")
+	case useTLS && (*f.tlsCert == "" || *f.tlsKey == ""):
+		return serveConfig{}, usagef("TLS needs both --tls-cert and --tls-key")
+	case !useTLS && (*f.adminPassword != "" || *f.adminPasswordFile != ""):
+		return serveConfig{}, usagef("--admin-password and --admin-password-file go with TLS (--tls-cert, --tls-key): without it there is no authentication")
+	case !useTLS && *f.tlsCA != "":
+		return serveConfig{}, usagef("--tls-ca goes with --tls-cert and --tls-key")
+	case !useTLS && !*f.insecure && !loopback(host):
+		return serveConfig{}, usagef("refusing to serve %s without TLS: anyone who reaches it could read and write every stream. "+
+			"Serve on a loopback address, give --tls-cert and --tls-key, or pass --insecure to mean it", *f.listen)
+	}
+	names, err := projectionNames(*f.projections)
+	if err != nil {
+		return serveConfig{}, err
+	}
+	dir := *f.readModels
+	switch {
+	case dir != "" && e.postgres != "":
+		return serveConfig{}, usagef("--read-models goes with the embedded store: with --postgres the read models are in PostgreSQL")
+	case dir != "" && len(names) == 0:
+		return serveConfig{}, usagef("--read-models goes with --projection")
+	}
+	if dir == "" {
+		dir = strings.TrimRight(e.db, "/") + ".read-models"
+	}
+	logger, err := newLogger(e.stderr, *f.logFormat, *f.logLevel)
+	if err != nil {
+		return serveConfig{}, err
+	}
+	return serveConfig{listen: *f.listen, useTLS: useTLS, names: names, readModels: dir, logger: logger, metrics: *f.metrics, serverFlags: f}, nil
+}
+
+// newLogger makes the server's logger of --log-format and --log-level.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usagef("--log-format %q: want text or json", format)
+}
+
+// serverOptions are the server's options of cfg: TLS and credentials, or
+// the warning that there are none.
+func serverOptions(cfg serveConfig) (server.Options, error) {
+	f, logger := cfg.serverFlags, cfg.logger
+	opts := server.Options{Logger: logger, Info: server.Info{Version: version}}
+	host, _, _ := net.SplitHostPort(cfg.listen)
+	switch {
+	case cfg.useTLS:
+		var err error
+		if opts.TLS, err = loadTLS(*f.tlsCert, *f.tlsKey, *f.tlsCA); err != nil {
+			return opts, err
 		}
-		if dir == "" {
-			dir = strings.TrimRight(e.db, "/") + ".read-models"
-		}
-		logger := slog.New(slog.NewTextHandler(e.stderr, nil))
-		tuneGC()
-		opts := server.Options{Logger: logger}
-		if useTLS {
-			if opts.TLS, err = loadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
-				return err
-			}
-			password, err := adminPasswordOf(*adminPassword, *adminPasswordFile, logger)
-			if err != nil {
-				return err
-			}
-			opts.Credentials = server.AdminCredentials(password)
-		} else if !loopback(host) {
-			logger.Warn("INSECURE: NO TLS AND NO AUTHENTICATION ON " + *listen + ", WHICH IS NOT A LOOPBACK ADDRESS: " +
-				"anyone who reaches it can read, write and delete every stream; serve TLS (--tls-cert, --tls-key) unless the network is yours alone")
-		} else {
-			logger.Warn("INSECURE: no TLS and no authentication; serving on a loopback address only")
-		}
-		limits := annals.Limits{AllowSystemStreams: true}.WithDefaults()
-		if e.postgres == "" {
-			if err := checkStoreDir(e.db, true); err != nil {
-				return err
-			}
-		}
-		store, err := openStore(ctx, e, limits, logger)
-		if errors.Is(err, embedded.ErrLocked) {
-			return fmt.Errorf("the store in %s is in use by another process: %w", e.db, err)
-		}
+		password, err := adminPasswordOf(*f.adminPassword, *f.adminPasswordFile, logger)
 		if err != nil {
-			return err
+			return opts, err
 		}
-		// The projections this server runs, served under /api/projections
-		// (annals projections); an empty registry without --projection.
-		running, err := startProjections(ctx, e, store, names, dir, logger)
-		if err != nil {
-			store.Close()
-			return err
-		}
-		opts.Projections = serveproj.Registry(running.registry)
-		l, err := net.Listen("tcp", *listen)
-		if err != nil {
-			running.stop(logger)
-			store.Close()
-			return err
-		}
-		opts.Limits = limits
-		srv, err := server.New(store, opts)
-		if err != nil {
-			l.Close()
-			running.stop(logger)
-			store.Close()
-			return err
-		}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(l) }()
-		select {
-		case err = <-served:
-		case <-ctx.Done():
-			logger.Info("shutting down: finishing calls in flight", "grace", server.ShutdownGrace)
-			err = srv.Shutdown(context.Background())
-			if serr := <-served; err == nil {
-				err = serr
-			}
-		}
-		running.stop(logger)
-		if cerr := store.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			logger.Info("stopped")
-		}
+		opts.Credentials = server.AdminCredentials(password)
+	case !loopback(host):
+		logger.Warn("INSECURE: NO TLS AND NO AUTHENTICATION ON " + cfg.listen + ", WHICH IS NOT A LOOPBACK ADDRESS: " +
+			"anyone who reaches it can read, write and delete every stream; serve TLS (--tls-cert, --tls-key) unless the network is yours alone")
+	default:
+		logger.Warn("INSECURE: no TLS and no authentication; serving on a loopback address only")
+	}
+	return opts, nil
+}
+
+// serve runs the server of cfg until ctx is done.
+func serve(ctx context.Context, e *env, cfg serveConfig) error {
+	logger := cfg.logger
+	tuneGC()
+	opts, err := serverOptions(cfg)
+	if err != nil {
 		return err
 	}
+	limits := annals.Limits{AllowSystemStreams: true}.WithDefaults()
+	if e.postgres == "" {
+		if err := checkStoreDir(e.db, true); err != nil {
+			return err
+		}
+	}
+	var m *metrics.Metrics
+	var onCommit func(annals.GroupCommit)
+	if cfg.metrics {
+		m = metrics.New()
+		onCommit = m.ObserveGroupCommit
+	}
+	raw, err := openStoreObserved(ctx, e, limits, logger, onCommit)
+	if errors.Is(err, embedded.ErrLocked) {
+		return fmt.Errorf("the store in %s is in use by another process: %w", e.db, err)
+	}
+	if err != nil {
+		return err
+	}
+	opts.Info.Store = storeKind(e)
+	store := raw
+	if m != nil {
+		store = m.Store(raw)
+		opts.Calls, opts.Metrics = m, m.Handler()
+		m.WatchDisk(diskUsage(raw))
+	}
+	// The projections this server runs, served under /api/projections
+	// (annals projections); an empty registry without --projection.
+	running, err := startProjections(ctx, e, store, cfg.names, cfg.readModels, logger)
+	if err != nil {
+		raw.Close()
+		return err
+	}
+	opts.Projections = serveproj.Registry(running.registry)
+	opts.Limits = limits
+	err = listenAndServe(ctx, cfg.listen, store, opts, m)
+	running.stop(logger)
+	if cerr := raw.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		logger.Info("stopped")
+	}
+	return err
+}
+
+// listenAndServe serves store on listen until ctx is done, then shuts the
+// server down.
+func listenAndServe(ctx context.Context, listen string, store annals.Store, opts server.Options, m *metrics.Metrics) error {
+	l, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(store, opts)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if m != nil {
+		watchServed(m, srv, opts.Projections)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		opts.Logger.Info("shutting down: finishing calls in flight", "grace", server.ShutdownGrace)
+		err = srv.Shutdown(context.Background())
+		if serr := <-served; err == nil {
+			err = serr
+		}
+	}
+	return err
 }
 
 // loadTLS reads the server's certificate and key, and the CA that client

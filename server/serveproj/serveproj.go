@@ -63,13 +63,16 @@ func (c control) Reset(ctx context.Context) error { return classify(c.c.Reset(ct
 
 func status(st projection.Status) server.ProjectionStatus {
 	out := server.ProjectionStatus{
-		Name:       st.Name,
-		State:      st.State.String(),
-		Position:   st.Position,
-		Head:       st.Head,
-		Lag:        st.Lag,
-		LastError:  st.LastError,
-		Generation: st.Generation,
+		Name:            st.Name,
+		State:           st.State.String(),
+		Position:        st.Position,
+		Head:            st.Head,
+		Lag:             st.Lag,
+		LastError:       st.LastError,
+		LastErrorAt:     st.LastErrorAt,
+		Parked:          st.Parked,
+		EventsPerSecond: st.EventsPerSecond,
+		Generation:      st.Generation,
 	}
 	if st.Rebuild != nil {
 		out.Rebuild = &server.ProjectionRebuild{Generation: st.Rebuild.Generation, Position: st.Rebuild.Position}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/metrics"
+	"github.com/annals/annals/postgres"
+	"github.com/annals/annals/server"
+)
+
+// storeKind names the store annals serve runs on, for /info.
+func storeKind(e *env) string {
+	if e.postgres != "" {
+		return "postgres"
+	}
+	return "embedded"
+}
+
+// diskUsage asks store for the space it takes.
+func diskUsage(store annals.Store) func(context.Context) (metrics.Disk, error) {
+	return func(ctx context.Context) (metrics.Disk, error) {
+		switch s := store.(type) {
+		case *embedded.Store:
+			used, free, err := s.DiskUsage()
+			return metrics.Disk{UsedBytes: int64(used), FreeBytes: int64(free)}, err
+		case *postgres.Store:
+			used, err := s.DiskUsage(ctx)
+			return metrics.Disk{UsedBytes: used, FreeBytes: -1}, err
+		}
+		return metrics.Disk{FreeBytes: -1}, nil
+	}
+}
+
+// watchServed shows the server's persistent subscription groups and
+// projections in m.
+func watchServed(m *metrics.Metrics, srv *server.Server, projections server.Projections) {
+	m.WatchGroups(func() ([]metrics.Group, error) {
+		infos, err := srv.Groups()
+		groups := make([]metrics.Group, len(infos))
+		for i, g := range infos {
+			groups[i] = metrics.Group{
+				Stream: g.Stream, Name: g.Group, Consumers: len(g.Connections),
+				InFlight: g.InFlight, Buffered: g.Buffered, Parked: g.Parked, Delivered: g.Delivered,
+			}
+		}
+		return groups, err
+	})
+	if projections == nil {
+		return
+	}
+	m.WatchProjections(func(ctx context.Context) ([]metrics.Projection, error) {
+		statuses, err := projections.Statuses(ctx)
+		out := make([]metrics.Projection, len(statuses))
+		for i, st := range statuses {
+			out[i] = metrics.Projection{
+				Name: st.Name, State: st.State, Position: uint64(st.Position), Lag: st.Lag,
+				Parked: st.Parked, EventsPerSecond: st.EventsPerSecond, LastErrorAt: st.LastErrorAt,
+			}
+		}
+		return out, err
+	})
+}
