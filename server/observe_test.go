@@ -67,4 +67,5 @@ func TestReady(t *testing.T) {
 		t.Errorf("/metrics without Options.Metrics: %s, want 404", resp.Status)
 	}
 }
+
 var annalsReadOne = annals.ReadAllOptions{Limit: 1}
