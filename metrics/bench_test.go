@@ -13,21 +13,27 @@ import (
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/metrics"
+	"github.com/annals/annals/tracing"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 )
 
 // BenchmarkAppend appends single 200-byte events to an embedded store,
-// durable before each append returns, bare and measured by Metrics: the
-// metrics' cost is the difference between the two in one run.
+// durable before each append returns: bare, measured by Metrics, and
+// measured and traced (every append sampled, its span batched to an
+// exporter that drops it). The cost of each is the difference between
+// them in one run.
 func BenchmarkAppend(b *testing.B) {
-	for _, measured := range []bool{false, true} {
+	for _, mode := range []string{"off", "metrics", "metrics+tracing"} {
 		for _, writers := range []int{1, 64} {
-			name := fmt.Sprintf("metrics=%s/writers=%d", map[bool]string{false: "off", true: "on"}[measured], writers)
-			b.Run(name, func(b *testing.B) { benchAppend(b, measured, writers) })
+			b.Run(fmt.Sprintf("%s/writers=%d", mode, writers), func(b *testing.B) {
+				benchAppend(b, mode != "off", mode == "metrics+tracing", writers)
+			})
 		}
 	}
 }
 
-func benchAppend(b *testing.B, measured bool, writers int) {
+func benchAppend(b *testing.B, measured, traced bool, writers int) {
 	opts := embedded.Options{Logger: slog.New(slog.DiscardHandler)}
 	var m *metrics.Metrics
 	if measured {
@@ -42,6 +48,11 @@ func benchAppend(b *testing.B, measured bool, writers int) {
 	var s annals.Store = raw
 	if measured {
 		s = m.Store(raw)
+	}
+	if traced {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		defer tp.Shutdown(context.Background())
+		s = tracing.Store(s, tp)
 	}
 	event := []annals.EventData{{Type: "BenchEvent", Data: make([]byte, 200)}}
 	var next atomic.Int64

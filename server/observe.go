@@ -7,6 +7,10 @@ import (
 	"time"
 
 	"github.com/annals/annals"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,6 +27,18 @@ const ProtocolVersion = "v1"
 // ones included (package metrics' Metrics is one). It must return at once.
 type CallObserver interface {
 	ObserveCall(method string, code codes.Code, unary bool, d time.Duration)
+}
+
+// traceOptions make the gRPC server trace its calls with tp, if set.
+func traceOptions(tp trace.TracerProvider) []grpc.ServerOption {
+	if tp == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
+		otelgrpc.WithTracerProvider(tp),
+		otelgrpc.WithPropagators(propagation.TraceContext{}),
+		otelgrpc.WithMeterProvider(noop.NewMeterProvider()), // the metrics are package metrics'
+	))}
 }
 
 // callObserver makes the interceptors that tell o of each call.

@@ -35,6 +35,7 @@ import (
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/projections"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/serverfeatures"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 )
@@ -115,6 +116,9 @@ type Options struct {
 	// Metrics, if set, is served at GET /metrics, open to all as
 	// KurrentDB's is (package metrics' Handler).
 	Metrics http.Handler
+	// TracerProvider, if set, traces every gRPC call (a span per call,
+	// its parent the W3C traceparent the client sent, if any).
+	TracerProvider trace.TracerProvider
 	// Info gives /info the product's version and the store's kind (its
 	// Version and Store); the server fills in the rest.
 	Info Info
@@ -199,7 +203,7 @@ func New(store annals.Store, opts Options) (*Server, error) {
 		unary = append([]grpc.UnaryServerInterceptor{callObserver{opts.Calls}.unary}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{callObserver{opts.Calls}.stream}, stream...)
 	}
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append(traceOptions(opts.TracerProvider),
 		grpc.MaxRecvMsgSize(MaxMessageBytes(opts.Limits)),
 		grpc.MaxConcurrentStreams(MaxStreamsPerConnection),
 		grpc.ChainUnaryInterceptor(unary...),
@@ -216,7 +220,7 @@ func New(store annals.Store, opts Options) (*Server, error) {
 		// grown: a goroutine per call spent ~3% of the CPU growing its
 		// stack. Busy workers fall back to a goroutine per call.
 		grpc.NumStreamWorkers(streamWorkers),
-	)
+	)...)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping, logger: opts.Logger,
 		budget: s.budget})
 	if m != nil {

@@ -1,14 +1,42 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"log/slog"
+	"os"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/metrics"
 	"github.com/annals/annals/postgres"
 	"github.com/annals/annals/server"
+	"github.com/annals/annals/tracing"
 )
+
+// instrument wraps raw in m's measures (if m is set) and in traces (if the
+// OTEL_EXPORTER_OTLP_* variables ask for them), and sets opts to match;
+// stopTraces flushes the last spans.
+func instrument(ctx context.Context, raw annals.Store, m *metrics.Metrics, opts *server.Options, logger *slog.Logger) (store annals.Store, stopTraces func(), err error) {
+	store, stopTraces = raw, func() {}
+	if m != nil {
+		store = m.Store(raw)
+		opts.Calls, opts.Metrics = m, m.Handler()
+		m.WatchDisk(diskUsage(raw))
+	}
+	tp, err := tracerProvider(ctx)
+	if err != nil || tp == nil {
+		return store, stopTraces, err
+	}
+	logger.Info("tracing: exporting spans over OTLP",
+		"endpoint", cmp.Or(os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT")))
+	opts.TracerProvider = tp
+	return tracing.Store(store, tp), func() {
+		if err := shutdownTraces(tp); err != nil {
+			logger.Warn("tracing: flushing the last spans", "err", err)
+		}
+	}, nil
+}
 
 // storeKind names the store annals serve runs on, for /info.
 func storeKind(e *env) string {

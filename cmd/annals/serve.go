@@ -179,12 +179,12 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		return err
 	}
 	opts.Info.Store = storeKind(e)
-	store := raw
-	if m != nil {
-		store = m.Store(raw)
-		opts.Calls, opts.Metrics = m, m.Handler()
-		m.WatchDisk(diskUsage(raw))
+	store, stopTraces, err := instrument(ctx, raw, m, &opts, logger)
+	if err != nil {
+		raw.Close()
+		return err
 	}
+	defer stopTraces()
 	// The projections this server runs, served under /api/projections
 	// (annals projections); an empty registry without --projection.
 	running, err := startProjections(ctx, e, store, cfg.names, cfg.readModels, logger)
