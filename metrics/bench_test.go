@@ -20,20 +20,21 @@ import (
 
 // BenchmarkAppend appends single 200-byte events to an embedded store,
 // durable before each append returns: bare, measured by Metrics, and
-// measured and traced (every append sampled, its span batched to an
-// exporter that drops it). The cost of each is the difference between
-// them in one run.
+// measured and traced (every append sampled, or 1 in 100, the spans
+// batched to an exporter that drops them). The cost of each is the
+// difference between them in one run.
 func BenchmarkAppend(b *testing.B) {
-	for _, mode := range []string{"off", "metrics", "metrics+tracing"} {
+	samplers := map[string]sdktrace.Sampler{"metrics+tracing": sdktrace.AlwaysSample(), "metrics+tracing-1%": sdktrace.TraceIDRatioBased(0.01)}
+	for _, mode := range []string{"off", "metrics", "metrics+tracing", "metrics+tracing-1%"} {
 		for _, writers := range []int{1, 64} {
 			b.Run(fmt.Sprintf("%s/writers=%d", mode, writers), func(b *testing.B) {
-				benchAppend(b, mode != "off", mode == "metrics+tracing", writers)
+				benchAppend(b, mode != "off", samplers[mode], writers)
 			})
 		}
 	}
 }
 
-func benchAppend(b *testing.B, measured, traced bool, writers int) {
+func benchAppend(b *testing.B, measured bool, sampler sdktrace.Sampler, writers int) {
 	opts := embedded.Options{Logger: slog.New(slog.DiscardHandler)}
 	var m *metrics.Metrics
 	if measured {
@@ -49,8 +50,8 @@ func benchAppend(b *testing.B, measured, traced bool, writers int) {
 	if measured {
 		s = m.Store(raw)
 	}
-	if traced {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	if sampler != nil {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()), sdktrace.WithSampler(sampler))
 		defer tp.Shutdown(context.Background())
 		s = tracing.Store(s, tp)
 	}

@@ -27,7 +27,8 @@ func checkpointStream(stream, group string) string {
 	return streamPrefix + stream + "::" + group + "-checkpoint"
 }
 
-func parkedStream(stream, group string) string {
+// ParkedStream names the stream of links to the events a group parked.
+func ParkedStream(stream, group string) string {
 	return streamPrefix + stream + "::" + group + "-parked"
 }
 
@@ -86,7 +87,7 @@ func loadGroup(ctx context.Context, m *Manager, def groupDef) (*group, error) {
 		resume, g.hasCheck = cp, true
 	}
 	g.core = newCore(def.Settings, def.Stream == annals.AllStream, resume)
-	next, tb, err := streamTail(ctx, m.store, parkedStream(def.Stream, def.Group))
+	next, tb, err := streamTail(ctx, m.store, ParkedStream(def.Stream, def.Group))
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +312,7 @@ func (g *group) housekeepOnce(ctx context.Context, now time.Time) {
 		// Every replayed message is finished: the links before parkedAt
 		// are no longer needed, even after a restart.
 		md := annals.StreamMetadata{TruncateBefore: parkedAt}
-		if _, err := g.m.store.SetStreamMetadata(ctx, parkedStream(g.def.Stream, g.def.Group), annals.Any, md); err == nil {
+		if _, err := g.m.store.SetStreamMetadata(ctx, ParkedStream(g.def.Stream, g.def.Group), annals.Any, md); err == nil {
 			g.mu.Lock()
 			g.tbPending = g.parkedAt != parkedAt || g.core.replaying != 0
 			g.mu.Unlock()
@@ -333,7 +334,7 @@ func (g *group) writeParked(ctx context.Context, parks []*message) error {
 			Metadata: meta,
 		}
 	}
-	_, err := g.m.store.Append(ctx, parkedStream(g.def.Stream, g.def.Group), annals.Any, events...)
+	_, err := g.m.store.Append(ctx, ParkedStream(g.def.Stream, g.def.Group), annals.Any, events...)
 	return err
 }
 
@@ -379,7 +380,7 @@ func (g *group) replay(ctx context.Context, stopAt annals.Revision) error {
 	if room <= 0 {
 		return nil
 	}
-	stream := parkedStream(g.def.Stream, g.def.Group)
+	stream := ParkedStream(g.def.Stream, g.def.Group)
 	var links []annals.Event
 	for e, err := range g.m.store.ReadStream(ctx, stream, annals.ReadStreamOptions{From: from, Limit: uint64(room)}) {
 		if errors.Is(err, annals.ErrStreamNotFound) {

@@ -287,7 +287,7 @@ func (m *Manager) Create(ctx context.Context, c Config) error {
 		return err
 	}
 	// Links an earlier group of this name parked are not this one's.
-	parkedFrom, _, err := streamTail(ctx, m.store, parkedStream(c.Stream, c.Group))
+	parkedFrom, _, err := streamTail(ctx, m.store, ParkedStream(c.Stream, c.Group))
 	if err != nil {
 		return err
 	}

@@ -111,3 +111,14 @@ func ready(ctx context.Context, store annals.Store) error {
 	}
 	return nil
 }
+
+// endWith ends the context of every request next serves when stopping is
+// done: a console's live tail would otherwise hold Shutdown for its grace.
+func endWith(stopping context.Context, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer context.AfterFunc(stopping, cancel)()
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

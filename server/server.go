@@ -119,6 +119,13 @@ type Options struct {
 	// TracerProvider, if set, traces every gRPC call (a span per call,
 	// its parent the W3C traceparent the client sent, if any).
 	TracerProvider trace.TracerProvider
+	// Console, if set, is served at "/" (the web console, package
+	// console), behind Credentials; requests end when Shutdown begins.
+	Console http.Handler
+	// Persistent, if set, is the persistent subscription manager to serve
+	// (the console shares it); the server opens one of its own if nil.
+	// Shutdown closes it either way.
+	Persistent *ps.Manager
 	// Info gives /info the product's version and the store's kind (its
 	// Version and Store); the server fills in the rest.
 	Info Info
@@ -189,9 +196,12 @@ func New(store annals.Store, opts Options) (*Server, error) {
 	if err := ensureAdminUser(store, opts); err != nil {
 		return nil, err
 	}
-	m, err := openPersistent(store, opts)
-	if err != nil {
-		return nil, err
+	m := opts.Persistent
+	if m == nil {
+		var err error
+		if m, err = openPersistent(store, opts); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{store: store, opts: opts, gossip: &gossipServer{id: uuid.New()}, budget: newAppendBudget(opts.appends), persistent: m}
 	s.stopping, s.stop = context.WithCancel(context.Background())
@@ -239,7 +249,7 @@ func New(store annals.Store, opts Options) (*Server, error) {
 		s.opts.TLS = opts.TLS
 	}
 	s.http = &http.Server{
-		Handler:           httpMux(store, opts, g),
+		Handler:           httpMux(store, opts, g, s.stopping),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
@@ -263,9 +273,12 @@ func openPersistent(store annals.Store, opts Options) (*ps.Manager, error) {
 }
 
 // httpMux serves the HTTP/1.1 endpoints.
-func httpMux(store annals.Store, opts Options, g *gate) *http.ServeMux {
+func httpMux(store annals.Store, opts Options, g *gate, stopping context.Context) *http.ServeMux {
 	mux := http.NewServeMux()
 	mountObservation(mux, store, opts, time.Now())
+	if opts.Console != nil {
+		mux.Handle("/", g.http(endWith(stopping, opts.Console)))
+	}
 	mux.HandleFunc("GET /health/live", func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	})
