@@ -258,3 +258,45 @@ func ExampleAfter() {
 	// resumed with Withdrawn
 	// true
 }
+
+// A console lists the streams of a category a page at a time: the cursor
+// of the next page is the last name of this one, and a page shorter than
+// the limit is the last. Stores that can list implement StreamLister.
+func ExampleStreamLister() {
+	ctx := context.Background()
+	store := memory.New(memory.Options{})
+	defer store.Close()
+	for _, name := range []string{"order-3", "customer-1", "order-1", "order-2", "order-4", "order-5"} {
+		if _, err := store.Append(ctx, name, annals.Any, annals.EventData{Type: "Placed"}); err != nil {
+			panic(err)
+		}
+	}
+	if _, err := store.Delete(ctx, "order-2", annals.Any); err != nil {
+		panic(err)
+	}
+
+	var lister annals.StreamLister = store
+	opts := annals.ListStreamsOptions{Prefix: "order-", Limit: 2}
+	for {
+		page, err := lister.ListStreams(ctx, opts)
+		if err != nil {
+			panic(err)
+		}
+		for _, s := range page {
+			fmt.Printf("%s at revision %d, deleted: %v\n", s.Name, s.LastRevision, s.Deleted)
+		}
+		if len(page) < opts.PageSize() {
+			break
+		}
+		opts.After = page[len(page)-1].Name
+		fmt.Println("-- next page after", opts.After)
+	}
+	// Output:
+	// order-1 at revision 0, deleted: false
+	// order-2 at revision 0, deleted: true
+	// -- next page after order-2
+	// order-3 at revision 0, deleted: false
+	// order-4 at revision 0, deleted: false
+	// -- next page after order-4
+	// order-5 at revision 0, deleted: false
+}

@@ -48,18 +48,27 @@ func getHead(db *pebble.DB, stream string) (core.StreamState, error) {
 	}
 	defer it.Close()
 	if it.Last() {
-		k := it.Key()
-		rev, err := decodeRevision(k[len(prefix):])
-		if err != nil {
+		if st, err = withIndexTail(st, len(prefix), it.Key(), it.Value()); err != nil {
 			return st, err
 		}
-		pos, _, err := decodeLocation(it.Value())
-		if err != nil {
-			return st, err
-		}
-		st.Exists, st.LastRevision, st.LastPosition = true, rev, max(st.LastPosition, pos)
 	}
 	return st, it.Error()
+}
+
+// withIndexTail completes a head record with the last entry of its
+// stream's index (key k, value v; the stream's prefix is prefixLen bytes):
+// a plain append writes no head.
+func withIndexTail(st core.StreamState, prefixLen int, k, v []byte) (core.StreamState, error) {
+	rev, err := decodeRevision(k[prefixLen:])
+	if err != nil {
+		return st, err
+	}
+	pos, _, err := decodeLocation(v)
+	if err != nil {
+		return st, err
+	}
+	st.Exists, st.LastRevision, st.LastPosition = true, rev, max(st.LastPosition, pos)
+	return st, nil
 }
 
 // getEvent reads the event at pos from the chunk whose key is chunkKey.

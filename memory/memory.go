@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"context"
 	"iter"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,7 +51,10 @@ type stream struct {
 	positions []annals.Position // revision r at index r
 }
 
-var _ annals.Store = (*Store)(nil)
+var (
+	_ annals.Store        = (*Store)(nil)
+	_ annals.StreamLister = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New(opts Options) *Store {
@@ -366,4 +371,42 @@ func (s *Store) SubscribeToStream(ctx context.Context, name string, opts annals.
 // SubscribeToAll implements annals.Store.
 func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOptions) iter.Seq2[annals.Message, error] {
 	return core.SubscribeAll(ctx, s.source(), s.wm, opts, annals.DefaultReadBatchEvents)
+}
+
+// ListStreams implements annals.StreamLister. It walks every stream the
+// store holds (the store keeps no sorted index): a reference, not a store
+// for millions of streams.
+func (s *Store) ListStreams(ctx context.Context, opts annals.ListStreamsOptions) ([]annals.StreamInfo, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, annals.ErrClosed
+	}
+	var out []annals.StreamInfo
+	for name, st := range s.streams {
+		if _, meta := annals.IsMetastream(name); meta || !strings.HasPrefix(name, opts.Prefix) || name <= opts.After {
+			continue
+		}
+		if st.state.Exists || st.state.Tombstoned {
+			out = append(out, streamInfo(name, st.state))
+		}
+	}
+	slices.SortFunc(out, func(a, b annals.StreamInfo) int { return strings.Compare(a.Name, b.Name) })
+	if n := opts.PageSize(); len(out) > n {
+		return slices.Clone(out[:n]), nil // not the whole match's array
+	}
+	return out, nil
+}
+
+func streamInfo(name string, st core.StreamState) annals.StreamInfo {
+	return annals.StreamInfo{
+		Name: name, LastRevision: st.LastRevision, LastPosition: st.LastPosition,
+		Deleted: st.SoftDeleted, Tombstoned: st.Tombstoned,
+	}
 }

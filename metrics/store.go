@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"sync"
 	"sync/atomic"
@@ -232,4 +233,13 @@ func (s *subscriptions) maxLag(head annals.Position) uint64 {
 		}
 	}
 	return lag
+}
+
+// ListStreams lists the wrapped store's streams (annals.StreamLister), or
+// fails with errors.ErrUnsupported if it cannot.
+func (s *store) ListStreams(ctx context.Context, opts annals.ListStreamsOptions) ([]annals.StreamInfo, error) {
+	if l, ok := s.Store.(annals.StreamLister); ok {
+		return l.ListStreams(ctx, opts)
+	}
+	return nil, fmt.Errorf("annals: this store cannot list its streams: %w", errors.ErrUnsupported)
 }

@@ -70,6 +70,12 @@ CREATE TABLE %[1]s.streams (
 CREATE UNIQUE INDEX events_stream_id ON %[1]s.events (stream, id);
 ALTER TABLE %[1]s.events DROP CONSTRAINT events_id_key;
 `,
+	// Listings page through names in byte order (COLLATE "C") and match
+	// prefixes with LIKE; the primary key, in the database's collation,
+	// serves neither unless that collation is C itself.
+	3: `
+CREATE INDEX streams_name_bytes ON %[1]s.streams (name COLLATE "C");
+`,
 }
 
 // migrate brings schema up to the latest version. Processes opening the
@@ -122,6 +128,7 @@ type queries struct {
 	readStreamForwards, readStreamBackwards  string
 	readAllForwards, readAllBackwards        string
 	hasID                                    string
+	listStreams                              string
 }
 
 // eventColumns is what a read selects, in the order scanEvent expects.
@@ -167,5 +174,7 @@ func newQueries(schema string) queries {
 			WHERE stream = $1 AND revision >= $2 AND revision <= $3 ORDER BY revision DESC LIMIT $4`),
 		readAllForwards:  r.Replace(`SELECT $COLS FROM $S.events WHERE position >= $1 ORDER BY position LIMIT $2`),
 		readAllBackwards: r.Replace(`SELECT $COLS FROM $S.events WHERE position <= $1 ORDER BY position DESC LIMIT $2`),
+
+		listStreams: listStreamsQuery(r),
 	}
 }

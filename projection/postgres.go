@@ -242,6 +242,7 @@ func (t *Postgres) TryLease(ctx context.Context, name string) (Lease, error) {
 	// pool so that no one else uses it and closing it frees the lock.
 	l := &postgresLease{
 		conn: c.Hijack(),
+		key:  t.leaseKey(name),
 		lost: make(chan struct{}),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -272,6 +273,7 @@ func (t *Postgres) lockKey(what, name string) int64 {
 // postgresLease is a held advisory lock and the connection it lives on.
 type postgresLease struct {
 	conn *pgx.Conn
+	key  int64 // the advisory lock's
 	lost chan struct{} // closed by watch when the connection fails
 	stop chan struct{} // closed by Release
 	done chan struct{} // closed when watch returns
@@ -303,12 +305,17 @@ func (l *postgresLease) watch() {
 
 func (l *postgresLease) Lost() <-chan struct{} { return l.lost }
 
-// Release closes the lease's connection: the session ends and the lock
-// with it.
+// Release unlocks the lease and closes its connection. The unlock makes
+// the lease free when Release returns; closing alone would free it only
+// once the server has ended the session, after Release has returned. If
+// the unlock fails, the session's end frees it all the same.
 func (l *postgresLease) Release() {
 	l.once.Do(func() {
 		close(l.stop)
 		<-l.done
+		ctx, cancel := context.WithTimeout(context.Background(), leaseCloseTimeout)
+		defer cancel()
+		_, _ = l.conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, l.key)
 		closeConn(l.conn)
 	})
 }

@@ -244,9 +244,7 @@ func New(store annals.Store, opts Options) (*Server, error) {
 	serverfeatures.RegisterServerFeaturesServer(s.grpc, features{persistent: s.persistent != nil, projections: opts.Projections != nil})
 	gossip.RegisterGossipServer(s.grpc, s.gossip)
 	if opts.TLS != nil {
-		opts.TLS = opts.TLS.Clone()
-		opts.TLS.NextProtos = []string{"h2", "http/1.1"} // h2 is gRPC (split.go)
-		s.opts.TLS = opts.TLS
+		s.opts.TLS = alpnByClient(opts.TLS)
 	}
 	s.http = &http.Server{
 		Handler:           httpMux(store, opts, g, s.stopping),

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -13,6 +14,11 @@ import (
 // of them by what it speaks: with TLS, by the protocol ALPN chose (h2 is
 // gRPC); without, by its first bytes (HTTP/2's preface, "PRI * HTTP/2.0",
 // is gRPC). HTTP endpoints are therefore served over HTTP/1.1.
+//
+// ALPN picks by what the client offers (alpnByClient): the gRPC clients
+// offer h2 alone, browsers and curl h2 and http/1.1. A client that offers
+// http/1.1 gets it, so that a browser opening the console over TLS reaches
+// the HTTP server rather than the gRPC one.
 
 const (
 	// HandshakeTimeout bounds each step of a new connection's handshake:
@@ -176,3 +182,21 @@ type peekedConn struct {
 }
 
 func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// alpnByClient is cfg choosing the protocol by the client's offer: h2
+// (gRPC) for a client that offers only h2, http/1.1 for one that offers
+// it (a browser, curl).
+func alpnByClient(cfg *tls.Config) *tls.Config {
+	grpcCfg, httpCfg := cfg.Clone(), cfg.Clone()
+	grpcCfg.NextProtos = []string{"h2"}
+	httpCfg.NextProtos = []string{"http/1.1"}
+	out := cfg.Clone()
+	out.NextProtos = []string{"h2", "http/1.1"}
+	out.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(hello.SupportedProtos, "http/1.1") || len(hello.SupportedProtos) == 0 {
+			return httpCfg, nil
+		}
+		return grpcCfg, nil
+	}
+	return out
+}

@@ -12,6 +12,8 @@
 //	}
 //
 // The suite uses only the public annals API, so any backend can run it.
+// Its List group checks the optional annals.StreamLister and skips, saying
+// so, for a store that does not implement it.
 //
 // A store that cannot keep part of the contract by the way it reaches its
 // data (package remote, over the KurrentDB protocol) runs [ExerciseWith]
@@ -59,6 +61,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) annals.Store) {
 		{"Subscribe", exerciseSubscribe},
 		{"BadInput", exerciseBadInput},
 		{"Concurrency", exerciseConcurrency},
+		{"List", exerciseList},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

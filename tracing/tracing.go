@@ -19,6 +19,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/annals/annals"
@@ -169,4 +171,13 @@ func (s *store) Ready(ctx context.Context) error {
 		return r.Ready(ctx)
 	}
 	return nil
+}
+
+// ListStreams lists the wrapped store's streams (annals.StreamLister), or
+// fails with errors.ErrUnsupported if it cannot.
+func (s *store) ListStreams(ctx context.Context, opts annals.ListStreamsOptions) ([]annals.StreamInfo, error) {
+	if l, ok := s.Store.(annals.StreamLister); ok {
+		return l.ListStreams(ctx, opts)
+	}
+	return nil, fmt.Errorf("annals: this store cannot list its streams: %w", errors.ErrUnsupported)
 }

@@ -3,12 +3,17 @@ package main
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/alert"
+	"github.com/annals/annals/console"
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/metrics"
+	"github.com/annals/annals/persistent"
 	"github.com/annals/annals/postgres"
 	"github.com/annals/annals/server"
 	"github.com/annals/annals/tracing"
@@ -36,6 +41,30 @@ func instrument(ctx context.Context, raw annals.Store, m *metrics.Metrics, opts 
 			logger.Warn("tracing: flushing the last spans", "err", err)
 		}
 	}, nil
+}
+
+// withConsole opens the persistent subscription groups for the server
+// and the console to share, and sets opts.Console, if cfg asks for the
+// console; the history of m's series samples until ctx is done.
+func withConsole(ctx context.Context, cfg serveConfig, store annals.Store, m *metrics.Metrics, alerts *alert.Notifier, opts *server.Options) error {
+	if !cfg.console {
+		return nil
+	}
+	groups, err := persistent.Open(ctx, store, persistent.Options{Logger: cfg.logger})
+	if err != nil {
+		return fmt.Errorf("loading the persistent subscription groups: %w", err)
+	}
+	opts.Persistent = groups
+	var history *metrics.History
+	if m != nil {
+		history = metrics.NewHistory(m, 0)
+		go history.Run(ctx)
+	}
+	opts.Console = console.New(console.Options{
+		Store: store, Groups: groups, History: history, Log: cfg.log, Alerts: alerts, Logger: cfg.logger,
+		Info: console.Info{Version: version, Store: opts.Info.Store, Started: time.Now(), Limits: opts.Limits},
+	})
+	return nil
 }
 
 // storeKind names the store annals serve runs on, for /info.

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/console"
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/metrics"
 	"github.com/annals/annals/server"
@@ -28,7 +29,8 @@ type serveFlags struct {
 	adminPassword, adminPasswordFile *string
 	projections, readModels          *string
 	logFormat, logLevel              *string
-	insecure, metrics                *bool
+	insecure, metrics, console       *bool
+	alerts                           *alertFlags
 }
 
 func setupServe(fs *flag.FlagSet) runFunc {
@@ -45,8 +47,10 @@ func setupServe(fs *flag.FlagSet) runFunc {
 			"); served under /api/projections"),
 		readModels: fs.String("read-models", "", "the `directory` of the projections' read models with the embedded store (default: the --db directory followed by .read-models)"),
 		metrics:    fs.Bool("metrics", true, "serve Prometheus metrics at /metrics (docs/metrics.md); --metrics=false measures nothing"),
+		console:    fs.Bool("console", true, "serve the web console at / (docs/console.md)"),
 		logFormat:  fs.String("log-format", "text", "the log's `format`: text or json"),
 		logLevel:   fs.String("log-level", "info", "the least `level` logged: debug, info, warn or error"),
+		alerts:     addAlertFlags(fs),
 	}
 	return func(ctx context.Context, e *env) error {
 		cfg, err := f.check(e)
@@ -64,7 +68,9 @@ type serveConfig struct {
 	names       []string // the projections
 	readModels  string
 	logger      *slog.Logger
+	log         *console.Log // the warnings and errors, for the console
 	metrics     bool
+	console     bool
 	serverFlags serveFlags
 }
 
@@ -106,7 +112,10 @@ func (f serveFlags) check(e *env) (serveConfig, error) {
 	if err != nil {
 		return serveConfig{}, err
 	}
-	return serveConfig{listen: *f.listen, useTLS: useTLS, names: names, readModels: dir, logger: logger, metrics: *f.metrics, serverFlags: f}, nil
+	ring := console.NewLog()
+	logger = slog.New(ring.Handler(logger.Handler()))
+	return serveConfig{listen: *f.listen, useTLS: useTLS, names: names, readModels: dir, logger: logger, log: ring,
+		metrics: *f.metrics, console: *f.console, serverFlags: f}, nil
 }
 
 // newLogger makes the server's logger of --log-format and --log-level.
@@ -194,7 +203,20 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 	}
 	opts.Projections = serveproj.Registry(running.registry)
 	opts.Limits = limits
-	err = listenAndServe(ctx, cfg.listen, store, opts, m)
+	notifier, err := cfg.serverFlags.alerts.notifier(cfg)
+	if err == nil {
+		defer notifier.Close()
+		err = withConsole(ctx, cfg, store, m, notifier, &opts)
+	}
+	if err != nil {
+		running.stop(logger)
+		raw.Close()
+		return err
+	}
+	watch := func(ctx context.Context, srv *server.Server) {
+		cfg.serverFlags.alerts.watch(ctx, notifier, srv, opts.Projections, diskUsage(raw))
+	}
+	err = listenAndServe(ctx, cfg.listen, store, opts, m, watch)
 	running.stop(logger)
 	if cerr := raw.Close(); err == nil {
 		err = cerr
@@ -207,7 +229,8 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 
 // listenAndServe serves store on listen until ctx is done, then shuts the
 // server down.
-func listenAndServe(ctx context.Context, listen string, store annals.Store, opts server.Options, m *metrics.Metrics) error {
+func listenAndServe(ctx context.Context, listen string, store annals.Store, opts server.Options, m *metrics.Metrics,
+	watch func(context.Context, *server.Server)) error {
 	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -215,11 +238,17 @@ func listenAndServe(ctx context.Context, listen string, store annals.Store, opts
 	srv, err := server.New(store, opts)
 	if err != nil {
 		l.Close()
+		if opts.Persistent != nil {
+			opts.Persistent.Close()
+		}
 		return err
 	}
 	if m != nil {
 		watchServed(m, srv, opts.Projections)
 	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go watch(watchCtx, srv)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(l) }()
 	select {

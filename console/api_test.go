@@ -1,0 +1,163 @@
+package console_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/console"
+	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/persistent"
+)
+
+// api is the console's handler over a fresh embedded store with groups.
+func api(t testing.TB) (http.Handler, annals.Store) {
+	t.Helper()
+	store := openStore(t)
+	quiet := slog.New(slog.DiscardHandler)
+	groups, err := persistent.Open(context.Background(), store, persistent.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { groups.Close() })
+	return console.New(console.Options{Store: store, Groups: groups, Logger: quiet}), store
+}
+
+func call(h http.Handler, method, target, body string, header ...string) (int, map[string]any) {
+	req := httptest.NewRequest(method, target, strings.NewReader(body))
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var out map[string]any
+	b, _ := io.ReadAll(rec.Body)
+	json.Unmarshal(b, &out)
+	return rec.Code, out
+}
+
+// openStore opens an embedded store that allows system streams, as annals
+// serve's does (the persistent groups and the admin user live in them).
+func openStore(t testing.TB) *embedded.Store {
+	t.Helper()
+	s, err := embedded.Open(t.TempDir(), embedded.Options{Limits: annals.Limits{AllowSystemStreams: true}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestBadInput: every parameter is checked, with a clear message, and
+// nothing changes.
+func TestBadInput(t *testing.T) {
+	h, store := api(t)
+	store.Append(context.Background(), "order-1", annals.Any, annals.EventData{Type: "Placed", Data: []byte(`{}`)})
+	for _, tc := range []struct {
+		method, target, body string
+		code                 int
+		says                 string
+	}{
+		{"GET", "/console/api/stream?name=order-1&limit=0", "", 400, "limit"},
+		{"GET", "/console/api/stream?name=order-1&limit=501", "", 400, "limit"},
+		{"GET", "/console/api/stream?name=order-1&limit=ten", "", 400, "limit"},
+		{"GET", "/console/api/stream?name=order-1&direction=sideways", "", 400, "direction"},
+		{"GET", "/console/api/stream?name=order-1&from=-3", "", 400, "from"},
+		{"GET", "/console/api/stream", "", 400, "name"},
+		{"GET", "/console/api/stream?name=nope", "", 404, "not found"},
+		{"GET", "/console/api/stream?name=" + strings.Repeat("x", 2000), "", 400, "invalid"},
+		{"GET", "/console/api/event?stream=order-1&revision=x", "", 400, "revision"},
+		{"GET", "/console/api/event?stream=order-1&revision=7", "", 404, "no event"},
+		{"GET", "/console/api/all?prefix=a&type=b", "", 400, "not both"},
+		{"GET", "/console/api/all?prefix=", "", 400, ""},
+		{"GET", "/console/api/streams?limit=100000", "", 400, "limit"},
+		{"GET", "/console/api/metadata", "", 400, "stream"},
+		{"POST", "/console/api/subscriptions", `{"stream":"order-1"}`, 400, "group"},
+		{"POST", "/console/api/subscriptions", `not json`, 400, "body"},
+		{"POST", "/console/api/subscriptions", `{"stream":"order-1","group":"g","settings":{"bogus":1}}`, 400, "bogus"},
+		{"POST", "/console/api/subscriptions", `{"stream":"order-1","group":"g","settings":{"maxRetryCount":-5}}`, 400, ""},
+		{"POST", "/console/api/subscriptions", `{"stream":"order-1","group":"g","x":"` + strings.Repeat("y", console.MaxRequestBodyBytes) + `"}`, 400, "body"},
+		{"DELETE", "/console/api/subscriptions?stream=order-1&group=none", "", 404, "does not exist"},
+		{"GET", "/console/api/nothing", "", 404, "no such"},
+	} {
+		code, body := call(h, tc.method, tc.target, tc.body)
+		msg, _ := body["error"].(string)
+		if code != tc.code || !strings.Contains(msg, tc.says) || msg == "" {
+			t.Errorf("%s %.80s: %d %q, want %d saying %q", tc.method, tc.target, code, msg, tc.code, tc.says)
+		}
+	}
+	if code, body := call(h, "GET", "/console/api/subscriptions", ""); code != 200 || len(body["groups"].([]any)) != 0 {
+		t.Errorf("bad requests created a group: %d %v", code, body)
+	}
+}
+
+// TestCrossOrigin: a write from a page elsewhere is refused.
+func TestCrossOrigin(t *testing.T) {
+	h, _ := api(t)
+	code, body := call(h, "POST", "/console/api/subscriptions", `{"stream":"s","group":"g"}`,
+		"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")
+	if code != http.StatusForbidden {
+		t.Errorf("a cross-site POST: %d %v, want 403", code, body)
+	}
+	if code, body := call(h, "GET", "/console/api/subscriptions", ""); len(body["groups"].([]any)) != 0 || code != 200 {
+		t.Errorf("the refused POST created a group: %v", body)
+	}
+}
+
+// TestPaging: a stream read in pages, either way, gives every event once.
+func TestPaging(t *testing.T) {
+	h, store := api(t)
+	for i := range 23 {
+		store.Append(context.Background(), "order-1", annals.Any, annals.EventData{Type: "Placed", Data: fmt.Appendf(nil, `{"n":%d}`, i)})
+	}
+	for _, dir := range []string{"forwards", "backwards"} {
+		seen, from := 0, ""
+		for page := 0; ; page++ {
+			code, body := call(h, "GET", "/console/api/stream?name=order-1&limit=5&direction="+dir+from, "")
+			if code != 200 || page > 10 {
+				t.Fatalf("%s page %d: %d %v", dir, page, code, body)
+			}
+			seen += len(body["events"].([]any))
+			next, ok := body["next"].(float64)
+			if !ok {
+				break
+			}
+			from = fmt.Sprintf("&from=%d", int(next))
+		}
+		if seen != 23 {
+			t.Errorf("%s: %d events over the pages, want 23", dir, seen)
+		}
+	}
+}
+
+// BenchmarkStreamPage opens the last page of a stream of a million events,
+// as the console does: its cost must not grow with the stream.
+func BenchmarkStreamPage(b *testing.B) {
+	h, store := api(b)
+	const total, batch = 1_000_000, 1000
+	events := make([]annals.EventData, batch)
+	for i := range events {
+		events[i] = annals.EventData{Type: "Tick", Data: []byte(`{"n":1}`)}
+	}
+	for range total / batch {
+		if _, err := store.Append(context.Background(), "big", annals.Any, events...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, target := range []string{"/console/api/stream?name=big&direction=backwards", "/console/api/stream?name=big&from=500000"} {
+		b.Run(strings.SplitN(target, "&", 2)[1], func(b *testing.B) {
+			for b.Loop() {
+				if code, _ := call(h, "GET", target, ""); code != 200 {
+					b.Fatal(code)
+				}
+			}
+		})
+	}
+}

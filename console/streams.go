@@ -1,0 +1,323 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/annals/annals"
+)
+
+// previewBytes bounds the data shown beside an event in a list.
+const previewBytes = 200
+
+// eventJSON is an event as the console shows it. Data and Metadata are
+// text when they are UTF-8 (JSON pretty-printed), else base64
+// (DataEncoding "base64").
+type eventJSON struct {
+	Stream       string          `json:"stream"`
+	Revision     annals.Revision `json:"revision"`
+	Position     annals.Position `json:"position"`
+	ID           string          `json:"id"`
+	Type         string          `json:"type"`
+	ContentType  string          `json:"contentType"`
+	Recorded     time.Time       `json:"recorded"`
+	SizeBytes    int             `json:"sizeBytes"`
+	Data         string          `json:"data"`
+	DataEncoding string          `json:"dataEncoding,omitempty"`
+	Metadata     string          `json:"metadata,omitempty"`
+	Truncated    bool            `json:"truncated,omitempty"`
+}
+
+// view shows e, its data and metadata cut at limit bytes.
+func view(e annals.Event, limit int) eventJSON {
+	out := eventJSON{
+		Stream: e.Stream, Revision: e.Revision, Position: e.Position, ID: e.ID.String(), Type: e.Type,
+		ContentType: e.ContentType, Recorded: e.Recorded, SizeBytes: len(e.Data) + len(e.Metadata),
+	}
+	var cut bool
+	out.Data, out.DataEncoding, cut = shown(e.Data, limit)
+	md, _, mdCut := shown(e.Metadata, limit)
+	out.Metadata, out.Truncated = md, cut || mdCut
+	return out
+}
+
+// shown is b as text (JSON indented), or base64 if it is not UTF-8.
+func shown(b []byte, limit int) (text, encoding string, cut bool) {
+	if len(b) > limit {
+		b, cut = b[:limit], true
+	}
+	if !cut && json.Valid(b) {
+		var v any
+		if json.Unmarshal(b, &v) == nil {
+			if pretty, err := json.MarshalIndent(v, "", "  "); err == nil {
+				return string(pretty), "", false
+			}
+		}
+	}
+	if utf8.Valid(b) {
+		return string(b), "", cut
+	}
+	buf, _ := json.Marshal(b) // base64, quoted
+	return string(buf[1 : len(buf)-1]), "base64", cut
+}
+
+// page is a page of events and where the next one starts (nil: none).
+type page struct {
+	Events []eventJSON `json:"events"`
+	Next   *uint64     `json:"next"`
+}
+
+func (c *console) serveStreams(w http.ResponseWriter, r *http.Request) {
+	lister, ok := c.opts.Store.(annals.StreamLister)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this store cannot list its streams")
+		return
+	}
+	q := r.URL.Query()
+	limit := annals.DefaultListStreamsLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > annals.MaxListStreamsLimit {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit: want a number from 1 to %d", annals.MaxListStreamsLimit))
+			return
+		}
+		limit = n
+	}
+	streams, err := lister.ListStreams(r.Context(), annals.ListStreamsOptions{Prefix: q.Get("prefix"), After: q.Get("after"), Limit: limit})
+	if err != nil {
+		c.writeStoreError(w, err)
+		return
+	}
+	next := ""
+	if len(streams) == limit {
+		next = streams[len(streams)-1].Name
+	}
+	writeJSON(w, struct {
+		Streams []annals.StreamInfo `json:"streams"`
+		Next    string              `json:"next"`
+	}{streams, next})
+}
+
+// readParams are a page's where and which way.
+type readParams struct {
+	from      uint64 // annals.End for the end
+	direction annals.Direction
+	limit     int
+}
+
+func parseRead(r *http.Request) (readParams, error) {
+	q := r.URL.Query()
+	p := readParams{direction: annals.Forwards}
+	switch q.Get("direction") {
+	case "", "forwards":
+	case "backwards":
+		p.direction, p.from = annals.Backwards, annals.End
+	default:
+		return p, errors.New("direction: want forwards or backwards")
+	}
+	switch s := q.Get("from"); s {
+	case "":
+	case "start":
+		p.from = 0
+	case "end":
+		p.from = annals.End
+	default:
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return p, errors.New("from: want start, end or a number")
+		}
+		p.from = n
+	}
+	var err error
+	p.limit, err = pageLimit(r)
+	return p, err
+}
+
+// next is where the page after one ending at last starts, nil if none.
+func (p readParams) next(last uint64, more bool) *uint64 {
+	if !more || (p.direction == annals.Backwards && last == 0) {
+		return nil
+	}
+	n := last + 1
+	if p.direction == annals.Backwards {
+		n = last - 1
+	}
+	return &n
+}
+
+func (c *console) serveStream(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("name")
+	p, err := parseRead(r)
+	if err == nil && name == "" {
+		err = errors.New("name: the stream to read is missing")
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	seq := c.opts.Store.ReadStream(r.Context(), name, annals.ReadStreamOptions{
+		Direction: p.direction, From: annals.Revision(p.from), Limit: uint64(p.limit) + 1,
+	})
+	c.writePage(w, p, seq, func(e annals.Event) uint64 { return uint64(e.Revision) })
+}
+
+func (c *console) serveAll(w http.ResponseWriter, r *http.Request) {
+	p, err := parseRead(r)
+	var f *annals.Filter
+	if err == nil {
+		f, err = filterOf(r)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	seq := c.opts.Store.ReadAll(r.Context(), annals.ReadAllOptions{
+		Direction: p.direction, From: annals.Position(p.from), Limit: uint64(p.limit) + 1, Filter: f,
+	})
+	c.writePage(w, p, seq, func(e annals.Event) uint64 { return uint64(e.Position) })
+}
+
+// writePage answers the first p.limit events of seq (which reads one
+// more, to tell whether there is a next page).
+func (c *console) writePage(w http.ResponseWriter, p readParams, seq func(func(annals.Event, error) bool), at func(annals.Event) uint64) {
+	out := page{Events: []eventJSON{}}
+	more := false
+	for e, err := range seq {
+		if err != nil {
+			c.writeStoreError(w, err)
+			return
+		}
+		if len(out.Events) == p.limit {
+			more = true
+			break
+		}
+		out.Events = append(out.Events, view(e, previewBytes))
+	}
+	if n := len(out.Events); n > 0 {
+		last := out.Events[n-1]
+		out.Next = p.next(at(annals.Event{Revision: last.Revision, Position: last.Position}), more)
+	}
+	writeJSON(w, out)
+}
+
+// filterOf reads the $all filter of a request: prefix (streams) or type
+// (event types), comma-separated prefixes, at most annals.MaxFilterPrefixes.
+func filterOf(r *http.Request) (*annals.Filter, error) {
+	q := r.URL.Query()
+	streams, types := q["prefix"], q["type"]
+	for _, p := range append(append([]string(nil), streams...), types...) {
+		if p == "" {
+			return nil, errors.New("an empty prefix would match every event: leave the parameter out")
+		}
+	}
+	var f *annals.Filter
+	switch {
+	case len(streams) > 0 && len(types) > 0:
+		return nil, errors.New("filter by stream prefix or by event type prefix, not both")
+	case len(streams) > 0:
+		f = annals.StreamPrefixFilter(streams...)
+	case len(types) > 0:
+		f = annals.EventTypePrefixFilter(types...)
+	default:
+		return nil, nil
+	}
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func (c *console) serveEvent(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	name := q.Get("stream")
+	rev, err := strconv.ParseUint(q.Get("revision"), 10, 64)
+	if name == "" || err != nil {
+		writeError(w, http.StatusBadRequest, "want stream and revision (a number)")
+		return
+	}
+	for e, err := range c.opts.Store.ReadStream(r.Context(), name, annals.ReadStreamOptions{From: annals.Revision(rev), Limit: 1}) {
+		if err != nil {
+			c.writeStoreError(w, err)
+			return
+		}
+		if uint64(e.Revision) != rev {
+			break
+		}
+		writeJSON(w, view(e, maxEventBytesShown))
+		return
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("%s has no event at revision %d", name, rev))
+}
+
+func (c *console) serveMetadata(w http.ResponseWriter, r *http.Request) {
+	name := r.URL.Query().Get("stream")
+	if name == "" {
+		writeError(w, http.StatusBadRequest, "stream: the stream whose metadata to show is missing")
+		return
+	}
+	md, rev, err := c.opts.Store.StreamMetadata(r.Context(), name)
+	if err != nil {
+		c.writeStoreError(w, err)
+		return
+	}
+	revision := "none"
+	if n, ok := rev.Revision(); ok {
+		revision = strconv.FormatUint(uint64(n), 10)
+	}
+	writeJSON(w, struct {
+		Metadata annals.StreamMetadata `json:"metadata"`
+		Revision string                `json:"revision"`
+	}{md, revision})
+}
+
+// serveLive sends the events appended to $all from now on (filtered as
+// serveAll's), as server-sent events, until the browser goes or
+// liveTailEvents were sent.
+func (c *console) serveLive(w http.ResponseWriter, r *http.Request) {
+	f, err := filterOf(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	select {
+	case c.tails <- struct{}{}:
+		defer func() { <-c.tails }()
+	default:
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d live tails are open already; close one", MaxLiveTails))
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "this connection cannot stream")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	flusher.Flush()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	sent := 0
+	for msg, err := range c.opts.Store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: annals.End, Filter: f}) {
+		if err != nil {
+			return // the browser went, or the store closed: it reconnects
+		}
+		if msg.Kind != annals.MessageEvent {
+			continue
+		}
+		b, _ := json.Marshal(view(msg.Event, previewBytes))
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return
+		}
+		flusher.Flush()
+		if sent++; sent >= liveTailEvents {
+			return
+		}
+	}
+}
