@@ -2,19 +2,12 @@ package console_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -113,7 +106,7 @@ func startSite(t *testing.T) *site {
 		Info: console.Info{Version: "test", Store: "embedded", Started: time.Now(), Limits: limits}})
 	s.addr = teststores.ServeStore(t, store, server.Options{
 		Logger: logger, Console: c, Persistent: groups, Projections: serveproj.Registry(reg),
-		Credentials: server.AdminCredentials(password), TLS: selfSigned(t), Metrics: m.Handler(), Calls: m, Limits: limits,
+		Credentials: server.AdminCredentials(password), TLS: teststores.SelfSignedTLS(t), Metrics: m.Handler(), Calls: m, Limits: limits,
 	})
 	cfg, err := kurrentdb.ParseConnectionString(fmt.Sprintf("kurrentdb://admin:%s@%s?tlsVerifyCert=false", password, s.addr))
 	if err != nil {
@@ -124,24 +117,6 @@ func startSite(t *testing.T) *site {
 	}
 	t.Cleanup(func() { s.client.Close() })
 	return s
-}
-
-// selfSigned is a TLS configuration with a fresh certificate for
-// 127.0.0.1: credentials go with TLS, as in annals serve.
-func selfSigned(t *testing.T) *tls.Config {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "annals console test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: k}}}
 }
 
 // alerts sends the projections' and groups' alerts to a webhook, a test

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -69,3 +70,38 @@ func TestReady(t *testing.T) {
 }
 
 var annalsReadOne = annals.ReadAllOptions{Limit: 1}
+
+// TestALPNByClient: over TLS a client that offers only h2 (the gRPC
+// clients) gets h2, one that offers http/1.1 too (a browser, curl) gets
+// http/1.1 and the HTTP endpoints.
+func TestALPNByClient(t *testing.T) {
+	store := teststores.Embedded(t)
+	addr := teststores.ServeStore(t, store, server.Options{TLS: teststores.SelfSignedTLS(t)})
+	for _, tc := range []struct {
+		offer []string
+		want  string
+	}{
+		{[]string{"h2"}, "h2"},
+		{[]string{"h2", "http/1.1"}, "http/1.1"},
+		{[]string{"http/1.1"}, "http/1.1"},
+		{nil, ""},
+	} {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: tc.offer})
+		if err != nil {
+			t.Fatalf("offering %v: %v", tc.offer, err)
+		}
+		if got := conn.ConnectionState().NegotiatedProtocol; got != tc.want {
+			t.Errorf("offering %v: negotiated %q, want %q", tc.offer, got, tc.want)
+		}
+		conn.Close()
+	}
+	browser := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}}
+	resp, err := browser.Get("https://" + addr + "/health/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("/health/live over TLS from a client that offers h2 and http/1.1: %s", resp.Status)
+	}
+}

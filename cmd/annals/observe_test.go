@@ -50,6 +50,8 @@ func TestServeRefusesLogFlags(t *testing.T) {
 	}{
 		{[]string{"serve", "--log-format", "xml"}, "--log-format"},
 		{[]string{"serve", "--log-level", "loud"}, "--log-level"},
+		{[]string{"serve", "--alert-webhook", "ftp://example.com/hook"}, "--alert-webhook"},
+		{[]string{"serve", "--alert-webhook", "not a url"}, "--alert-webhook"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), append(tc.args, "--db", t.TempDir()), strings.NewReader(""), &stdout, &stderr)
