@@ -273,7 +273,7 @@ func (t *Postgres) lockKey(what, name string) int64 {
 // postgresLease is a held advisory lock and the connection it lives on.
 type postgresLease struct {
 	conn *pgx.Conn
-	key  int64 // the advisory lock's
+	key  int64         // the advisory lock's
 	lost chan struct{} // closed by watch when the connection fails
 	stop chan struct{} // closed by Release
 	done chan struct{} // closed when watch returns
