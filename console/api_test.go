@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/console"
@@ -160,4 +163,72 @@ func BenchmarkStreamPage(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkAppendWithConsole appends single 200-byte events from 64
+// writers, with the console's live pages open or not: a live tail of $all
+// and, every second, the dashboard's and a stream page's requests (the
+// pages poll every 3 to 5 s).
+func BenchmarkAppendWithConsole(b *testing.B) {
+	for _, live := range []bool{false, true} {
+		b.Run(fmt.Sprintf("live=%v/writers=64", live), func(b *testing.B) {
+			h, store := api(b)
+			if live {
+				stop := watchConsole(b, h)
+				defer stop()
+			}
+			appendFrom(b, store, 64)
+		})
+	}
+}
+
+// watchConsole keeps a live tail open on h and polls it as the pages do.
+func watchConsole(b *testing.B, h http.Handler) (stop func()) {
+	srv := httptest.NewServer(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/console/api/live", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	go func() {
+		for ctx.Err() == nil {
+			for _, path := range []string{"/console/api/dashboard", "/console/api/info", "/console/api/stream?name=bench-0&direction=backwards"} {
+				if resp, err := http.Get(srv.URL + path); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return func() { cancel(); srv.Close() }
+}
+
+// appendFrom splits b.N single-event appends over writers, each on its
+// own stream, and reports events/s.
+func appendFrom(b *testing.B, store annals.Store, writers int) {
+	event := annals.EventData{Type: "BenchEvent", Data: make([]byte, 200)}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range writers {
+		wg.Go(func() {
+			stream := fmt.Sprintf("bench-%d", w)
+			for next.Add(1) <= int64(b.N) {
+				if _, err := store.Append(context.Background(), stream, annals.Any, event); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }

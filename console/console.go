@@ -42,6 +42,9 @@ const (
 	// liveTailEvents bounds the events one live tail sends before it asks
 	// the browser to reconnect (which it does, from where it was).
 	liveTailEvents = 10_000
+	// liveTailEventsPerSecond bounds the events a live tail sends a
+	// second; those past it are counted and reported as skipped.
+	liveTailEventsPerSecond = 100
 	// maxEventBytesShown bounds the data and metadata of an event shown
 	// whole; bigger ones are cut, with their size.
 	maxEventBytesShown = 256 << 10

@@ -303,12 +303,20 @@ func (c *console) serveLive(w http.ResponseWriter, r *http.Request) {
 	flusher.Flush()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
+	var rate liveRate
 	sent := 0
 	for msg, err := range c.opts.Store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: annals.End, Filter: f}) {
 		if err != nil {
 			return // the browser went, or the store closed: it reconnects
 		}
 		if msg.Kind != annals.MessageEvent {
+			continue
+		}
+		skipped, ok := rate.take(time.Now())
+		if skipped > 0 {
+			fmt.Fprintf(w, "event: skipped\ndata: %d\n\n", skipped)
+		}
+		if !ok {
 			continue
 		}
 		b, _ := json.Marshal(view(msg.Event, previewBytes))
@@ -320,4 +328,28 @@ func (c *console) serveLive(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// liveRate lets a live tail send at most liveTailEventsPerSecond events a
+// second: a person reads no faster, and a busy store must not pay for
+// encoding every event to a browser. It counts those it holds back.
+type liveRate struct {
+	second  time.Time // the start of the current second
+	sent    int       // in it
+	skipped int       // held back since the last report
+}
+
+// take reports whether one more event may go now, and how many were held
+// back before it (to report once the next one goes, or a second passes).
+func (r *liveRate) take(now time.Time) (skipped int, ok bool) {
+	if now.Sub(r.second) >= time.Second {
+		r.second, r.sent = now, 0
+	}
+	if r.sent >= liveTailEventsPerSecond {
+		r.skipped++
+		return 0, false
+	}
+	r.sent++
+	skipped, r.skipped = r.skipped, 0
+	return skipped, true
 }

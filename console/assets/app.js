@@ -249,6 +249,9 @@ function tail(params) {
   const src = new EventSource(`${API}/live?${q(value ? { [kind]: value } : {})}`);
   src.onopen = () => { state.textContent = "live: new events appear at the top"; };
   src.onerror = () => { state.textContent = "disconnected; retrying…"; };
+  src.addEventListener("skipped", (m) => {
+    body.prepend(h("tr", {}, h("td", { colspan: 7, class: "muted" }, `… ${fmtNum(Number(m.data))} events not shown: more than 100 a second`)));
+  });
   src.onmessage = (m) => {
     const e = JSON.parse(m.data);
     body.prepend(...eventRows([e], openEvent));
