@@ -43,7 +43,8 @@ const (
 	// the browser to reconnect (which it does, from where it was).
 	liveTailEvents = 10_000
 	// liveTailEventsPerSecond bounds the events a live tail sends a
-	// second; those past it are counted and reported as skipped.
+	// second; past it, the tail lets go of $all until the second ends and
+	// then reports between which positions it skipped (see tail).
 	liveTailEventsPerSecond = 100
 	// maxEventBytesShown bounds the data and metadata of an event shown
 	// whole; bigger ones are cut, with their size.

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -274,82 +273,4 @@ func (c *console) serveMetadata(w http.ResponseWriter, r *http.Request) {
 		Metadata annals.StreamMetadata `json:"metadata"`
 		Revision string                `json:"revision"`
 	}{md, revision})
-}
-
-// serveLive sends the events appended to $all from now on (filtered as
-// serveAll's), as server-sent events, until the browser goes or
-// liveTailEvents were sent.
-func (c *console) serveLive(w http.ResponseWriter, r *http.Request) {
-	f, err := filterOf(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	select {
-	case c.tails <- struct{}{}:
-		defer func() { <-c.tails }()
-	default:
-		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%d live tails are open already; close one", MaxLiveTails))
-		return
-	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "this connection cannot stream")
-		return
-	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	flusher.Flush()
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	var rate liveRate
-	sent := 0
-	for msg, err := range c.opts.Store.SubscribeToAll(ctx, annals.SubscribeAllOptions{From: annals.End, Filter: f}) {
-		if err != nil {
-			return // the browser went, or the store closed: it reconnects
-		}
-		if msg.Kind != annals.MessageEvent {
-			continue
-		}
-		skipped, ok := rate.take(time.Now())
-		if skipped > 0 {
-			fmt.Fprintf(w, "event: skipped\ndata: %d\n\n", skipped)
-		}
-		if !ok {
-			continue
-		}
-		b, _ := json.Marshal(view(msg.Event, previewBytes))
-		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
-			return
-		}
-		flusher.Flush()
-		if sent++; sent >= liveTailEvents {
-			return
-		}
-	}
-}
-
-// liveRate lets a live tail send at most liveTailEventsPerSecond events a
-// second: a person reads no faster, and a busy store must not pay for
-// encoding every event to a browser. It counts those it holds back.
-type liveRate struct {
-	second  time.Time // the start of the current second
-	sent    int       // in it
-	skipped int       // held back since the last report
-}
-
-// take reports whether one more event may go now, and how many were held
-// back before it (to report once the next one goes, or a second passes).
-func (r *liveRate) take(now time.Time) (skipped int, ok bool) {
-	if now.Sub(r.second) >= time.Second {
-		r.second, r.sent = now, 0
-	}
-	if r.sent >= liveTailEventsPerSecond {
-		r.skipped++
-		return 0, false
-	}
-	r.sent++
-	skipped, r.skipped = r.skipped, 0
-	return skipped, true
 }

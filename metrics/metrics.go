@@ -53,6 +53,7 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	appends      *prometheus.CounterVec
+	appendsOK    prometheus.Counter // appends' child for OutcomeOK, looked up once
 	appendEvents prometheus.Counter
 	appendBytes  prometheus.Counter
 	appendTime   prometheus.Histogram
@@ -76,6 +77,7 @@ func New() *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), subs: newSubscriptions()}
 	f := factory{m.reg}
 	m.appends = f.counterVec("annals_appends_total", "Appends, by outcome.", "outcome")
+	m.appendsOK = m.appends.WithLabelValues(OutcomeOK)
 	m.appendEvents = f.counter("annals_appended_events_total", "Events written by appends that succeeded.")
 	m.appendBytes = f.counter("annals_appended_bytes_total", "Bytes (data, metadata, type) of the events written.")
 	m.appendTime = f.histogram("annals_append_duration_seconds", "Time of an append, from call to answer, any outcome.", latencyBuckets)

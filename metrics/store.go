@@ -75,8 +75,12 @@ func (s *store) Append(ctx context.Context, stream string, expected annals.Expec
 	res, err := s.Store.Append(ctx, stream, expected, events...)
 	m := s.m
 	m.appendTime.Observe(time.Since(start).Seconds())
-	m.appends.WithLabelValues(outcome(err)).Inc()
-	if err == nil && res.LastPosition != 0 {
+	if err != nil {
+		m.appends.WithLabelValues(outcome(err)).Inc()
+		return res, err
+	}
+	m.appendsOK.Inc()
+	if res.LastPosition != 0 {
 		// A retried append (its ids already recorded) wrote nothing new,
 		// but is answered as the first; both count as written here.
 		m.appendEvents.Add(float64(len(events)))

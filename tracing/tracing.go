@@ -16,11 +16,13 @@
 package tracing
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/annals/annals"
@@ -34,6 +36,8 @@ const (
 	TraceIDKey = "$traceId"
 	SpanIDKey  = "$spanId"
 )
+
+var traceIDKey = []byte(`"` + TraceIDKey + `"`)
 
 // MaxLinks bounds the links an append's span takes to its events' trace
 // contexts: an append of 10,000 events, each of its own trace, links to
@@ -59,41 +63,63 @@ var (
 	_ annals.ReadyChecker     = (*store)(nil)
 )
 
+// startOptions are an append span's options when no event carries a
+// trace context: shared, so an unsampled append allocates no options.
+var startOptions = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
+
 func (s *store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
-	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(
-			attribute.String("db.system.name", "annals"),
-			attribute.String("db.operation.name", "append"),
-			attribute.String("annals.stream", stream),
-			attribute.Int("annals.events", len(events)),
-		),
-	}
+	opts := startOptions
 	if contexts := eventContexts(events); len(contexts) > 0 {
 		// The client's append is the cause: its span becomes the parent,
 		// the call's span (if any) and the other events' contexts links.
-		if call := trace.SpanContextFromContext(ctx); call.IsValid() {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: call}))
-		}
-		for _, c := range contexts[1:] {
-			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: c}))
-		}
+		opts = append(slices.Clip(opts), linkOptions(ctx, contexts[1:])...)
 		ctx = trace.ContextWithRemoteSpanContext(ctx, contexts[0])
 	}
 	ctx, span := s.tracer.Start(ctx, "annals.append", opts...)
-	defer span.End()
 	res, err := s.Store.Append(ctx, stream, expected, events...)
+	if span.IsRecording() {
+		// Attributes are set once the append is done, and only on a span
+		// that is kept: the sampler is not given them, and an unsampled
+		// append pays for none of them.
+		recordAppend(span, stream, len(events), res, err)
+	}
+	span.End()
+	return res, err
+}
+
+// linkOptions link an append's span to the call's span and to the trace
+// contexts of its events after the first.
+func linkOptions(ctx context.Context, others []trace.SpanContext) []trace.SpanStartOption {
+	links := make([]trace.Link, 0, len(others)+1)
+	if call := trace.SpanContextFromContext(ctx); call.IsValid() {
+		links = append(links, trace.Link{SpanContext: call})
+	}
+	for _, c := range others {
+		links = append(links, trace.Link{SpanContext: c})
+	}
+	return []trace.SpanStartOption{trace.WithLinks(links...)}
+}
+
+// recordAppend sets the attributes of an append's span, and its error.
+func recordAppend(span trace.Span, stream string, events int, res annals.AppendResult, err error) {
+	attrs := make([]attribute.KeyValue, 0, 7) // one allocation for both cases
+	attrs = append(attrs,
+		attribute.String("db.system.name", "annals"),
+		attribute.String("db.operation.name", "append"),
+		attribute.String("annals.stream", stream),
+		attribute.Int("annals.events", events),
+	)
 	if err != nil {
+		span.SetAttributes(attrs...)
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
-		return res, err
+		return
 	}
-	span.SetAttributes(
+	span.SetAttributes(append(attrs,
 		attribute.String("annals.next_expected", nextExpected(res.NextExpected)),
 		attribute.Int64("annals.first_position", int64(res.FirstPosition)),
 		attribute.Int64("annals.last_position", int64(res.LastPosition)),
-	)
-	return res, nil
+	)...)
 }
 
 // nextExpected is the revision an append left its stream at, as text.
@@ -124,8 +150,8 @@ func eventContexts(events []annals.EventData) []trace.SpanContext {
 // event's JSON metadata ($traceId: 32 hex digits, $spanId: 16), as a
 // sampled remote context.
 func FromMetadata(metadata []byte) (trace.SpanContext, bool) {
-	if len(metadata) == 0 || metadata[0] != '{' {
-		return trace.SpanContext{}, false
+	if len(metadata) == 0 || metadata[0] != '{' || !bytes.Contains(metadata, traceIDKey) {
+		return trace.SpanContext{}, false // most metadata: not parsed
 	}
 	var md struct {
 		TraceID string `json:"$traceId"`

@@ -141,3 +141,27 @@ func hasAttr(s tracetest.SpanStub, key, value string) bool {
 	}
 	return false
 }
+
+// TestSamplingFollowsTheClient: under a parent-based sampler that keeps
+// no root span, an append is traced only when its events carry the
+// client's (sampled) context, and the untraced append still works.
+func TestSamplingFollowsTheClient(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.NeverSample())))
+	t.Cleanup(func() { tp.Shutdown(context.Background()) })
+	s := tracing.Store(memory.New(memory.Options{}), tp)
+	res, err := s.Append(context.Background(), "order-1", annals.NoStream, annals.EventData{Type: "Placed"})
+	if err != nil || res.LastPosition != 1 {
+		t.Fatalf("untraced append: %+v, %v", res, err)
+	}
+	if n := len(exp.GetSpans()); n != 0 {
+		t.Fatalf("%d spans for an unsampled append", n)
+	}
+	if _, err := s.Append(context.Background(), "order-1", annals.Any, annals.EventData{Type: "Paid", Metadata: withContext(clientTrace, clientSpan)}); err != nil {
+		t.Fatal(err)
+	}
+	span := find(t, exp, "annals.append")
+	if span.SpanContext.TraceID().String() != clientTrace || !hasAttr(span, "annals.first_position", "2") {
+		t.Errorf("span %v in trace %v, want the client's trace and its attributes", span.Attributes, span.SpanContext.TraceID())
+	}
+}

@@ -250,7 +250,8 @@ function tail(params) {
   src.onopen = () => { state.textContent = "live: new events appear at the top"; };
   src.onerror = () => { state.textContent = "disconnected; retrying…"; };
   src.addEventListener("skipped", (m) => {
-    body.prepend(h("tr", {}, h("td", { colspan: 7, class: "muted" }, `… ${fmtNum(Number(m.data))} events not shown: more than 100 a second`)));
+    const gap = JSON.parse(m.data);
+    body.prepend(h("tr", {}, h("td", { colspan: 7, class: "muted" }, `… events between positions ${fmtNum(gap.after)} and ${fmtNum(gap.before)} not shown: more than 100 a second`)));
   });
   src.onmessage = (m) => {
     const e = JSON.parse(m.data);
