@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,11 @@ func TestBadInput(t *testing.T) {
 		{"GET", "/console/api/stream?name=" + strings.Repeat("x", 2000), "", 400, "invalid"},
 		{"GET", "/console/api/event?stream=order-1&revision=x", "", 400, "revision"},
 		{"GET", "/console/api/event?stream=order-1&revision=7", "", 404, "no event"},
-		{"GET", "/console/api/all?prefix=a&type=b", "", 400, "not both"},
+		{"GET", "/console/api/all?prefix=a&type=b", "", 400, "one of"},
+		{"GET", "/console/api/all?regex=(", "", 400, "regex"},
+		{"GET", "/console/api/live?typeRegex=" + strings.Repeat("a", 1025), "", 400, "at most 1024"},
+		{"GET", "/console/api/all?category=a&category=b", "", 400, "one category"},
+		{"GET", "/console/api/all?regex=", "", 400, "empty regex"},
 		{"GET", "/console/api/all?prefix=", "", 400, ""},
 		{"GET", "/console/api/streams?limit=100000", "", 400, "limit"},
 		{"GET", "/console/api/metadata", "", 400, "stream"},
@@ -231,4 +236,35 @@ func appendFrom(b *testing.B, store annals.Store, writers int) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// TestAllFilters: a page of $all takes the server's filters: stream and
+// event type prefixes, expressions, and a category.
+func TestAllFilters(t *testing.T) {
+	h, store := api(t)
+	for _, e := range []struct{ stream, typ string }{{"order-1", "Placed"}, {"order-2", "Paid"}, {"cart-1", "Added"}, {"orders", "Placed"}} {
+		if _, err := store.Append(context.Background(), e.stream, annals.Any, annals.EventData{Type: e.typ, Data: []byte(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ query, want string }{
+		{"prefix=order-", "order-1/Placed order-2/Paid"},
+		{"prefix=cart&prefix=orders", "cart-1/Added orders/Placed"},
+		{"type=Pa", "order-2/Paid"},
+		{"regex=" + url.QueryEscape(`^(cart|orders)`), "cart-1/Added orders/Placed"},
+		{"typeRegex=" + url.QueryEscape(`ed$`), "order-1/Placed cart-1/Added orders/Placed"},
+		{"category=order", "order-1/Placed order-2/Paid"},
+	} {
+		code, body := call(h, "GET", "/console/api/all?"+tc.query, "")
+		var got []string
+		events, _ := body["events"].([]any)
+		for _, e := range events {
+			if e := e.(map[string]any); !strings.HasPrefix(e["stream"].(string), "$") {
+				got = append(got, e["stream"].(string)+"/"+e["type"].(string))
+			}
+		}
+		if code != 200 || strings.Join(got, " ") != tc.want {
+			t.Errorf("%s: %d %v, want %s", tc.query, code, got, tc.want)
+		}
+	}
 }

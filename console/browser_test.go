@@ -340,6 +340,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	s.append(t, "order-2", "OrderShipped", `{"order":2}`)
 	waitText(t, ctx, "OrderShipped")
 	shot(t, ctx, "tail")
+	open(t, ctx, base+"#/tail?on=regex&value=%28") // "(": not an expression
+	waitText(t, ctx, "missing closing )")
 
 	s.append(t, "order-3", "Bad", `{"bad":true}`)
 	open(t, ctx, base+"#/projections")

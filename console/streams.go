@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -209,27 +211,65 @@ func (c *console) writePage(w http.ResponseWriter, p readParams, seq func(func(a
 // (event types), comma-separated prefixes, at most annals.MaxFilterPrefixes.
 func filterOf(r *http.Request) (*annals.Filter, error) {
 	q := r.URL.Query()
-	streams, types := q["prefix"], q["type"]
-	for _, p := range append(append([]string(nil), streams...), types...) {
-		if p == "" {
-			return nil, errors.New("an empty prefix would match every event: leave the parameter out")
-		}
-	}
 	var f *annals.Filter
-	switch {
-	case len(streams) > 0 && len(types) > 0:
-		return nil, errors.New("filter by stream prefix or by event type prefix, not both")
-	case len(streams) > 0:
-		f = annals.StreamPrefixFilter(streams...)
-	case len(types) > 0:
-		f = annals.EventTypePrefixFilter(types...)
-	default:
-		return nil, nil
+	for _, key := range filterParams {
+		values, ok := q[key]
+		if !ok {
+			continue
+		}
+		if f != nil {
+			return nil, fmt.Errorf("filter by one of %s at a time", strings.Join(filterParams, ", "))
+		}
+		g, err := filterFrom(key, values)
+		if err != nil {
+			return nil, err
+		}
+		f = g
 	}
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// filterParams are the filters a page of $all and a live tail take, as the
+// server's: by stream prefix (prefix, repeatable), event type prefix (type,
+// repeatable), stream name or event type expression (regex, typeRegex), or
+// category.
+var filterParams = []string{"prefix", "type", "regex", "typeRegex", "category"}
+
+// maxRegexBytes bounds a filter's regular expression (RE2: its matching
+// time is linear in the name, whatever the expression).
+const maxRegexBytes = 1024
+
+func filterFrom(key string, values []string) (*annals.Filter, error) {
+	for _, v := range values {
+		if v == "" {
+			return nil, fmt.Errorf("an empty %s would match every event: leave the parameter out", key)
+		}
+	}
+	switch key {
+	case "prefix":
+		return annals.StreamPrefixFilter(values...), nil
+	case "type":
+		return annals.EventTypePrefixFilter(values...), nil
+	case "category":
+		if len(values) > 1 {
+			return nil, errors.New("one category at a time")
+		}
+		return annals.CategoryFilter(values[0]), nil
+	}
+	if len(values) > 1 || len(values[0]) > maxRegexBytes {
+		return nil, fmt.Errorf("%s takes one regular expression of at most %d bytes", key, maxRegexBytes)
+	}
+	re, err := regexp.Compile(values[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", key, err)
+	}
+	if key == "regex" {
+		return annals.StreamRegexFilter(re), nil
+	}
+	return annals.EventTypeRegexFilter(re), nil
 }
 
 func (c *console) serveEvent(w http.ResponseWriter, r *http.Request) {

@@ -237,8 +237,8 @@ async function eventPage(name, rev) {
 
 function tail(params) {
   const kind = params.get("on") || "prefix", value = params.get("value") || "";
-  const sel = h("select", { name: "on", "aria-label": "Filter on" }, h("option", { value: "prefix", selected: kind === "prefix" }, "stream prefix"),
-    h("option", { value: "type", selected: kind === "type" }, "event type prefix"));
+  const kinds = [["prefix", "stream prefix"], ["type", "event type prefix"], ["regex", "stream regex"], ["typeRegex", "event type regex"], ["category", "category"]];
+  const sel = h("select", { name: "on", "aria-label": "Filter on" }, kinds.map(([v, t]) => h("option", { value: v, selected: kind === v }, t)));
   const input = h("input", { type: "text", name: "value", value, placeholder: "empty: every event" });
   const state = h("span", { class: "muted", id: "tail-state" }, "connecting…");
   const body = h("tbody");
@@ -246,9 +246,15 @@ function tail(params) {
     h("form", { class: "bar", onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/tail?${q({ on: sel.value, value: input.value })}`; } },
       h("span", {}, "Filter on"), sel, input, h("button", { class: "primary" }, "Apply"), state),
     h("table", {}, h("thead", {}, h("tr", {}, eventHeaders.map(([t, cls]) => h("th", { class: cls }, t)))), body)));
-  const src = new EventSource(`${API}/live?${q(value ? { [kind]: value } : {})}`);
+  const url = `${API}/live?${q(value ? { [kind]: value } : {})}`;
+  const src = new EventSource(url);
   src.onopen = () => { state.textContent = "live: new events appear at the top"; };
-  src.onerror = () => { state.textContent = "disconnected; retrying…"; };
+  src.onerror = () => {
+    if (src.readyState !== EventSource.CLOSED) { state.textContent = "disconnected; retrying…"; return; }
+    // Refused (a bad filter, too many tails): EventSource keeps the answer
+    // from us, so ask once more for its message.
+    tailRefusal(url).then((msg) => state.replaceChildren(errorBox(new Error(msg))));
+  };
   src.addEventListener("skipped", (m) => {
     const gap = JSON.parse(m.data);
     body.prepend(h("tr", {}, h("td", { colspan: 7, class: "muted" }, `… events between positions ${fmtNum(gap.after)} and ${fmtNum(gap.before)} not shown: more than 100 a second`)));
@@ -260,6 +266,18 @@ function tail(params) {
   };
   const prev = stopPage;
   stopPage = () => { prev(); src.close(); };
+}
+
+async function tailRefusal(url) {
+  const ac = new AbortController();
+  try {
+    const resp = await fetch(url, { credentials: "same-origin", signal: ac.signal });
+    if (resp.ok) return "The live tail was cut off; reload the page to follow again.";
+    const body = await resp.json().catch(() => null);
+    return (body && body.error) || `The server answered ${resp.status} ${resp.statusText}.`;
+  } catch (e) {
+    return "The server cannot be reached.";
+  } finally { ac.abort(); }
 }
 
 // --- projections -------------------------------------------------------------
