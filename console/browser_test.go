@@ -347,9 +347,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	open(t, ctx, base+"#/projections")
 	waitText(t, ctx, "failed")
 	waitText(t, ctx, "cannot apply a Bad event")
-	shot(t, ctx, "projections")
 	s.waitHook(t, "projection_failed", "stopping")
 	s.waitLag(t, "stopping", func(lag float64) bool { return lag >= 1 })
+	if err := poll(ctx, `!!document.querySelector("#p-lag canvas") && document.querySelector("#p-lag .u-legend").textContent.includes("stopping")`); err != nil {
+		html, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#p-lag").parentElement.outerHTML.slice(0, 2000)`))
+		t.Fatal("the projections page drew no lag chart of the failed projection:", err, html)
+	}
+	shot(t, ctx, "projections")
 	s.fixed.Store(true)
 	click(t, ctx, `tr[data-projection="parking"] button[data-action="replay-parked"]`)
 	click(t, ctx, `#confirm-ok`)

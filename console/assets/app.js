@@ -291,9 +291,21 @@ async function projectionAction(name, action) {
 
 async function projections() {
   const status = h("div"), out = h("div"), parked = h("div");
-  setPage("Projections", status, h("div", { class: "panel" }, out), parked);
+  const lagNote = h("p", { class: "muted" });
+  const lagChart = chart("p-lag", "Lag, last 15 minutes (events)", [], fmtNum);
+  lagChart.append(lagNote);
+  setPage("Projections", status, h("div", { class: "panel" }, out), lagChart, parked);
+  const drawLag = async () => {
+    const dash = await api(`${API}/dashboard`);
+    if (!dash.enabled) { lagNote.textContent = "Metrics are off (--metrics=false): no chart."; return; }
+    const s = dash.samples, names = [...new Set(s.flatMap((p) => Object.keys(p.projectionLag || {})))].sort();
+    lagNote.textContent = names.length ? "" : `Collecting: a point every ${dash.intervalSeconds} s.`;
+    charts["p-lag"].series = names;
+    drawChart("p-lag", s.map((p) => Date.parse(p.at) / 1000), names.map((n) => s.map((p) => (p.projectionLag || {})[n] ?? null)));
+  };
   const load = async () => {
     try {
+      drawLag().catch((e) => { lagNote.textContent = e.message; });
       const res = await api("/api/projections");
       if (!res.projections.length) { out.replaceChildren(empty("No projections run in this server (annals serve --projection NAME).")); return; }
       out.replaceChildren(table([["Projection"], ["State"], ["Position", "num"], ["Head", "num"], ["Lag", "num"], ["Events/s", "num"], ["Parked", "num"], ["Generation", "num"], ["Last error"], ["Actions"]],
