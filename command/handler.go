@@ -235,3 +235,18 @@ func (h *Handler[S, C, E]) Load(ctx context.Context, stream string) (S, annals.E
 	l, err := h.load(ctx, stream, uuid.UUID{}, nil)
 	return l.state, l.revision, err
 }
+
+// Handled reports whether the command with id was handled on stream and
+// appended events there, as far back as a repeated command is
+// recognised (see the package documentation). A command whose decision
+// was no event leaves no trace, and is reported as not handled.
+func (h *Handler[S, C, E]) Handled(ctx context.Context, stream string, id uuid.UUID) (bool, error) {
+	if h.Store == nil || h.Codec == nil || h.Decider.Initial == nil || h.Decider.Evolve == nil {
+		return false, errNotConfigured
+	}
+	if id == (uuid.UUID{}) {
+		return false, errors.New("command: Handled needs a command id")
+	}
+	l, err := h.load(ctx, stream, id, nil)
+	return err == nil && l.repeat != nil, err
+}

@@ -318,6 +318,36 @@ func TestCommandIDPerStream(t *testing.T) {
 	}
 }
 
+// Handled tells whether a command id was handled on a stream: yes once
+// its events are appended, no before, on another stream, or for a
+// command that decided nothing.
+func TestHandled(t *testing.T) {
+	s := memory.New(memory.Options{})
+	defer s.Close()
+	h := newHandler(s)
+	mustHandle(t, h, "show-a", openShow{Capacity: 5})
+	id, none := uuid.New(), uuid.New()
+	ask := func(stream string, id uuid.UUID) bool {
+		t.Helper()
+		ok, err := h.Handled(testContext(t), stream, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if ask("show-a", id) {
+		t.Fatal("handled before it was")
+	}
+	mustHandle(t, h, "show-a", take{N: 1}, command.WithID(id))
+	mustHandle(t, h, "show-a", noop{}, command.WithID(none))
+	if !ask("show-a", id) || ask("show-b", id) || ask("show-a", none) {
+		t.Fatalf("after: %v on its stream, %v on another, %v for a command of no event", ask("show-a", id), ask("show-b", id), ask("show-a", none))
+	}
+	if _, err := h.Handled(testContext(t), "show-a", uuid.UUID{}); err == nil {
+		t.Fatal("Handled took no command id")
+	}
+}
+
 // After a conflict the handler reads only what came since its load; if the
 // stream was deleted and written again in between, it notices and loads it
 // anew rather than fold the new life onto the old state.

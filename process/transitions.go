@@ -20,8 +20,9 @@ type Decision struct {
 
 // Limits of one decision and of one instance.
 const (
-	// MaxCommandsPerDecision bounds the commands one input may issue.
-	MaxCommandsPerDecision = 100_000
+	// MaxCommandsPerDecision bounds the commands one input may issue (the
+	// decision is one event, within the store's MaxEventSizeBytes).
+	MaxCommandsPerDecision = 10_000
 	// MaxSteps bounds the steps of one instance over its life.
 	MaxSteps = 1_000_000
 	// MaxTimers bounds the timers an instance has set at once.
@@ -71,6 +72,16 @@ type answer struct {
 // outcome is the record of a's answer to s.
 func (c *core) outcome(s send, a answer, p Policy, now time.Time) record {
 	st := c.steps[s.Step]
+	if c.status == Compensating && !s.Undo && !s.Probe {
+		// The late answer of a command given up while it was in flight.
+		switch {
+		case a.Err == nil:
+			return record{Kind: recStepDone, Step: s.Step}
+		case a.Permanent:
+			return record{Kind: recStepAbandoned, Step: s.Step}
+		}
+		return record{Kind: recStepFailed, Step: s.Step, Error: a.Err.Error(), RetryAt: now.Add(p.RetryAfter)} // a probe decides
+	}
 	switch {
 	case s.Probe && a.Err == nil && a.Taken:
 		return record{Kind: recStepDone, Step: s.Step}

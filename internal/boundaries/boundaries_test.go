@@ -40,7 +40,7 @@ var rules = map[string]rule{
 	"metrics":                   {imports: []string{"."}},
 	"tracing":                   {imports: []string{"."}},
 	"alert":                     {imports: []string{"."}},
-	"process":                   {imports: []string{"."}},
+	"process":                   {imports: []string{".", "command"}},
 	"console":                   {imports: []string{".", "alert", "metrics", "persistent"}},
 	"projection":                {imports: []string{".", "internal/backoff", "internal/privfs"}, engines: true},
 	"codec":                     {imports: []string{"."}},

@@ -1,0 +1,214 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/annals/annals"
+)
+
+// Options tune a run.
+type Options struct {
+	// Logger gets the run's warnings; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// CheckpointEvents is how many events of $all the run takes between
+	// two checkpoints in the manager's stream; 0 means
+	// DefaultCheckpointEvents. A restart reads again at most that many.
+	CheckpointEvents int
+	// SendTimeout bounds one command's send or probe; 0 means
+	// DefaultSendTimeout.
+	SendTimeout time.Duration
+}
+
+// Limits of a run.
+const (
+	DefaultCheckpointEvents = 1000
+	DefaultSendTimeout      = 30 * time.Second
+	// MaxActiveInstances bounds the instances not finished: a run refuses
+	// to start more, and fails.
+	MaxActiveInstances = 100_000
+	// MaxSending bounds the commands in flight over every instance.
+	MaxSending = 1024
+	// eventBuffer bounds the events of $all read ahead of the run.
+	eventBuffer = 256
+)
+
+func (o Options) withDefaults() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.CheckpointEvents <= 0 {
+		o.CheckpointEvents = DefaultCheckpointEvents
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = DefaultSendTimeout
+	}
+	return o
+}
+
+// managerRecord is an entry of the manager's stream: an instance
+// started or finished, or the position of $all taken so far.
+type managerRecord struct {
+	Kind     string          `json:"kind"` // "Started", "Finished", "Checkpoint"
+	ID       string          `json:"id,omitempty"`
+	Position annals.Position `json:"position,omitempty"`
+}
+
+// run is one Run's state, owned by its loop goroutine.
+type run[S, E any] struct {
+	m        *Manager[S, E]
+	store    annals.Store
+	d        Dispatcher
+	opts     Options
+	active   map[string]*instance[S]
+	next     annals.ExpectedRevision // of the manager's stream
+	position annals.Position         // the last event of $all taken
+	taken    int                     // events taken since the last checkpoint
+	results  chan result
+	sending  int             // sends in flight, over every instance
+	dirty    map[string]bool // instances to advance at the next pump
+	starved  map[string]bool // instances that wait for room under MaxSending
+	wakes    wakeHeap
+}
+
+// result is the answer to one send of one instance.
+type result struct {
+	id     string
+	send   send
+	answer answer
+}
+
+// Run runs the manager on store until ctx ends or a write fails: it
+// takes the events of $all from its checkpoint on, decides them, sends
+// the commands through d, and fires the timers. One Run of a manager may
+// run at a time: a second one's writes conflict, and it fails.
+func (m *Manager[S, E]) Run(ctx context.Context, store annals.Store, d Dispatcher, opts Options) error {
+	if err := m.validate(); err != nil {
+		return err
+	}
+	r := &run[S, E]{m: m, store: store, d: d, opts: opts.withDefaults(), active: map[string]*instance[S]{},
+		next: annals.NoStream, results: make(chan result, MaxInFlight), dirty: map[string]bool{}, starved: map[string]bool{}}
+	if err := r.recover(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan annals.Event, eventBuffer)
+	subErr := make(chan error, 1)
+	go r.follow(ctx, events, subErr)
+	err := r.loop(ctx, events, subErr)
+	cancel()
+	for ; r.sending > 0; r.sending-- {
+		<-r.results // let the sends in flight end before returning
+	}
+	return err
+}
+
+// recover folds the manager's stream (the instances not finished, the
+// checkpoint) and loads the instances.
+func (r *run[S, E]) recover(ctx context.Context) error {
+	ids := map[string]bool{}
+	for ev, err := range r.store.ReadStream(ctx, r.m.managerStream(), annals.ReadStreamOptions{}) {
+		if errors.Is(err, annals.ErrStreamNotFound) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		r.next = annals.Exact(ev.Revision)
+		var mr managerRecord
+		if err := json.Unmarshal(ev.Data, &mr); err != nil {
+			return fmt.Errorf("process: %s at revision %d: %w", r.m.managerStream(), ev.Revision, err)
+		}
+		switch mr.Kind {
+		case "Started":
+			ids[mr.ID] = true
+		case "Finished":
+			delete(ids, mr.ID)
+		case "Checkpoint":
+			r.position = mr.Position
+		}
+	}
+	for id := range ids {
+		in, err := r.m.load(ctx, r.store, id)
+		if err != nil {
+			return err
+		}
+		r.active[id], r.dirty[id] = in, true
+		if err := r.settle(ctx, in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// follow feeds the events of $all after the checkpoint to the loop.
+func (r *run[S, E]) follow(ctx context.Context, out chan<- annals.Event, errs chan<- error) {
+	opts := annals.SubscribeAllOptions{From: annals.After(r.position), Filter: r.m.Filter}
+	if r.position == 0 {
+		opts.From = annals.Start
+	}
+	for msg, err := range r.store.SubscribeToAll(ctx, opts) {
+		if err != nil {
+			errs <- err
+			return
+		}
+		if msg.Kind != annals.MessageEvent {
+			continue
+		}
+		select {
+		case out <- msg.Event:
+		case <-ctx.Done():
+			return
+		}
+	}
+	errs <- errors.New("process: the subscription to $all ended")
+}
+
+func (r *run[S, E]) loop(ctx context.Context, events <-chan annals.Event, subErr <-chan error) error {
+	for {
+		wake, err := r.pump(ctx)
+		if err != nil {
+			return err
+		}
+		var timer <-chan time.Time
+		var t *time.Timer
+		if !wake.IsZero() {
+			t = time.NewTimer(max(0, wake.Sub(r.opts.Now())))
+			timer = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-subErr:
+			return err
+		case ev := <-events:
+			err = r.take(ctx, ev)
+		case res := <-r.results:
+			err = r.answered(ctx, res)
+		case <-timer:
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// skips reports whether the event is one the manager never takes: a
+// process manager's own record, or a system event without a filter.
+func (r *run[S, E]) skips(ev annals.Event) bool {
+	return strings.HasPrefix(ev.Stream, streamPrefix) || (r.m.Filter == nil && strings.HasPrefix(ev.Stream, "$"))
+}

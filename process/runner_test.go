@@ -1,0 +1,330 @@
+package process_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/annals/annals"
+	"github.com/annals/annals/codec"
+	"github.com/annals/annals/command"
+	"github.com/annals/annals/memory"
+	"github.com/annals/annals/process"
+	"github.com/google/uuid"
+)
+
+// The aggregates: a user's box of done items, which a purge empties and
+// a restore fills again. A box named "box-bad" refuses to be purged.
+
+type boxEvent interface{ isBoxEvent() }
+
+type (
+	itemsDone  struct{ N int }
+	boxPurged  struct{ N int }
+	boxRestore struct{ N int }
+)
+
+func (itemsDone) isBoxEvent()  {}
+func (boxPurged) isBoxEvent()  {}
+func (boxRestore) isBoxEvent() {}
+
+type box struct{ Done, Purged int }
+
+type boxCommand struct {
+	Op string `json:"op"` // "done", "purge", "restore"
+	N  int    `json:"n,omitempty"`
+}
+
+var errBad = errors.New("this box refuses to be purged")
+
+func boxHandler(s annals.Store) *command.Handler[box, boxCommand, boxEvent] {
+	c := codec.New[boxEvent](codec.Options{})
+	codec.MustRegister[itemsDone](c, "ItemsDone")
+	codec.MustRegister[boxPurged](c, "BoxPurged")
+	codec.MustRegister[boxRestore](c, "BoxRestored")
+	return &command.Handler[box, boxCommand, boxEvent]{Store: s, Codec: c, Decider: command.Decider[box, boxCommand, boxEvent]{
+		Initial: func() box { return box{} },
+		Evolve: func(b box, e boxEvent) box {
+			switch e := e.(type) {
+			case itemsDone:
+				b.Done += e.N
+			case boxPurged:
+				b.Done, b.Purged = b.Done-e.N, b.Purged+e.N
+			case boxRestore:
+				b.Done, b.Purged = b.Done+e.N, b.Purged-e.N
+			}
+			return b
+		},
+		Decide: func(b box, c boxCommand) ([]boxEvent, error) {
+			switch c.Op {
+			case "done":
+				return []boxEvent{itemsDone{c.N}}, nil
+			case "purge":
+				if b.Done == 0 {
+					return nil, nil
+				}
+				return []boxEvent{boxPurged{b.Done}}, nil
+			case "restore":
+				if b.Purged == 0 {
+					return nil, nil
+				}
+				return []boxEvent{boxRestore{b.Purged}}, nil
+			}
+			return nil, fmt.Errorf("unknown op %q", c.Op)
+		},
+	}}
+}
+
+// The process: a purge request names boxes; the instance purges each, and
+// restores them all if one refuses.
+
+type purgeRequested struct {
+	Request string   `json:"request"`
+	Boxes   []string `json:"boxes"`
+}
+
+type purgeEvent interface{ isPurgeEvent() }
+
+type purgeStarted struct{ Boxes int }
+
+func (purgeStarted) isPurgeEvent() {}
+
+type purge struct{ Boxes int }
+
+func purgeManager(policy process.Policy) *process.Manager[purge, purgeEvent] {
+	c := codec.New[purgeEvent](codec.Options{})
+	codec.MustRegister[purgeStarted](c, "PurgeStarted")
+	return &process.Manager[purge, purgeEvent]{
+		Name:   "purge",
+		Filter: annals.EventTypePrefixFilter("PurgeRequested"),
+		Correlate: func(e annals.Event) (string, bool) {
+			var r purgeRequested
+			return r.Request, json.Unmarshal(e.Data, &r) == nil && r.Request != ""
+		},
+		Initial: func() purge { return purge{} },
+		Evolve:  func(p purge, e purgeEvent) purge { return purge{Boxes: e.(purgeStarted).Boxes} },
+		Decide: func(p purge, in process.Input) ([]purgeEvent, process.Decision, error) {
+			var r purgeRequested
+			if err := json.Unmarshal(in.Event.Data, &r); err != nil {
+				return nil, process.Decision{}, err
+			}
+			var d process.Decision
+			for _, b := range r.Boxes {
+				d.Commands = append(d.Commands, process.Command{Stream: b, Type: "box", Data: json.RawMessage(`{"op":"purge"}`),
+					Undo: &process.Command{Stream: b, Type: "box", Data: json.RawMessage(`{"op":"restore"}`)}})
+			}
+			d.Finish = true
+			return []purgeEvent{purgeStarted{len(r.Boxes)}}, d, nil
+		},
+		Codec:  c,
+		Policy: policy,
+	}
+}
+
+// refusing wraps the box route: a purge of box-bad is refused.
+func routes(h *command.Handler[box, boxCommand, boxEvent], sent *atomic.Int64) process.Routes {
+	route := process.HandlerRoute(h, func(data json.RawMessage) (boxCommand, error) {
+		var c boxCommand
+		return c, json.Unmarshal(data, &c)
+	})
+	send := route.Send
+	route.Send = func(ctx context.Context, stream string, data json.RawMessage, key uuid.UUID) error {
+		sent.Add(1)
+		if stream == "box-bad" && strings.Contains(string(data), "purge") {
+			return fmt.Errorf("%w: %w", process.ErrRefused, errBad)
+		}
+		return send(ctx, stream, data, key)
+	}
+	return process.Routes{"box": route}
+}
+
+func fill(t *testing.T, h *command.Handler[box, boxCommand, boxEvent], boxes []string) {
+	t.Helper()
+	for _, b := range boxes {
+		if _, err := h.Handle(context.Background(), b, boxCommand{Op: "done", N: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func request(t *testing.T, s annals.Store, id string, boxes []string) {
+	t.Helper()
+	data, _ := json.Marshal(purgeRequested{Request: id, Boxes: boxes})
+	if _, err := s.Append(context.Background(), "admin-1", annals.Any, annals.EventData{Type: "PurgeRequested", Data: data}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// finished waits until the manager's stream records the instance's end.
+func finished(t *testing.T, s annals.Store, id string, runErr <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second) // a hang guard
+	for time.Now().Before(deadline) {
+		for ev, err := range s.ReadStream(context.Background(), "process.purge", annals.ReadStreamOptions{}) {
+			if err == nil && strings.Contains(string(ev.Data), `"Finished","id":"`+id+`"`) {
+				return
+			}
+		}
+		select {
+		case err := <-runErr:
+			t.Fatalf("the run ended: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("instance %s never finished", id)
+}
+
+// types lists the event types of stream, in order.
+func types(t *testing.T, s annals.Store, stream string) string {
+	t.Helper()
+	var out []string
+	for ev, err := range s.ReadStream(context.Background(), stream, annals.ReadStreamOptions{}) {
+		if errors.Is(err, annals.ErrStreamNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev.Type)
+	}
+	return strings.Join(out, " ")
+}
+
+func start(t *testing.T, m *process.Manager[purge, purgeEvent], s annals.Store, d process.Dispatcher) (stop func(), errs <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan error, 1)
+	go func() { ch <- m.Run(ctx, s, d, process.Options{}) }()
+	return func() {
+		cancel()
+		if err := <-ch; !errors.Is(err, context.Canceled) {
+			t.Errorf("the run: %v", err)
+		}
+	}, ch
+}
+
+// TestPurge: every box purged once, at most InFlight at a time, and the
+// instance done.
+func TestPurge(t *testing.T) {
+	s := memory.New(memory.Options{})
+	h := boxHandler(s)
+	boxes := make([]string, 20)
+	for i := range boxes {
+		boxes[i] = fmt.Sprintf("box-%d", i)
+	}
+	fill(t, h, boxes)
+	var sent atomic.Int64
+	stop, errs := start(t, purgeManager(process.Policy{InFlight: 4}), s, routes(h, &sent))
+	defer stop()
+	request(t, s, "r1", boxes)
+	finished(t, s, "r1", errs)
+	for _, b := range boxes {
+		if got := types(t, s, b); got != "ItemsDone BoxPurged" {
+			t.Errorf("%s: %s", b, got)
+		}
+	}
+	if got := types(t, s, "process.purge-r1"); !strings.HasPrefix(got, "PurgeStarted process.Decided process.StepDone") || !strings.HasSuffix(got, "process.Done") {
+		t.Errorf("the instance's stream: %s", got)
+	}
+	if sent.Load() != int64(len(boxes)) {
+		t.Errorf("%d commands sent for %d boxes", sent.Load(), len(boxes))
+	}
+}
+
+// TestCompensate: the refusal of one box undoes the purges done before
+// it, last first, and fails the instance with the box's error.
+func TestCompensate(t *testing.T) {
+	s := memory.New(memory.Options{})
+	h := boxHandler(s)
+	boxes := []string{"box-a", "box-b", "box-bad", "box-c"}
+	fill(t, h, boxes)
+	var sent atomic.Int64
+	stop, errs := start(t, purgeManager(process.Policy{InFlight: 1, Retries: 2}), s, routes(h, &sent))
+	defer stop()
+	request(t, s, "r2", boxes)
+	finished(t, s, "r2", errs)
+	for b, want := range map[string]string{"box-a": "ItemsDone BoxPurged BoxRestored", "box-b": "ItemsDone BoxPurged BoxRestored",
+		"box-bad": "ItemsDone", "box-c": "ItemsDone"} {
+		if got := types(t, s, b); got != want {
+			t.Errorf("%s: %s, want %s", b, got, want)
+		}
+	}
+	got := types(t, s, "process.purge-r2")
+	if !strings.HasSuffix(got, "process.Compensating process.StepAbandoned process.StepDone process.StepDone process.Failed") {
+		t.Errorf("the instance's stream: %s", got)
+	}
+	// One send per box purged or refused (a refusal is not retried), one
+	// probe-free undo per purge done.
+	if sent.Load() != 5 {
+		t.Errorf("%d sends, want 5 (3 purges, 2 restores)", sent.Load())
+	}
+}
+
+// TestRestart: a run stopped while its commands are in flight, and run
+// again, purges every box once.
+func TestRestart(t *testing.T) {
+	s := memory.New(memory.Options{})
+	h := boxHandler(s)
+	boxes := make([]string, 50)
+	for i := range boxes {
+		boxes[i] = fmt.Sprintf("box-%d", i)
+	}
+	fill(t, h, boxes)
+	var sent atomic.Int64
+	m := purgeManager(process.Policy{InFlight: 8})
+	request(t, s, "r3", boxes)
+	for round := 0; ; round++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		d := routes(h, &sent)
+		route := d["box"]
+		inner := route.Send
+		var inRound atomic.Int64
+		route.Send = func(c context.Context, stream string, data json.RawMessage, key uuid.UUID) error {
+			if inRound.Add(1) == 5 {
+				cancel() // stop the run in the middle of its sends
+			}
+			return inner(c, stream, data, key)
+		}
+		d["box"] = route
+		go func() { // or once it is done
+			for ctx.Err() == nil && !ended(s, "process.purge-r3") {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+		}()
+		err := m.Run(ctx, s, d, process.Options{})
+		cancel()
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if ended(s, "process.purge-r3") {
+			if round < 5 {
+				t.Errorf("done after %d restarts: the runs were not stopped in the middle", round)
+			}
+			break
+		}
+		if round > 100 {
+			t.Fatal("never done")
+		}
+	}
+	for _, b := range boxes {
+		if got := types(t, s, b); got != "ItemsDone BoxPurged" {
+			t.Errorf("%s: %s", b, got)
+		}
+	}
+}
+
+// ended reports whether an instance's stream ends with its end.
+func ended(s annals.Store, stream string) bool {
+	last := ""
+	for ev, err := range s.ReadStream(context.Background(), stream, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
+		if err == nil {
+			last = ev.Type
+		}
+	}
+	return last == "process.Done" || last == "process.Failed"
+}
