@@ -89,7 +89,9 @@ func (m *Manager[S, E]) write(ctx context.Context, store annals.Store, in *insta
 		}
 		data = append(data, annals.EventData{Type: recordType + string(r.Kind), Data: b})
 	}
-	res, err := store.Append(ctx, in.stream, in.next, data...)
+	wctx, cancel := writeContext(ctx)
+	defer cancel()
+	res, err := store.Append(wctx, in.stream, in.next, data...)
 	if err != nil {
 		return fmt.Errorf("process: writing %s: %w", in.stream, err)
 	}
@@ -104,4 +106,15 @@ func (m *Manager[S, E]) write(ctx context.Context, store annals.Store, in *insta
 	}
 	in.fresh = false
 	return nil
+}
+
+// WriteTimeout bounds one write of a run to the store.
+const WriteTimeout = 30 * time.Second
+
+// writeContext is ctx without its cancellation, within WriteTimeout: a
+// write that has begun is seen to its end, so that its outcome is known.
+// A write abandoned midway might land after the run ended, under the next
+// run's reads, and that run's next write would conflict with it.
+func writeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), WriteTimeout)
 }

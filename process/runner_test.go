@@ -13,6 +13,7 @@ import (
 	"github.com/annals/annals"
 	"github.com/annals/annals/codec"
 	"github.com/annals/annals/command"
+	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/memory"
 	"github.com/annals/annals/process"
 	"github.com/google/uuid"
@@ -238,7 +239,13 @@ func TestPurge(t *testing.T) {
 // TestCompensate: the refusal of one box undoes the purges done before
 // it, last first, and fails the instance with the box's error.
 func TestCompensate(t *testing.T) {
-	s := memory.New(memory.Options{})
+	for _, kind := range teststores.Kinds {
+		t.Run(kind, func(t *testing.T) { testCompensate(t, kind) })
+	}
+}
+
+func testCompensate(t *testing.T, kind string) {
+	s := teststores.Open(t, kind)
 	h := boxHandler(s)
 	boxes := []string{"box-a", "box-b", "box-bad", "box-c"}
 	fill(t, h, boxes)
@@ -267,7 +274,13 @@ func TestCompensate(t *testing.T) {
 // TestRestart: a run stopped while its commands are in flight, and run
 // again, purges every box once.
 func TestRestart(t *testing.T) {
-	s := memory.New(memory.Options{})
+	for _, kind := range teststores.Kinds {
+		t.Run(kind, func(t *testing.T) { testRestart(t, kind) })
+	}
+}
+
+func testRestart(t *testing.T, kind string) {
+	s := teststores.Open(t, kind)
 	h := boxHandler(s)
 	boxes := make([]string, 50)
 	for i := range boxes {
@@ -284,15 +297,16 @@ func TestRestart(t *testing.T) {
 		inner := route.Send
 		var inRound atomic.Int64
 		route.Send = func(c context.Context, stream string, data json.RawMessage, key uuid.UUID) error {
-			if inRound.Add(1) == 5 {
-				cancel() // stop the run in the middle of its sends
+			if inRound.Add(1) > 3 {
+				time.Sleep(time.Millisecond) // commands in flight when the run stops
 			}
 			return inner(c, stream, data, key)
 		}
 		d["box"] = route
-		go func() { // or once it is done
-			for ctx.Err() == nil && !ended(s, "process.purge-r3") {
-				time.Sleep(5 * time.Millisecond)
+		start := lastRevision(s, "process.purge-r3")
+		go func() { // stop the run once it made progress, or is done
+			for ctx.Err() == nil && !instanceEnded(s, "process.purge-r3") && lastRevision(s, "process.purge-r3") < start+3 {
+				time.Sleep(time.Millisecond)
 			}
 			cancel()
 		}()
@@ -301,8 +315,9 @@ func TestRestart(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		if ended(s, "process.purge-r3") {
-			if round < 5 {
+		if instanceEnded(s, "process.purge-r3") {
+			t.Logf("done after %d restarts", round)
+			if round < 3 {
 				t.Errorf("done after %d restarts: the runs were not stopped in the middle", round)
 			}
 			break
@@ -318,13 +333,93 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// ended reports whether an instance's stream ends with its end.
-func ended(s annals.Store, stream string) bool {
-	last := ""
-	for ev, err := range s.ReadStream(context.Background(), stream, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
-		if err == nil {
-			last = ev.Type
+// The seats' process: a reservation waits 15 minutes for its payment,
+// then releases the seats.
+
+type reservationEvent struct{}
+
+func (reservationEvent) isPurgeEvent() {}
+
+func seatsManager() *process.Manager[purge, purgeEvent] {
+	c := codec.New[purgeEvent](codec.Options{})
+	return &process.Manager[purge, purgeEvent]{
+		Name:      "seats",
+		Filter:    annals.StreamPrefixFilter("reservation-"),
+		Correlate: func(e annals.Event) (string, bool) { return strings.TrimPrefix(e.Stream, "reservation-"), true },
+		Initial:   func() purge { return purge{} },
+		Evolve:    func(p purge, _ purgeEvent) purge { return p },
+		Decide: func(p purge, in process.Input) ([]purgeEvent, process.Decision, error) {
+			switch {
+			case in.Timer == "payment":
+				return nil, process.Decision{Commands: []process.Command{{Stream: "show-1", Type: "release"}}, Finish: true}, nil
+			case in.Event.Type == "SeatsReserved":
+				return nil, process.Decision{Timers: []process.Timer{{Name: "payment", At: in.Now.Add(15 * time.Minute)}}}, nil
+			case in.Event.Type == "PaymentConfirmed":
+				return nil, process.Decision{Cancel: []string{"payment"}, Commands: []process.Command{{Stream: "show-1", Type: "confirm"}}, Finish: true}, nil
+			}
+			return nil, process.Decision{}, nil
+		},
+		Codec: c,
+	}
+}
+
+// TestDeadlineWhileStopped: a deadline that passes while no run is going
+// fires when the next run starts, once.
+func TestDeadlineWhileStopped(t *testing.T) {
+	s := memory.New(memory.Options{})
+	var now atomic.Pointer[time.Time]
+	at := func(t time.Time) { now.Store(&t) }
+	at(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC))
+	var released, confirmed atomic.Int64
+	count := func(n *atomic.Int64) process.Route {
+		return process.Route{
+			Send:  func(context.Context, string, json.RawMessage, uuid.UUID) error { n.Add(1); return nil },
+			Taken: func(context.Context, string, uuid.UUID) (bool, error) { return false, nil },
 		}
 	}
-	return last == "process.Done" || last == "process.Failed"
+	d := process.Routes{"release": count(&released), "confirm": count(&confirmed)}
+	m := seatsManager()
+	runFor := func(guard time.Duration, until func() bool) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx, s, d, process.Options{Now: func() time.Time { return *now.Load() }}) }()
+		deadline := time.Now().Add(guard)
+		for !until() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond) // room for a second firing, if there were one
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("the run: %v", err)
+		}
+	}
+	for _, r := range []string{"reservation-a", "reservation-b"} {
+		if _, err := s.Append(context.Background(), r, annals.Any, annals.EventData{Type: "SeatsReserved"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Append(context.Background(), "reservation-b", annals.Any, annals.EventData{Type: "PaymentConfirmed"})
+	runFor(10*time.Second, func() bool {
+		return instanceEnded(s, "process.seats-b") && strings.Contains(types(t, s, "process.seats-a"), "Decided")
+	})
+	if released.Load() != 0 || confirmed.Load() != 1 {
+		t.Fatalf("before the deadline: %d released, %d confirmed", released.Load(), confirmed.Load())
+	}
+	at(now.Load().Add(20 * time.Minute)) // the deadline passes while stopped
+	runFor(10*time.Second, func() bool { return instanceEnded(s, "process.seats-a") })
+	runFor(200*time.Millisecond, func() bool { return false }) // a third run fires nothing again
+	if released.Load() != 1 || confirmed.Load() != 1 {
+		t.Fatalf("after the deadline and two restarts: %d released, %d confirmed; want 1 and 1", released.Load(), confirmed.Load())
+	}
+}
+
+// lastRevision is the revision of a stream's last event, -1 if none.
+func lastRevision(s annals.Store, stream string) int {
+	for ev, err := range s.ReadStream(context.Background(), stream, annals.ReadStreamOptions{Direction: annals.Backwards, From: annals.End, Limit: 1}) {
+		if err == nil {
+			return int(ev.Revision)
+		}
+	}
+	return -1
 }

@@ -96,7 +96,9 @@ func (r *run[S, E]) appendManager(ctx context.Context, mr managerRecord) error {
 	if err != nil {
 		return err
 	}
-	res, err := r.store.Append(ctx, r.m.managerStream(), r.next, annals.EventData{Type: recordType + mr.Kind, Data: b})
+	wctx, cancel := writeContext(ctx)
+	defer cancel()
+	res, err := r.store.Append(wctx, r.m.managerStream(), r.next, annals.EventData{Type: recordType + mr.Kind, Data: b})
 	if err != nil {
 		return fmt.Errorf("process: writing %s: %w", r.m.managerStream(), err)
 	}
@@ -161,7 +163,9 @@ func (r *run[S, E]) advance(ctx context.Context, in *instance[S], now time.Time)
 // send sends one command (or its undo, or a probe) and reports the answer
 // to the loop.
 func (r *run[S, E]) send(ctx context.Context, id, stream string, s send) {
-	sctx, cancel := context.WithTimeout(ctx, r.opts.SendTimeout)
+	// Not cancelled with the run: a command abandoned midway might be
+	// applied after the run ended, under a probe of the next run.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.SendTimeout)
 	var a answer
 	if s.Probe {
 		a.Taken, a.Err = r.d.Taken(sctx, s.Command, commandKey(stream, s.Step, false))
