@@ -295,3 +295,24 @@ func TestFoldAgain(t *testing.T) {
 		t.Fatal("an event taken before the restart would be taken again")
 	}
 }
+
+// TestSplit: a decision of many steps is spread over records that each
+// fit an event, and folds back to every step in order.
+func TestSplit(t *testing.T) {
+	c := newCore()
+	d, err := c.decided(1, "", Decision{Commands: cmds(2*stepsPerRecord + 34), Finish: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := split([]record{d})
+	if len(recs) != 3 || recs[1].Kind != recMoreSteps || len(recs[0].Steps) != stepsPerRecord || len(recs[2].Steps) != 34 {
+		t.Fatalf("%d records: %v %v", len(recs), recs[0].Kind, recs[len(recs)-1].Kind)
+	}
+	must(t, c, recs...)
+	if len(c.steps) != 2*stepsPerRecord+34 || c.steps[stepsPerRecord+7].Command.Stream != fmt.Sprint("todo-", stepsPerRecord+7) {
+		t.Fatalf("%d steps", len(c.steps))
+	}
+	if _, err := c.decided(2, "", Decision{Commands: cmds(MaxCommandsPerDecision + 1)}); !errors.Is(err, ErrLimit) {
+		t.Fatalf("past the limit: %v", err)
+	}
+}

@@ -71,6 +71,7 @@ func (m *Manager[S, E]) fold(in *instance[S], ev annals.Event) error {
 // fails leaves the instance as it was in the store but not in memory: the
 // runner stops, and a new run reads it again.
 func (m *Manager[S, E]) write(ctx context.Context, store annals.Store, in *instance[S], events []E, recs []record) error {
+	recs = split(recs)
 	data := make([]annals.EventData, 0, len(events)+len(recs))
 	for _, e := range events {
 		d, err := m.Codec.Encode(e)

@@ -15,6 +15,10 @@ const (
 	// timer Timer fired) and decided: new steps, timers set and cancelled,
 	// and whether it is over once its steps are done.
 	recDecided recordKind = "Decided"
+	// recMoreSteps: more steps of the decision before it, in the same
+	// append (a decision's steps go stepsPerRecord to a record, so that
+	// each record stays within the store's event size).
+	recMoreSteps recordKind = "MoreSteps"
 	// recStepDone: the aggregate took step Step (or its undo, with Undo).
 	recStepDone recordKind = "StepDone"
 	// recStepFailed: an attempt of step Step (or its undo) failed with
@@ -57,6 +61,13 @@ func (c *core) apply(r record) error {
 	switch r.Kind {
 	case recDecided:
 		c.applyDecided(r)
+	case recMoreSteps:
+		if c.status != Running {
+			return fmt.Errorf("process: more steps in status %s", c.status)
+		}
+		for _, cmd := range r.Steps {
+			c.steps = append(c.steps, step{Command: cmd})
+		}
 	case recStepDone:
 		err = c.applyStepDone(r)
 	case recStepFailed:

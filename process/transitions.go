@@ -20,8 +20,10 @@ type Decision struct {
 
 // Limits of one decision and of one instance.
 const (
-	// MaxCommandsPerDecision bounds the commands one input may issue (the
-	// decision is one event, within the store's MaxEventSizeBytes).
+	// MaxCommandsPerDecision bounds the commands one input may issue. The
+	// decision is one append (within the store's MaxAppendSizeBytes, 8 MiB
+	// by default) of records of 500 commands each (within its
+	// MaxEventSizeBytes, 1 MiB).
 	MaxCommandsPerDecision = 10_000
 	// MaxSteps bounds the steps of one instance over its life.
 	MaxSteps = 1_000_000
@@ -60,6 +62,31 @@ func (c *core) decided(p annals.Position, timer string, d Decision) (record, err
 		}
 	}
 	return record{Kind: recDecided, Position: p, Timer: timer, Steps: d.Commands, Set: d.Timers, Cancel: d.Cancel, Finish: d.Finish}, nil
+}
+
+// stepsPerRecord bounds the steps one record holds: 500 commands of 2 KB
+// of JSON each fit the store's default event size (1 MiB).
+const stepsPerRecord = 500
+
+// split spreads the steps of a decision over records of stepsPerRecord,
+// appended together.
+func split(recs []record) []record {
+	var out []record
+	for _, r := range recs {
+		if r.Kind != recDecided || len(r.Steps) <= stepsPerRecord {
+			out = append(out, r)
+			continue
+		}
+		rest := r.Steps[stepsPerRecord:]
+		r.Steps = r.Steps[:stepsPerRecord:stepsPerRecord]
+		out = append(out, r)
+		for len(rest) > 0 {
+			n := min(len(rest), stepsPerRecord)
+			out = append(out, record{Kind: recMoreSteps, Steps: rest[:n:n]})
+			rest = rest[n:]
+		}
+	}
+	return out
 }
 
 // answer is what became of one send.

@@ -41,6 +41,7 @@ var rules = map[string]rule{
 	"tracing":                   {imports: []string{"."}},
 	"alert":                     {imports: []string{"."}},
 	"process":                   {imports: []string{".", "command"}},
+	"process/processtest":       {imports: []string{".", "process"}},
 	"console":                   {imports: []string{".", "alert", "metrics", "persistent"}},
 	"projection":                {imports: []string{".", "internal/backoff", "internal/privfs"}, engines: true},
 	"codec":                     {imports: []string{"."}},
