@@ -66,9 +66,8 @@ func boxHandler(s annals.Store) *command.Handler[box, boxCommand, boxEvent] {
 			case "done":
 				return []boxEvent{itemsDone{c.N}}, nil
 			case "purge":
-				if b.Done == 0 {
-					return nil, nil
-				}
+				// Always an event, even of nothing to purge: a purge
+				// applied twice shows as two.
 				return []boxEvent{boxPurged{b.Done}}, nil
 			case "restore":
 				if b.Purged == 0 {
