@@ -62,6 +62,8 @@ type managerRecord struct {
 	Kind     string          `json:"kind"` // "Started", "Finished", "Checkpoint"
 	ID       string          `json:"id,omitempty"`
 	Position annals.Position `json:"position,omitempty"`
+	Status   Status          `json:"status,omitempty"` // Finished: done or failed
+	Error    string          `json:"error,omitempty"`  // Finished: why it failed
 }
 
 // run is one Run's state, owned by its loop goroutine.

@@ -422,3 +422,59 @@ func lastRevision(s annals.Store, stream string) int {
 	}
 	return -1
 }
+
+// TestInspect: the status of a manager and of its instances, read from
+// the store beside a run: a failed instance with its error and history,
+// one done, one waiting for its timer.
+func TestInspect(t *testing.T) {
+	s := memory.New(memory.Options{})
+	h := boxHandler(s)
+	fill(t, h, []string{"box-a", "box-bad"})
+	var sent atomic.Int64
+	stop, errs := start(t, purgeManager(process.Policy{InFlight: 1}), s, routes(h, &sent))
+	request(t, s, "ok", []string{"box-a"})
+	request(t, s, "ko", []string{"box-a", "box-bad"})
+	finished(t, s, "ok", errs)
+	finished(t, s, "ko", errs)
+	stop()
+	rep, err := process.Inspect(context.Background(), s, "purge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Started != 2 || rep.Finished != 2 || len(rep.Active) != 0 || len(rep.Failed) != 1 ||
+		rep.Failed[0].ID != "ko" || !strings.Contains(rep.Failed[0].Error, "refuses") || rep.Checkpoint != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	st, history, err := process.InspectInstance(context.Background(), s, "purge", "ko")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != process.Failed || st.Steps != 2 || st.Undone != 1 || st.Abandoned != 1 || !strings.Contains(st.Error, "box-bad") {
+		t.Fatalf("status %+v", st)
+	}
+	var kinds []string
+	for _, e := range history {
+		kinds = append(kinds, e.Kind)
+	}
+	if got := strings.Join(kinds, " "); got != "Decided StepDone Compensating StepDone Failed" {
+		t.Fatalf("history %s", got)
+	}
+	if _, _, err := process.InspectInstance(context.Background(), s, "purge", "nope"); !errors.Is(err, process.ErrNoInstance) {
+		t.Fatalf("no instance: %v", err)
+	}
+
+	seats := seatsManager()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- seats.Run(ctx, s, process.Routes{}, process.Options{}) }()
+	s.Append(context.Background(), "reservation-w", annals.Any, annals.EventData{Type: "SeatsReserved"})
+	for !strings.Contains(types(t, s, "process.seats-w"), "Decided") {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	rep, err = process.Inspect(context.Background(), s, "seats")
+	if err != nil || len(rep.Active) != 1 || rep.Active[0].Status != process.Waiting || len(rep.Active[0].Timers) != 1 {
+		t.Fatalf("waiting: %+v, %v", rep, err)
+	}
+}

@@ -88,7 +88,7 @@ func (r *run[S, E]) settle(ctx context.Context, in *instance[S]) error {
 		r.opts.Logger.Warn("process: an instance failed", "manager", r.m.Name, "instance", in.id, "err", in.core.err)
 	}
 	delete(r.active, in.id)
-	return r.appendManager(ctx, managerRecord{Kind: "Finished", ID: in.id})
+	return r.appendManager(ctx, managerRecord{Kind: "Finished", ID: in.id, Status: in.core.status, Error: in.core.err})
 }
 
 func (r *run[S, E]) appendManager(ctx context.Context, mr managerRecord) error {

@@ -1,0 +1,157 @@
+package process
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/annals/annals"
+)
+
+// InstanceStatus is where one instance is, read from its stream.
+type InstanceStatus struct {
+	ID        string    `json:"id"`
+	Status    Status    `json:"status"`
+	Steps     int       `json:"steps"`     // decided
+	Done      int       `json:"done"`      // taken by their aggregates (and not undone)
+	Undone    int       `json:"undone"`    // taken, then undone
+	Abandoned int       `json:"abandoned"` // given up, not taken
+	Retrying  int       `json:"retrying"`  // failed, to be sent again
+	Timers    []Timer   `json:"timers,omitempty"`
+	Error     string    `json:"error,omitempty"`     // why it compensates or failed
+	LastError string    `json:"lastError,omitempty"` // the last failed attempt's
+	Updated   time.Time `json:"updated"`             // when its last record was written
+}
+
+// Entry is one record of an instance's history.
+type Entry struct {
+	Revision annals.Revision `json:"revision"`
+	Recorded time.Time       `json:"recorded"`
+	Kind     string          `json:"kind"`
+	Step     int             `json:"step"`
+	Steps    int             `json:"steps,omitempty"` // of a decision
+	Undo     bool            `json:"undo,omitempty"`
+	Error    string          `json:"error,omitempty"`
+}
+
+// Report is a manager's status, read from its streams.
+type Report struct {
+	Manager    string           `json:"manager"`
+	Checkpoint annals.Position  `json:"checkpoint"`
+	Started    int              `json:"started"`
+	Finished   int              `json:"finished"`
+	Active     []InstanceStatus `json:"active"` // not finished, at most MaxReported
+	Failed     []InstanceStatus `json:"failed"` // the last to fail, newest first, at most MaxReported
+}
+
+// MaxReported bounds the instances a Report details (and MaxHistory the
+// entries of an instance's history): the others are counted only.
+const (
+	MaxReported = 1000
+	MaxHistory  = 10_000
+)
+
+// ErrNoInstance is returned for an instance that has no stream.
+var ErrNoInstance = errors.New("process: no such instance")
+
+// Inspect reports on the manager named name: its checkpoint, its
+// instances not finished, and the last to fail. It reads the store only,
+// so it works beside a run, from any process.
+func Inspect(ctx context.Context, store annals.Store, name string) (Report, error) {
+	rep := Report{Manager: name, Active: []InstanceStatus{}, Failed: []InstanceStatus{}}
+	var active []string
+	for ev, err := range store.ReadStream(ctx, streamPrefix+name, annals.ReadStreamOptions{}) {
+		if errors.Is(err, annals.ErrStreamNotFound) {
+			break
+		}
+		if err != nil {
+			return Report{}, err
+		}
+		var mr managerRecord
+		if err := json.Unmarshal(ev.Data, &mr); err != nil {
+			return Report{}, fmt.Errorf("process: %s at revision %d: %w", ev.Stream, ev.Revision, err)
+		}
+		switch mr.Kind {
+		case "Started":
+			rep.Started++
+			active = append(active, mr.ID)
+		case "Finished":
+			rep.Finished++
+			active = slices.DeleteFunc(active, func(id string) bool { return id == mr.ID })
+			if mr.Status == Failed {
+				rep.Failed = append(rep.Failed, InstanceStatus{ID: mr.ID, Status: Failed, Error: mr.Error, Updated: ev.Recorded})
+			}
+		case "Checkpoint":
+			rep.Checkpoint = mr.Position
+		}
+	}
+	slices.Reverse(rep.Failed)
+	rep.Failed = rep.Failed[:min(len(rep.Failed), MaxReported)]
+	for _, id := range active[:min(len(active), MaxReported)] {
+		st, _, err := InspectInstance(ctx, store, name, id)
+		if err != nil {
+			return Report{}, err
+		}
+		rep.Active = append(rep.Active, st)
+	}
+	return rep, nil
+}
+
+// InspectInstance reports on one instance and its history (the first
+// MaxHistory records).
+func InspectInstance(ctx context.Context, store annals.Store, name, id string) (InstanceStatus, []Entry, error) {
+	c, st, history := newCore(), InstanceStatus{ID: id}, []Entry{}
+	stream := streamPrefix + name + "-" + id
+	for ev, err := range store.ReadStream(ctx, stream, annals.ReadStreamOptions{}) {
+		if errors.Is(err, annals.ErrStreamNotFound) {
+			return InstanceStatus{}, nil, fmt.Errorf("%w: %s", ErrNoInstance, stream)
+		}
+		if err != nil {
+			return InstanceStatus{}, nil, err
+		}
+		if !strings.HasPrefix(ev.Type, recordType) {
+			continue // the process's own event
+		}
+		var r record
+		if err := json.Unmarshal(ev.Data, &r); err != nil {
+			return InstanceStatus{}, nil, fmt.Errorf("process: %s at revision %d: %w", stream, ev.Revision, err)
+		}
+		if err := c.apply(r); err != nil {
+			return InstanceStatus{}, nil, fmt.Errorf("process: %s at revision %d: %w", stream, ev.Revision, err)
+		}
+		if r.Kind == recStepFailed {
+			st.LastError = r.Error
+		}
+		st.Updated = ev.Recorded
+		if len(history) < MaxHistory {
+			history = append(history, Entry{Revision: ev.Revision, Recorded: ev.Recorded, Kind: string(r.Kind),
+				Step: r.Step, Steps: len(r.Steps), Undo: r.Undo, Error: r.Error})
+		}
+	}
+	summarise(c, &st)
+	return st, history, nil
+}
+
+func summarise(c *core, st *InstanceStatus) {
+	st.Status, st.Error, st.Steps = c.status, c.err, len(c.steps)
+	for _, s := range c.steps {
+		switch {
+		case s.State == stepDone:
+			st.Done++
+		case s.State == stepUndone:
+			st.Undone++
+		case s.State == stepAbandoned:
+			st.Abandoned++
+		case s.Attempts > 0:
+			st.Retrying++
+		}
+	}
+	for name, at := range c.timers {
+		st.Timers = append(st.Timers, Timer{Name: name, At: at})
+	}
+	slices.SortFunc(st.Timers, func(a, b Timer) int { return a.At.Compare(b.At) })
+}
