@@ -111,6 +111,10 @@ type step struct {
 	Attempts int       // failed attempts of the step, or of its undo
 	RetryAt  time.Time // when to send again after a failed attempt
 	Err      string    // the last attempt's error
+	// Gen counts the times the step was taken, undone, and is to be taken
+	// again (after a retry of its failed instance): each such life has
+	// keys of its own, every other resend the same key.
+	Gen int
 }
 
 // core is one instance, folded from its records.
@@ -122,6 +126,9 @@ type core struct {
 	finish   bool   // the process decided it is over once its steps are done
 	err      string // why it compensates or failed
 	finished bool   // done or failed: it takes nothing more
+	// control is one past the revision of the last control event of the
+	// manager taken (0: none), so that one read again is skipped.
+	control uint64
 }
 
 func newCore() *core {
@@ -147,6 +154,7 @@ func (c *core) check() {
 // send is one command the core asks the runner to send now.
 type send struct {
 	Step    int
+	Gen     int  // the step's Gen, for its keys
 	Undo    bool // the step's undo, not the step
 	Probe   bool // not a command: ask whether the step's command was taken
 	Command Command
@@ -174,7 +182,7 @@ func (c *core) ready(p Policy, inFlight map[int]bool, now time.Time) (out []send
 		if room <= 0 {
 			break
 		}
-		out, room = append(out, send{Step: i, Command: s.Command}), room-1
+		out, room = append(out, send{Step: i, Gen: s.Gen, Command: s.Command}), room-1
 	}
 	return out, earliest(wake, c.nextTimer())
 }
@@ -195,7 +203,7 @@ func (c *core) readyUndo(inFlight map[int]bool, now time.Time) (out []send, wake
 		case s.RetryAt.After(now):
 			wake = earliest(wake, s.RetryAt)
 		case len(inFlight)+len(out) < MaxInFlight:
-			out = append(out, send{Step: i, Probe: true, Command: s.Command})
+			out = append(out, send{Step: i, Gen: s.Gen, Probe: true, Command: s.Command})
 		}
 	}
 	i := c.lastUndoable(len(c.steps) - 1)
@@ -206,7 +214,7 @@ func (c *core) readyUndo(inFlight map[int]bool, now time.Time) (out []send, wake
 	if s.RetryAt.After(now) {
 		return nil, s.RetryAt
 	}
-	return []send{{Step: i, Undo: true, Command: *s.Command.Undo}}, time.Time{}
+	return []send{{Step: i, Gen: s.Gen, Undo: true, Command: *s.Command.Undo}}, time.Time{}
 }
 
 // dueTimers are the timers whose time has come, by time then name.

@@ -316,3 +316,44 @@ func TestSplit(t *testing.T) {
 		t.Fatalf("past the limit: %v", err)
 	}
 }
+
+// TestRetry: a failed instance retried sends again what is not done: a
+// step undone in a new life (its keys spent), one given up with its old
+// key; a retry of an instance not failed is refused.
+func TestRetry(t *testing.T) {
+	p := Policy{InFlight: 8}
+	c := newCore()
+	d, _ := c.decided(1, "", Decision{Commands: cmds(3), Finish: true})
+	must(t, c, d, record{Kind: recStepDone, Step: 0},
+		record{Kind: recCompensating, Step: 1, Error: "step 1: refused"},
+		record{Kind: recStepAbandoned, Step: 2},
+		record{Kind: recStepDone, Step: 0, Undo: true})
+	if r, ok := c.settle(0); !ok || r.Kind != recFailed {
+		t.Fatalf("settle: %+v", r)
+	} else {
+		must(t, c, r)
+	}
+	must(t, c, record{Kind: recRetried, Control: 8})
+	if c.status != Running || c.finished || c.err != "" || c.control != 8 {
+		t.Fatalf("after the retry: %s finished %v err %q control %d", c.status, c.finished, c.err, c.control)
+	}
+	out, _ := c.ready(p, nil, t0)
+	var gens []string
+	for _, s := range out {
+		gens = append(gens, fmt.Sprintf("%d/%d", s.Step, s.Gen))
+	}
+	if got := strings.Join(gens, " "); got != "0/1 1/0 2/0" {
+		t.Fatalf("sends (step/gen): %s", got)
+	}
+	for _, s := range out {
+		must(t, c, c.outcome(s, answer{}, p, t0))
+	}
+	if r, ok := c.settle(0); !ok || r.Kind != recDone {
+		t.Fatalf("settle after the retry: %+v", r)
+	}
+	fresh := newCore()
+	must(t, fresh, d)
+	if err := fresh.apply(record{Kind: recRetried}); err == nil {
+		t.Fatal("a running instance was retried")
+	}
+}

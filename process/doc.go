@@ -19,6 +19,9 @@
 // step done, the last first, one at a time, and ends failed with the
 // step's error.
 //
-// The package holds, so far, the instance's deterministic core
-// (core.go, records.go, transitions.go): no I/O, no clock, table-tested.
+// The instance's core (core.go, records.go, transitions.go) is
+// deterministic: no I/O, no clock, table-tested; Manager.Run is the I/O
+// around it. Inspect, InspectInstance, Retry and Abandon read and control
+// a manager from any process. docs/process-managers.md is the user's
+// guide.
 package process

@@ -85,8 +85,11 @@ func (m *Manager[S, E]) instanceStream(id string) string { return streamPrefix +
 // keySpace is the name space of the commands' idempotency keys.
 var keySpace = uuid.MustParse("0b7f6a4e-2c1d-4e8a-9f3b-5d6c7e8f9a01")
 
-// commandKey is the idempotency key of step i of the instance on stream,
-// or of its undo.
-func commandKey(stream string, i int, undo bool) uuid.UUID {
-	return uuid.NewSHA1(keySpace, fmt.Appendf(nil, "%s\x00%d\x00%v", stream, i, undo))
+// commandKey is the idempotency key of step i of the instance on stream
+// in its life gen, or of its undo.
+func commandKey(stream string, i int, undo bool, gen int) uuid.UUID {
+	if gen == 0 {
+		return uuid.NewSHA1(keySpace, fmt.Appendf(nil, "%s\x00%d\x00%v", stream, i, undo))
+	}
+	return uuid.NewSHA1(keySpace, fmt.Appendf(nil, "%s\x00%d\x00%v\x00%d", stream, i, undo, gen))
 }

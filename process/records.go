@@ -34,6 +34,10 @@ const (
 	recFailed recordKind = "Failed"
 	// recDone: every step is done and the process said it is over.
 	recDone recordKind = "Done"
+	// recRetried: an operator retried the failed instance: the steps not
+	// done are to be sent again (those undone in a new life, with new
+	// keys), and the instance runs again.
+	recRetried recordKind = "Retried"
 )
 
 // record is one entry of an instance's stream, as the core folds it.
@@ -49,13 +53,19 @@ type record struct {
 	Undo     bool            `json:"undo,omitempty"`
 	Error    string          `json:"error,omitempty"`
 	RetryAt  time.Time       `json:"retryAt,omitzero"`
+	// Control is one past the revision of the control event that caused
+	// the record (a retry, an abandon), 0 for the others.
+	Control uint64 `json:"control,omitempty"`
 }
 
 // apply folds r into c. A record that does not fit c is refused: the
 // stream was written by another program, or a bug wrote it.
 func (c *core) apply(r record) error {
-	if c.finished {
+	if c.finished && !(r.Kind == recRetried && c.status == Failed) {
 		return fmt.Errorf("process: a %s record after the instance finished", r.Kind)
+	}
+	if r.Control > 0 {
+		c.control = max(c.control, r.Control)
 	}
 	var err error
 	switch r.Kind {
@@ -85,6 +95,11 @@ func (c *core) apply(r record) error {
 		}
 	case recDone:
 		c.status, c.finished = Done, true
+	case recRetried:
+		if !c.finished {
+			return fmt.Errorf("process: a retry of an instance %s", c.status)
+		}
+		c.retry()
 	default:
 		err = fmt.Errorf("process: unknown record %q", r.Kind)
 	}
@@ -202,4 +217,23 @@ func (c *core) activity() Status {
 		}
 	}
 	return Waiting
+}
+
+// retry runs a failed instance again: a step undone is to be taken again
+// in a new life (new keys: its old keys are spent on the taking and the
+// undoing); a step given up or never answered is sent again with its old
+// key, which the aggregate recognises if it took it after all.
+func (c *core) retry() {
+	for i := range c.steps {
+		s := &c.steps[i]
+		switch s.State {
+		case stepUndone:
+			s.State, s.Gen = stepPending, s.Gen+1
+		case stepAbandoned, stepUnresolved:
+			s.State = stepPending
+		}
+		s.Attempts, s.RetryAt, s.Err = 0, time.Time{}, ""
+	}
+	c.finished, c.err = false, ""
+	c.status = c.activity()
 }

@@ -36,8 +36,10 @@ const (
 	MaxActiveInstances = 100_000
 	// MaxSending bounds the commands in flight over every instance.
 	MaxSending = 1024
-	// eventBuffer bounds the events of $all read ahead of the run.
-	eventBuffer = 256
+	// eventBuffer bounds the events of $all read ahead of the run, and
+	// controlBuffer those of its control stream.
+	eventBuffer   = 256
+	controlBuffer = 16
 )
 
 func (o Options) withDefaults() Options {
@@ -59,11 +61,12 @@ func (o Options) withDefaults() Options {
 // managerRecord is an entry of the manager's stream: an instance
 // started or finished, or the position of $all taken so far.
 type managerRecord struct {
-	Kind     string          `json:"kind"` // "Started", "Finished", "Checkpoint"
+	Kind     string          `json:"kind"` // "Started", "Finished", "Checkpoint", "Control", "Reopened", "Dismissed"
 	ID       string          `json:"id,omitempty"`
 	Position annals.Position `json:"position,omitempty"`
-	Status   Status          `json:"status,omitempty"` // Finished: done or failed
-	Error    string          `json:"error,omitempty"`  // Finished: why it failed
+	Status   Status          `json:"status,omitempty"`  // Finished: done or failed
+	Error    string          `json:"error,omitempty"`   // Finished: why it failed
+	Control  uint64          `json:"control,omitempty"` // Control: one past the control event taken
 }
 
 // run is one Run's state, owned by its loop goroutine.
@@ -75,6 +78,7 @@ type run[S, E any] struct {
 	active   map[string]*instance[S]
 	next     annals.ExpectedRevision // of the manager's stream
 	position annals.Position         // the last event of $all taken
+	controls uint64                  // one past the last control event taken
 	taken    int                     // events taken since the last checkpoint
 	results  chan result
 	sending  int             // sends in flight, over every instance
@@ -105,10 +109,10 @@ func (m *Manager[S, E]) Run(ctx context.Context, store annals.Store, d Dispatche
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan annals.Event, eventBuffer)
-	subErr := make(chan error, 1)
-	go r.follow(ctx, events, subErr)
-	err := r.loop(ctx, events, subErr)
+	in := inputs{events: make(chan annals.Event, eventBuffer), controls: make(chan annals.Event, controlBuffer), errs: make(chan error, 2)}
+	go r.follow(ctx, in.events, in.errs)
+	go r.followControl(ctx, in.controls, in.errs)
+	err := r.loop(ctx, in)
 	cancel()
 	for ; r.sending > 0; r.sending-- {
 		<-r.results // let the sends in flight end before returning
@@ -139,6 +143,10 @@ func (r *run[S, E]) recover(ctx context.Context) error {
 			delete(ids, mr.ID)
 		case "Checkpoint":
 			r.position = mr.Position
+		case "Control":
+			r.controls = mr.Control
+		case "Reopened":
+			ids[mr.ID] = true
 		}
 	}
 	for id := range ids {
@@ -177,7 +185,13 @@ func (r *run[S, E]) follow(ctx context.Context, out chan<- annals.Event, errs ch
 	errs <- errors.New("process: the subscription to $all ended")
 }
 
-func (r *run[S, E]) loop(ctx context.Context, events <-chan annals.Event, subErr <-chan error) error {
+// inputs are what the loop waits for besides the sends' answers.
+type inputs struct {
+	events, controls chan annals.Event // of $all; of the control stream
+	errs             chan error        // a subscription's end
+}
+
+func (r *run[S, E]) loop(ctx context.Context, in inputs) error {
 	for {
 		wake, err := r.pump(ctx)
 		if err != nil {
@@ -192,10 +206,12 @@ func (r *run[S, E]) loop(ctx context.Context, events <-chan annals.Event, subErr
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-subErr:
+		case err := <-in.errs:
 			return err
-		case ev := <-events:
+		case ev := <-in.events:
 			err = r.take(ctx, ev)
+		case ev := <-in.controls:
+			err = r.control(ctx, ev)
 		case res := <-r.results:
 			err = r.answered(ctx, res)
 		case <-timer:

@@ -478,3 +478,97 @@ func TestInspect(t *testing.T) {
 		t.Fatalf("waiting: %+v, %v", rep, err)
 	}
 }
+
+// TestRetryAndAbandon: an operator retries a failed instance once its
+// cause is fixed (a box undone is purged again under new keys), and
+// abandons one waiting; a restart takes neither again.
+func TestRetryAndAbandon(t *testing.T) {
+	for _, kind := range []string{"memory", "embedded"} {
+		t.Run(kind, func(t *testing.T) { retryAndAbandon(t, kind) })
+	}
+}
+
+func retryAndAbandon(t *testing.T, kind string) {
+	ctx := context.Background()
+	s := teststores.Open(t, kind)
+	h := boxHandler(s)
+	boxes := []string{"box-a", "box-bad", "box-c"}
+	fill(t, h, boxes)
+	var sent atomic.Int64
+	var fixed atomic.Bool
+	d := routes(h, &sent)
+	plain := process.HandlerRoute(h, func(data json.RawMessage) (boxCommand, error) {
+		var c boxCommand
+		return c, json.Unmarshal(data, &c)
+	})
+	refusing := d["box"].Send
+	d["box"] = process.Route{Taken: plain.Taken, Send: func(ctx context.Context, stream string, data json.RawMessage, key uuid.UUID) error {
+		if fixed.Load() {
+			return plain.Send(ctx, stream, data, key)
+		}
+		return refusing(ctx, stream, data, key)
+	}}
+	m := purgeManager(process.Policy{InFlight: 1})
+	stop, errs := start(t, m, s, d)
+	request(t, s, "x", boxes)
+	finished(t, s, "x", errs)
+	if err := process.Retry(ctx, s, "purge", "nope"); !errors.Is(err, process.ErrNoInstance) {
+		t.Fatalf("retry of no instance: %v", err)
+	}
+	fixed.Store(true)
+	if err := process.Retry(ctx, s, "purge", "x"); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.HasSuffix(types(t, s, "process.purge-x"), "process.Done") {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	want := map[string]string{"box-a": "ItemsDone BoxPurged BoxRestored BoxPurged", "box-bad": "ItemsDone BoxPurged", "box-c": "ItemsDone BoxPurged"}
+	check := func(when string) {
+		t.Helper()
+		for b, w := range want {
+			if got := types(t, s, b); got != w {
+				t.Errorf("%s, %s: %s, want %s", when, b, got, w)
+			}
+		}
+	}
+	check("after the retry")
+	if err := process.Retry(ctx, s, "purge", "x"); !errors.Is(err, process.ErrNotApplicable) {
+		t.Fatalf("retry of a done instance: %v", err)
+	}
+	stop, _ = start(t, m, s, d) // a restart takes the retry no more
+	time.Sleep(50 * time.Millisecond)
+	stop()
+	check("after a restart")
+	if rep, err := process.Inspect(ctx, s, "purge"); err != nil || len(rep.Failed) != 0 || len(rep.Active) != 0 {
+		t.Fatalf("report after the retry: %+v, %v", rep, err)
+	}
+
+	seats := seatsManager()
+	stopSeats, _ := start(t, seats, s, process.Routes{})
+	s.Append(ctx, "reservation-w", annals.Any, annals.EventData{Type: "SeatsReserved"})
+	for !strings.Contains(types(t, s, "process.seats-w"), "Decided") {
+		time.Sleep(time.Millisecond)
+	}
+	if err := process.Abandon(ctx, s, "seats", "w", "the show was cancelled"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := process.Inspect(ctx, s, "seats")
+	for deadline := time.Now().Add(10 * time.Second); err == nil && rep.Finished == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+		rep, err = process.Inspect(ctx, s, "seats")
+	}
+	if err != nil || len(rep.Failed) != 1 || rep.Failed[0].Error != "the show was cancelled" || len(rep.Active) != 0 {
+		t.Fatalf("after the abandon: %+v, %v", rep, err)
+	}
+	if err := process.Abandon(ctx, s, "seats", "w", ""); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if rep, _ := process.Inspect(ctx, s, "seats"); len(rep.Failed) == 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stopSeats()
+}

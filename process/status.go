@@ -45,7 +45,7 @@ type Report struct {
 	Started    int              `json:"started"`
 	Finished   int              `json:"finished"`
 	Active     []InstanceStatus `json:"active"` // not finished, at most MaxReported
-	Failed     []InstanceStatus `json:"failed"` // the last to fail, newest first, at most MaxReported
+	Failed     []InstanceStatus `json:"failed"` // failed and not retried or dismissed, newest first, at most MaxReported
 }
 
 // MaxReported bounds the instances a Report details (and MaxHistory the
@@ -79,6 +79,11 @@ func Inspect(ctx context.Context, store annals.Store, name string) (Report, erro
 		case "Started":
 			rep.Started++
 			active = append(active, mr.ID)
+		case "Reopened":
+			active = append(active, mr.ID)
+			rep.Failed = slices.DeleteFunc(rep.Failed, func(st InstanceStatus) bool { return st.ID == mr.ID })
+		case "Dismissed":
+			rep.Failed = slices.DeleteFunc(rep.Failed, func(st InstanceStatus) bool { return st.ID == mr.ID })
 		case "Finished":
 			rep.Finished++
 			active = slices.DeleteFunc(active, func(id string) bool { return id == mr.ID })
@@ -149,6 +154,9 @@ func summarise(c *core, st *InstanceStatus) {
 		case s.Attempts > 0:
 			st.Retrying++
 		}
+	}
+	if c.finished {
+		return // its timers fire no more
 	}
 	for name, at := range c.timers {
 		st.Timers = append(st.Timers, Timer{Name: name, At: at})

@@ -168,9 +168,9 @@ func (r *run[S, E]) send(ctx context.Context, id, stream string, s send) {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opts.SendTimeout)
 	var a answer
 	if s.Probe {
-		a.Taken, a.Err = r.d.Taken(sctx, s.Command, commandKey(stream, s.Step, false))
+		a.Taken, a.Err = r.d.Taken(sctx, s.Command, commandKey(stream, s.Step, false, s.Gen))
 	} else {
-		a.Err = r.d.Send(sctx, s.Command, commandKey(stream, s.Step, s.Undo))
+		a.Err = r.d.Send(sctx, s.Command, commandKey(stream, s.Step, s.Undo, s.Gen))
 		a.Permanent = errors.Is(a.Err, ErrRefused)
 	}
 	cancel()
