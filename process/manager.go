@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/annals/annals"
@@ -18,9 +17,11 @@ import (
 // pure Decide.
 type Manager[S, E any] struct {
 	// Name names the manager's streams: "process.<Name>" (its
-	// checkpoint and its instances' starts and ends) and
-	// "process.<Name>-<id>" (each instance). It must be a valid stream
-	// name without "-".
+	// checkpoint and its instances' starts and ends),
+	// "process.<Name>-<id>" (each instance) and "process.<Name>.control"
+	// (an operator's retries and abandons). It holds 1 to 100 letters,
+	// digits or '_'. Streams whose names begin with "process." are the
+	// managers'.
 	Name string
 	// Filter selects the events of $all the manager takes; nil takes
 	// every event not written by a system or by a process manager.
@@ -70,12 +71,29 @@ const streamPrefix = "process."
 
 func (m *Manager[S, E]) validate() error {
 	switch {
-	case m.Name == "" || strings.ContainsAny(m.Name, "-$") || annals.Limits{}.WithDefaults().CheckNewStreamName(streamPrefix+m.Name) != nil:
-		return fmt.Errorf("process: the manager's name %q must be a valid stream name without - or $", m.Name)
+	case !validName(m.Name):
+		return fmt.Errorf("process: the manager's name %q must be 1 to %d letters, digits or _", m.Name, maxNameBytes)
 	case m.Correlate == nil || m.Initial == nil || m.Evolve == nil || m.Decide == nil || m.Codec == nil:
 		return errors.New("process: a Manager needs Correlate, Initial, Evolve, Decide and a Codec")
 	}
 	return m.Filter.Validate()
+}
+
+// maxNameBytes bounds a manager's name.
+const maxNameBytes = 100
+
+// validName reports whether name may name a manager: its streams'
+// names then sort so that Managers can step over its instances.
+func validName(name string) bool {
+	if name == "" || len(name) > maxNameBytes {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *Manager[S, E]) managerStream() string { return streamPrefix + m.Name }

@@ -11,11 +11,19 @@ import (
 	"github.com/annals/annals"
 )
 
+// instanceLimits judge an instance's stream name.
+var instanceLimits = annals.Limits{}.WithDefaults()
+
 // take decides one event of $all, then moves the checkpoint past it.
 func (r *run[S, E]) take(ctx context.Context, ev annals.Event) error {
 	if !r.skips(ev) {
 		if id, ok := r.m.Correlate(ev); ok {
-			if err := r.decideEvent(ctx, id, &ev); err != nil {
+			if err := instanceLimits.CheckNewStreamName(r.m.instanceStream(id)); id == "" || err != nil {
+				// An id no stream can be named by: the event is left
+				// alone, and the run goes on.
+				r.opts.Logger.Warn("process: an event names an instance that cannot be", "manager", r.m.Name,
+					"stream", ev.Stream, "position", ev.Position, "id", id, "err", err)
+			} else if err := r.decideEvent(ctx, id, &ev); err != nil {
 				return err
 			}
 		}

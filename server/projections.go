@@ -16,6 +16,10 @@ import (
 // of Options.Projections (Projections.Handler).
 const ProjectionsPath = "/api/projections"
 
+// ProcessesPath is where Options.Processes is served (as package process
+// names it: HTTPPath).
+const ProcessesPath = "/api/processes"
+
 // MaxProjectionNameBytes bounds a projection's name, as package projection
 // does (projection.MaxNameBytes): a longer one in a request is refused
 // before any lookup.

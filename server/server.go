@@ -104,6 +104,9 @@ type Options struct {
 	// over KurrentDB's Projections gRPC service (projections_grpc.go).
 	// Package server/serveproj makes them of a projection.Registry.
 	Projections Projections
+	// Processes, if set, is the process managers' JSON API (package
+	// process' Handler), served under ProcessesPath behind Credentials.
+	Processes http.Handler
 
 	// MaxAppendBytesInProgress bounds the event bytes held by all the
 	// appends the server is receiving or writing (budget.go);
@@ -288,6 +291,11 @@ func httpMux(store annals.Store, opts Options, g *gate, stopping context.Context
 	})
 	if opts.Projections != nil {
 		mountProjections(mux, opts.Projections, g)
+	}
+	if opts.Processes != nil {
+		h := g.http(endWith(stopping, opts.Processes))
+		mux.Handle(ProcessesPath, h)
+		mux.Handle(ProcessesPath+"/", h)
 	}
 	return mux
 }

@@ -31,6 +31,9 @@ func TestServeObservation(t *testing.T) {
 	if code, body := get("/health/ready"); code != http.StatusNoContent {
 		t.Errorf("/health/ready: %d %s", code, body)
 	}
+	if code, body := get("/api/processes"); code != 200 || !strings.Contains(body, `"managers":[]`) {
+		t.Errorf("/api/processes: %d %s", code, body)
+	}
 	code, body = get("/metrics")
 	for _, want := range []string{
 		`annals_appends_total{outcome="ok"}`,

@@ -17,6 +17,7 @@ import (
 	"github.com/annals/annals/console"
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/metrics"
+	"github.com/annals/annals/process"
 	"github.com/annals/annals/server"
 	"github.com/annals/annals/server/serveproj"
 )
@@ -202,6 +203,9 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		return err
 	}
 	opts.Projections = serveproj.Registry(running.registry)
+	// The process managers' status and control (package process), of
+	// those that run on this store in any process, under /api/processes.
+	opts.Processes = process.Handler(store)
 	opts.Limits = limits
 	notifier, err := cfg.serverFlags.alerts.notifier(cfg)
 	if err == nil {

@@ -52,7 +52,7 @@ var rules = map[string]rule{
 	"demo/seats":                {imports: []string{".", "codec", "command"}},
 	"demo/products":             {imports: []string{".", "codec", "command", "projection"}, engines: true},
 	"cmd/annals": {imports: []string{".", "demo/products", "demo/seats", "embedded", "postgres", "projection", "remote",
-		"server", "server/serveproj", "metrics", "tracing", "alert", "console", "persistent"}, engines: true},
+		"server", "server/serveproj", "metrics", "tracing", "alert", "console", "persistent", "process"}, engines: true},
 	"internal/teststores": {imports: []string{".", "embedded", "memory", "postgres", "remote", "server"}, engines: true},
 	"internal/testdisk":   {},
 	"internal/boundaries": {},
