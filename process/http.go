@@ -30,7 +30,7 @@ const (
 //	GET  /api/processes/{name}              one manager's Report
 //	GET  /api/processes/{name}/{id}         an instance's status and history
 //	POST /api/processes/{name}/{id}/retry   Retry (202: the run takes it)
-//	POST /api/processes/{name}/{id}/abandon Abandon, with {"reason": "..."} or no body
+//	POST /api/processes/{name}/{id}/abandon Abandon, with {"reason": "..."}, ?reason=, or neither
 //
 // Errors are {"error": "..."} with 400, 404 or 409. It reads and appends
 // to store only; credentials are the mounting server's business. The
@@ -77,6 +77,9 @@ func Handler(store annals.Store) http.Handler {
 			if len(strings.TrimSpace(string(data))) > 0 && json.Unmarshal(data, &body) != nil {
 				err = fmt.Errorf("%w: the body is not {\"reason\": \"...\"}", annals.ErrInvalidInput)
 			} else {
+				if body.Reason == "" {
+					body.Reason = r.URL.Query().Get("reason")
+				}
 				err = Abandon(r.Context(), store, name, id, body.Reason)
 			}
 		default:

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/memory"
 	"github.com/annals/annals/process"
 )
@@ -26,7 +27,13 @@ func get(t *testing.T, h http.Handler, method, target, body string) (int, map[st
 // TestHTTP: the JSON API lists the managers, reports on one and on an
 // instance, and queues retries and abandons, refusing bad requests.
 func TestHTTP(t *testing.T) {
-	s := memory.New(memory.Options{})
+	for _, kind := range teststores.Kinds {
+		t.Run(kind, func(t *testing.T) { testHTTP(t, kind) })
+	}
+}
+
+func testHTTP(t *testing.T, kind string) {
+	s := teststores.Open(t, kind)
 	h := boxHandler(s)
 	fill(t, h, []string{"box-a", "box-bad"})
 	var sent atomic.Int64
@@ -40,6 +47,12 @@ func TestHTTP(t *testing.T) {
 	}
 	api := process.Handler(s)
 	code, body := get(t, api, "GET", "/api/processes", "")
+	if _, ok := s.(annals.StreamLister); !ok {
+		if code != 400 || !strings.Contains(body["error"].(string), "cannot list") {
+			t.Fatalf("listing on a store that cannot list: %d %v", code, body)
+		}
+		return
+	}
 	var names []string
 	for _, m := range body["managers"].([]any) {
 		names = append(names, m.(map[string]any)["manager"].(string))

@@ -98,6 +98,10 @@ func Inspect(ctx context.Context, store annals.Store, name string) (Report, erro
 	rep.Failed = rep.Failed[:min(len(rep.Failed), MaxReported)]
 	for _, id := range active[:min(len(active), MaxReported)] {
 		st, _, err := InspectInstance(ctx, store, name, id)
+		if errors.Is(err, ErrNoInstance) {
+			// Started, its first decision not yet written.
+			st, err = InstanceStatus{ID: id, Status: Running}, nil
+		}
 		if err != nil {
 			return Report{}, err
 		}

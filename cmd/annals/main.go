@@ -95,6 +95,9 @@ func commands() []command {
 		{"projections", "[list] | status|pause|resume|reset|rebuild|replay-parked NAME\n" +
 			"                     | parked NAME [--limit N]   [--server URL] [--json]",
 			"a server's projections: status, pause, resume, reset, rebuild, parked events", setupProjections},
+		{"processes", "[list] | show NAME | instance NAME ID | retry NAME ID\n" +
+			"                   | abandon NAME ID [--reason R]   [--server URL] [--json]",
+			"the process managers on a server's store: status, history, retry, abandon", setupProcesses},
 		{"version", "", "print the product's version and the protocol version it advertises", nil},
 		{"help", "[command]", "show this help, or one command's", nil},
 	}
@@ -388,6 +391,7 @@ func wrap(text string, col int) string {
 
 var commandNotes = map[string]string{
 	"projections": projectionsNotes,
+	"processes":   processesNotes,
 	"append": `  --stdin reads one event per line, each a JSON object
     {"type":T,"data":JSON,"metadata":JSON,"id":"UUID"}
   (type required; data defaults to {}, metadata to none, id to a new

@@ -39,7 +39,7 @@ const (
 
 // wordCommands take words besides their flags (run lets them through):
 // projections takes its action and a projection's name.
-var wordCommands = map[string]bool{"projections": true}
+var wordCommands = map[string]bool{"projections": true, "processes": true}
 
 // projectionActions are the POST actions, as the server names them.
 var projectionActions = map[string]bool{
@@ -170,6 +170,8 @@ func takeWords(fs *flag.FlagSet) ([]string, error) {
 // projectionsClient talks to a server's /api/projections.
 type projectionsClient struct {
 	base       string // scheme://host:port
+	prefix     string // the API's path: projection.APIPrefix, process.HTTPPath
+	what       string // what the API serves, for a 404's message
 	user, pass string
 	hc         *http.Client
 }
@@ -178,7 +180,7 @@ type projectionsClient struct {
 // KurrentDB clients take it (its TLS settings and credentials), or an
 // http(s) URL.
 func newProjectionsClient(server string) (*projectionsClient, error) {
-	c := &projectionsClient{}
+	c := &projectionsClient{prefix: projection.APIPrefix, what: "projections"}
 	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if u, err := url.Parse(server); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
 		if u.Host == "" {
@@ -230,10 +232,10 @@ func newProjectionsClient(server string) (*projectionsClient, error) {
 	return c, nil
 }
 
-// do sends method to the API path under /api/projections/ and decodes the
-// answer into v, or returns the server's error.
+// do sends method to the API path under c.prefix and decodes the answer
+// into v, or returns the server's error.
 func (c *projectionsClient) do(ctx context.Context, method, path string, v any) error {
-	u := c.base + projection.APIPrefix
+	u := c.base + c.prefix
 	if path != "" {
 		u += "/" + path
 	}
@@ -260,12 +262,12 @@ func (c *projectionsClient) do(ctx context.Context, method, path string, v any) 
 	if len(body) > maxProjectionsResponseBytes {
 		return fmt.Errorf("%s %s: the answer is over %d bytes", method, u, maxProjectionsResponseBytes)
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusAccepted {
 		var e projection.ErrorBody
 		if json.Unmarshal(body, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(body))
 			if resp.StatusCode == http.StatusNotFound {
-				e.Error = "this server does not serve projections (" + e.Error + ")"
+				e.Error = "this server does not serve " + c.what + " (" + e.Error + ")"
 			}
 		}
 		msg := strings.TrimPrefix(e.Error, "projection: ")
