@@ -30,6 +30,10 @@ const (
 	// DiskNearlyFull: the store's filesystem has less than
 	// Rules.DiskFreeBytes free.
 	DiskNearlyFull Kind = "disk_nearly_full"
+	// ProcessFailed: an instance of a process manager failed (after its
+	// retries, and its compensation if it compensates); details.lastError
+	// says why.
+	ProcessFailed Kind = "process_failed"
 )
 
 // DiskSubject is the subject of DiskNearlyFull alerts.
@@ -73,7 +77,8 @@ type Details struct {
 	UsedBytes      *int64 `json:"usedBytes,omitempty"`
 	ThresholdBytes *int64 `json:"thresholdBytes,omitempty"`
 	// LastError is the projection's last error (projection_failed,
-	// projection_parked), if it has one.
+	// projection_parked), if it has one, or why the process instance
+	// failed (process_failed).
 	LastError string `json:"lastError,omitempty"`
 }
 

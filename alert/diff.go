@@ -22,6 +22,20 @@ type Snapshot struct {
 	Groups      []Group
 	// Disk is nil when unknown (a store on another machine).
 	Disk *Disk
+	// Processes are the process managers that ran on the store.
+	Processes []Process
+}
+
+// Process is one process manager's failed instances, newest first (as
+// process.Report lists them, at most process.MaxReported).
+type Process struct {
+	Manager string
+	Failed  []FailedInstance
+}
+
+// FailedInstance is one failed instance of a process manager and why.
+type FailedInstance struct {
+	ID, Error string
 }
 
 // Projection is one projection's state: State is one of "running",
@@ -113,6 +127,11 @@ func Diff(prev, cur Snapshot, rules Rules) []Alert {
 			out = append(out, groupParked(old, g, at))
 		}
 	}
+	if !prev.At.IsZero() {
+		// On the first look (the server just started) the failed
+		// instances are old news; a manager new since then is not.
+		out = append(out, processAlerts(prev.Processes, cur.Processes, at)...)
+	}
 	if below(cur.Disk, rules) && !below(prev.Disk, rules) {
 		out = append(out, diskNearlyFull(*cur.Disk, rules, at))
 	}
@@ -189,4 +208,27 @@ func bytesText(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// processAlerts reports the instances failed in cur and not in prev.
+func processAlerts(prev, cur []Process, at time.Time) []Alert {
+	known := make(map[string]map[string]bool, len(prev))
+	for _, p := range prev {
+		ids := make(map[string]bool, len(p.Failed))
+		for _, f := range p.Failed {
+			ids[f.ID] = true
+		}
+		known[p.Manager] = ids
+	}
+	var out []Alert
+	for _, p := range cur {
+		before := known[p.Manager]
+		for _, f := range p.Failed {
+			if !before[f.ID] {
+				out = append(out, Alert{Kind: ProcessFailed, Subject: p.Manager + "/" + f.ID, At: at,
+					Message: fmt.Sprintf("process %s: instance %s failed: %s", p.Manager, f.ID, f.Error), Details: Details{LastError: f.Error}})
+			}
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package alert
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -14,6 +15,23 @@ func proj(name, state string, lag, parked uint64) Projection {
 func snap(ps ...Projection) Snapshot { return Snapshot{Projections: ps} }
 
 func groups(gs ...Group) Snapshot { return Snapshot{Groups: gs} }
+
+// procs is a snapshot, taken at minute m, of process managers' failed
+// instances: "manager:id,id".
+func procs(m int, managers ...string) Snapshot {
+	s := Snapshot{At: time.Date(2026, 12, 3, 8, m, 0, 0, time.UTC)}
+	for _, spec := range managers {
+		name, ids, _ := strings.Cut(spec, ":")
+		p := Process{Manager: name}
+		for id := range strings.SplitSeq(ids, ",") {
+			if id != "" {
+				p.Failed = append(p.Failed, FailedInstance{ID: id, Error: "boom"})
+			}
+		}
+		s.Processes = append(s.Processes, p)
+	}
+	return s
+}
 
 func disk(free int64) Snapshot { return Snapshot{Disk: &Disk{UsedBytes: 1 << 20, FreeBytes: free}} }
 
@@ -99,6 +117,17 @@ var diffCases = []struct {
 				Groups: []Group{{"s", "g", 1}}, Disk: &Disk{FreeBytes: 1}}},
 		[][]string{none, {"disk_nearly_full store", "persistent_parked s/g", "projection_failed a", "projection_failed b",
 			"projection_lag a", "projection_lag b", "projection_parked a", "projection_parked b"}}},
+}
+
+func init() {
+	diffCases = append(diffCases, struct {
+		name  string
+		rules Rules
+		steps []Snapshot
+		want  [][]string
+	}{"process failures: not the old ones at the start, then each new one, of a new manager too", Rules{},
+		[]Snapshot{procs(0, "m:a"), procs(1, "m:b,a"), procs(2, "m:b,a", "n:x"), procs(3, "m:b", "n:x")},
+		[][]string{none, {"process_failed m/b"}, {"process_failed n/x"}, none}})
 }
 
 // TestDiff runs each case's snapshots in turn, the first against an

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"time"
 
+	"github.com/annals/annals"
 	"github.com/annals/annals/alert"
 	"github.com/annals/annals/metrics"
+	"github.com/annals/annals/process"
 	"github.com/annals/annals/server"
 )
 
@@ -50,7 +53,7 @@ func (f *alertFlags) notifier(cfg serveConfig) (*alert.Notifier, error) {
 // watch reports the server's projections, groups and disk to n until ctx
 // is done.
 func (f *alertFlags) watch(ctx context.Context, n *alert.Notifier, srv *server.Server, projections server.Projections,
-	disk func(context.Context) (metrics.Disk, error)) {
+	disk func(context.Context) (metrics.Disk, error), store annals.Store) {
 	source := func(ctx context.Context) (alert.Snapshot, error) {
 		var snap alert.Snapshot
 		if projections != nil {
@@ -74,7 +77,33 @@ func (f *alertFlags) watch(ctx context.Context, n *alert.Notifier, srv *server.S
 		if d, err := disk(ctx); err == nil && d.FreeBytes >= 0 && d.UsedBytes > 0 {
 			snap.Disk = &alert.Disk{UsedBytes: d.UsedBytes, FreeBytes: d.FreeBytes}
 		}
-		return snap, nil
+		snap.Processes, err = processFailures(ctx, store)
+		return snap, err
 	}
 	alert.Watch(ctx, *f.interval, source, alert.Rules{LagEvents: *f.lag, DiskFreeBytes: *f.diskFree}, n)
+}
+
+// processFailures are the failed instances of the process managers that
+// ran on store (none if it cannot list its streams).
+func processFailures(ctx context.Context, store annals.Store) ([]alert.Process, error) {
+	names, err := process.Managers(ctx, store)
+	if errors.Is(err, annals.ErrInvalidInput) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []alert.Process
+	for _, name := range names {
+		rep, err := process.Inspect(ctx, store, name)
+		if err != nil {
+			return nil, err
+		}
+		p := alert.Process{Manager: name}
+		for _, f := range rep.Failed {
+			p.Failed = append(p.Failed, alert.FailedInstance{ID: f.ID, Error: f.Error})
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,7 +24,13 @@ import (
 // lists it, shows its failed instance and its history, and queues a retry
 // and an abandon that the run takes.
 func TestProcessesCommand(t *testing.T) {
-	addr, stop := serveCmd(t, io.Discard, io.Discard, "--db", t.TempDir())
+	hooks := make(chan string, 64)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		hooks <- string(b)
+	}))
+	defer hook.Close()
+	addr, stop := serveCmd(t, io.Discard, io.Discard, "--db", t.TempDir(), "--alert-webhook", hook.URL, "--alert-interval", "20ms")
 	defer stop()
 	url := "kurrentdb://" + addr + "?tls=false"
 	store := teststores.Dial(t, url)
@@ -80,6 +88,14 @@ func TestProcessesCommand(t *testing.T) {
 	if row := managerRow(waitOut(finished, "list"), "orders"); strings.Join(row, " ") != "orders 1 1 0 1 0" {
 		t.Errorf("list: %v", row)
 	}
+	select { // the admin is told, once
+	case body := <-hooks:
+		if !strings.Contains(body, `"kind":"process_failed"`) || !strings.Contains(body, `"subject":"orders/7"`) || !strings.Contains(body, "take on stock-1") {
+			t.Errorf("the webhook's body: %s", body)
+		}
+	case <-time.After(hangGuard):
+		t.Fatal("no webhook for the failed instance")
+	}
 	if out := cli("show", "orders"); !strings.Contains(out, "failed") || !strings.Contains(out, "take on stock-1") {
 		t.Errorf("show:\n%s", out)
 	}
@@ -93,6 +109,11 @@ func TestProcessesCommand(t *testing.T) {
 	waitOut(func(out string) bool { return strings.Contains(out, "7: done") }, "instance", "orders", "7")
 	if r := annalsCmd("processes", "retry", "orders", "7", "--server", url); r.code == 0 || !strings.Contains(r.stderr, "409") {
 		t.Errorf("a retry of a done instance: exit %d, %q", r.code, r.stderr)
+	}
+	select {
+	case body := <-hooks:
+		t.Errorf("a second webhook: %s", body)
+	default:
 	}
 	for _, args := range [][]string{{"show"}, {"explode"}, {"list", "x"}, {"show", "orders", "--reason", "r"}} {
 		if r := annalsCmd(append(append([]string{"processes"}, args...), "--server", url)...); r.code != 2 {

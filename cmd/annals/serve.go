@@ -218,7 +218,7 @@ func serve(ctx context.Context, e *env, cfg serveConfig) error {
 		return err
 	}
 	watch := func(ctx context.Context, srv *server.Server) {
-		cfg.serverFlags.alerts.watch(ctx, notifier, srv, opts.Projections, diskUsage(raw))
+		cfg.serverFlags.alerts.watch(ctx, notifier, srv, opts.Projections, diskUsage(raw), store)
 	}
 	err = listenAndServe(ctx, cfg.listen, store, opts, m, watch)
 	running.stop(logger)
