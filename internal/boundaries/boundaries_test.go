@@ -59,7 +59,7 @@ var rules = map[string]rule{
 	// Examples are read and copied, never imported: they may use anything
 	// but each other.
 	"examples/seats": {imports: []string{".", "demo/seats", "embedded", "postgres", "remote"}, engines: true},
-	"examples/todo":  {imports: []string{"codec", "command"}},
+	"examples/todo":  {imports: []string{".", "codec", "command", "process"}},
 }
 
 // pkg is one package as go list reports it.
