@@ -20,16 +20,19 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/alert"
+	"github.com/annals/annals/codec"
 	"github.com/annals/annals/console"
 	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/metrics"
 	"github.com/annals/annals/persistent"
+	"github.com/annals/annals/process"
 	"github.com/annals/annals/projection"
 	"github.com/annals/annals/server"
 	"github.com/annals/annals/server/serveproj"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 )
 
@@ -43,6 +46,8 @@ type site struct {
 	addr   string
 	client *kurrentdb.Client
 	fixed  atomic.Bool
+	shipOK atomic.Bool // the orders process manager's "ship" commands pass
+	store  annals.Store
 	log    *console.Log
 	hooks  chan map[string]any // the alerts the webhook received
 }
@@ -98,6 +103,8 @@ func startSite(t *testing.T) *site {
 		used, free, err := raw.DiskUsage()
 		return metrics.Disk{UsedBytes: int64(used), FreeBytes: int64(free)}, err
 	})
+	s.store = store
+	s.runOrders(t, ctx)
 	history := metrics.NewHistory(m, 200*time.Millisecond)
 	go history.Run(ctx)
 	notifier := s.alerts(t, ctx, serveproj.Registry(reg), groups, logger)
@@ -105,7 +112,7 @@ func startSite(t *testing.T) *site {
 	c := console.New(console.Options{Store: store, Groups: groups, History: history, Log: s.log, Alerts: notifier, Logger: logger,
 		Info: console.Info{Version: "test", Store: "embedded", Started: time.Now(), Limits: limits}})
 	s.addr = teststores.ServeStore(t, store, server.Options{
-		Logger: logger, Console: c, Persistent: groups, Projections: serveproj.Registry(reg),
+		Logger: logger, Console: c, Persistent: groups, Projections: serveproj.Registry(reg), Processes: process.Handler(store),
 		Credentials: server.AdminCredentials(password), TLS: teststores.SelfSignedTLS(t), Metrics: m.Handler(), Calls: m, Limits: limits,
 	})
 	cfg, err := kurrentdb.ParseConnectionString(fmt.Sprintf("kurrentdb://admin:%s@%s?tlsVerifyCert=false", password, s.addr))
@@ -117,6 +124,41 @@ func startSite(t *testing.T) *site {
 	}
 	t.Cleanup(func() { s.client.Close() })
 	return s
+}
+
+// runOrders runs a process manager on the site's store: a "Ship" event on
+// shipment-N starts instance N, which sends one "ship" command, refused
+// until s.shipOK.
+func (s *site) runOrders(t *testing.T, ctx context.Context) {
+	m := &process.Manager[struct{}, struct{}]{
+		Name:      "orders",
+		Filter:    annals.EventTypePrefixFilter("Ship"),
+		Correlate: func(e annals.Event) (string, bool) { return strings.TrimPrefix(e.Stream, "shipment-"), true },
+		Initial:   func() struct{} { return struct{}{} },
+		Evolve:    func(st struct{}, _ struct{}) struct{} { return st },
+		Decide: func(st struct{}, in process.Input) ([]struct{}, process.Decision, error) {
+			return nil, process.Decision{Commands: []process.Command{{Stream: "warehouse-1", Type: "ship"}}, Finish: true}, nil
+		},
+		Codec: codec.New[struct{}](codec.Options{}),
+	}
+	routes := process.Routes{"ship": {
+		Send: func(context.Context, string, json.RawMessage, uuid.UUID) error {
+			if s.shipOK.Load() {
+				return nil
+			}
+			return fmt.Errorf("%w: the warehouse is closed", process.ErrRefused)
+		},
+		Taken: func(context.Context, string, uuid.UUID) (bool, error) { return false, nil },
+	}}
+	done := make(chan error, 1)
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { done <- m.Run(runCtx, s.store, routes, process.Options{}) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("the orders manager: %v", err)
+		}
+	})
 }
 
 // alerts sends the projections' and groups' alerts to a webhook, a test
@@ -375,6 +417,28 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	waitText(t, ctx, "Head position")
 	shot(t, ctx, "dashboard")
+
+	s.append(t, "shipment-1", "Ship", `{}`)
+	open(t, ctx, base+"#/processes")
+	click(t, ctx, `tr[data-manager="orders"]`)
+	waitText(t, ctx, "the warehouse is closed")
+	shot(t, ctx, "processes")
+	s.shipOK.Store(true)
+	click(t, ctx, `tr[data-instance="1"] button[data-action="retry"]`)
+	click(t, ctx, `#confirm-ok`)
+	waitText(t, ctx, "retry 1: queued")
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st, _, err := process.InspectInstance(ctx, s.store, "orders", "1")
+		if err == nil && st.Status == process.Done {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the retried instance: %+v, %v", st, err)
+		}
+	}
+	open(t, ctx, base+"#/processes/orders/1")
+	waitText(t, ctx, "Retried")
+	waitText(t, ctx, "done")
 
 	open(t, ctx, base+"#/subscriptions")
 	waitText(t, ctx, "No persistent subscription groups yet")

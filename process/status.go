@@ -45,7 +45,10 @@ type Report struct {
 	Started    int              `json:"started"`
 	Finished   int              `json:"finished"`
 	Active     []InstanceStatus `json:"active"` // not finished, at most MaxReported
-	Failed     []InstanceStatus `json:"failed"` // failed and not retried or dismissed, newest first, at most MaxReported
+	// Failed are the instances failed and not retried or dismissed,
+	// newest first, at most MaxReported, from their end records: ID,
+	// Status, Error and Updated only (InspectInstance has the rest).
+	Failed []InstanceStatus `json:"failed"`
 }
 
 // MaxReported bounds the instances a Report details (and MaxHistory the

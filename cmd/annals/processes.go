@@ -131,9 +131,13 @@ func printReport(e *env, r process.Report) error {
 	}
 	tw := tabwriter.NewWriter(e.out.w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nINSTANCE\tSTATUS\tSTEPS\tDONE\tUNDONE\tABANDONED\tRETRYING\tUPDATED\tERROR")
-	for _, st := range append(r.Active, r.Failed...) {
+	for _, st := range r.Active {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", oneLine(st.ID, lastErrorColumn), st.Status, st.Steps, st.Done,
 			st.Undone, st.Abandoned, st.Retrying, st.Updated.UTC().Format(time.RFC3339), oneLine(firstOf(st.Error, st.LastError), lastErrorColumn))
+	}
+	for _, st := range r.Failed { // listed from their end records: annals processes instance has their steps
+		fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\t%s\n", oneLine(st.ID, lastErrorColumn), st.Status,
+			st.Updated.UTC().Format(time.RFC3339), oneLine(st.Error, lastErrorColumn))
 	}
 	return tw.Flush()
 }

@@ -438,6 +438,76 @@ async function logs(params) {
 
 // --- router ------------------------------------------------------------------
 
+// --- process managers -------------------------------------------------------
+
+const processBadge = (st) => badge(st, { done: "ok", waiting: "standby", compensating: "paused" }[st] || st);
+
+async function processes(parts) {
+  const [name, id] = parts;
+  if (id !== undefined) return processInstance(name, id);
+  const status = h("div"), out = h("div");
+  setPage(name ? `Process manager ${name}` : "Process managers", status, out);
+  const load = async () => {
+    try {
+      if (!name) {
+        const res = await api("/api/processes");
+        if (!res.managers.length) { out.replaceChildren(empty("No process manager has run on this store (package process).")); return; }
+        out.replaceChildren(h("div", { class: "panel" }, table([["Manager"], ["Started", "num"], ["Finished", "num"], ["Active", "num"], ["Failed", "num"], ["Checkpoint", "num"]],
+          res.managers.map((m) => h("tr", { class: "link", "data-manager": m.manager, onclick: () => { location.hash = `#/processes/${encodeURIComponent(m.manager)}`; } },
+            h("td", { class: "mono" }, m.manager), h("td", { class: "num" }, fmtNum(m.started)), h("td", { class: "num" }, fmtNum(m.finished)),
+            h("td", { class: "num" }, fmtNum(m.active.length)), h("td", { class: "num" }, m.failed.length ? badge(fmtNum(m.failed.length), "failed") : "0"),
+            h("td", { class: "num" }, fmtNum(m.checkpoint)))))));
+        return;
+      }
+      const rep = await api(`/api/processes/${encodeURIComponent(name)}`);
+      const rows = [...rep.active, ...rep.failed];
+      out.replaceChildren(h("div", { class: "panel" }, rows.length ? table(
+        [["Instance"], ["Status"], ["Steps", "num"], ["Done", "num"], ["Undone", "num"], ["Abandoned", "num"], ["Retrying", "num"], ["Updated"], ["Error"], ["Actions"]],
+        rows.map((st) => h("tr", { class: st.status === "failed" ? "failed" : "", "data-instance": st.id },
+          h("td", { class: "mono" }, h("a", { href: `#/processes/${encodeURIComponent(name)}/${encodeURIComponent(st.id)}` }, st.id)), h("td", {}, processBadge(st.status)),
+          // A failed instance is listed from its end record: its steps are on its own page.
+          ...["steps", "done", "undone", "abandoned", "retrying"].map((k) => h("td", { class: "num" }, st.status === "failed" ? "—" : fmtNum(st[k]))),
+          h("td", {}, fmtTime(st.updated)),
+          h("td", {}, st.error || st.lastError ? h("div", { class: "error" }, st.error || st.lastError) : h("span", { class: "muted" }, "none")),
+          h("td", {}, h("div", { class: "actions" }, processActions(name, st, status, load)))))) : empty("No instance is running or failed.")));
+    } catch (e) { out.replaceChildren(errorBox(e)); }
+  };
+  every(3000, load);
+}
+
+function processActions(name, st, status, done) {
+  const act = (action, what) => h("button", { "data-action": action, onclick: async () => {
+    if (!(await confirmAction(`${what} instance “${st.id}” of ${name}?`))) return;
+    try {
+      await send("POST", `/api/processes/${encodeURIComponent(name)}/${encodeURIComponent(st.id)}/${action}`);
+      status.replaceChildren(notice(`${action} ${st.id}: queued; the manager's run takes it.`));
+      await done();
+    } catch (e) { status.replaceChildren(errorBox(e)); }
+  } }, action);
+  return st.status === "failed" ? [act("retry", "Retry (send again what is not done)"), act("abandon", "Dismiss")]
+    : [act("abandon", "Abandon (fail it, send nothing more)")];
+}
+
+async function processInstance(name, id) {
+  const out = h("div");
+  setPage(`Instance ${id} of ${name}`, out);
+  try {
+    const res = await api(`/api/processes/${encodeURIComponent(name)}/${encodeURIComponent(id)}`);
+    const st = res.instance;
+    out.replaceChildren(
+      h("div", { class: "panel facts" }, ...[["Status", processBadge(st.status)], ["Steps", fmtNum(st.steps)], ["Done", fmtNum(st.done)],
+        ["Undone", fmtNum(st.undone)], ["Abandoned", fmtNum(st.abandoned)], ["Retrying", fmtNum(st.retrying)], ["Updated", fmtTime(st.updated)]]
+        .map(([k, v]) => h("div", {}, h("span", {}, k), h("b", {}, v)))),
+      st.error ? errorBox(new Error(st.error)) : "",
+      (st.timers || []).length ? h("div", { class: "panel" }, h("h2", {}, "Timers"), table([["Name"], ["At"]], st.timers.map((t) => h("tr", {}, h("td", {}, t.name), h("td", {}, fmtTime(t.at)))))) : "",
+      h("div", { class: "panel" }, h("h2", {}, "History"), table([["Revision", "num"], ["Recorded"], ["Record"], ["Step", "num"], ["Error"]],
+        res.history.map((e) => h("tr", {}, h("td", { class: "num" }, fmtNum(e.revision)), h("td", {}, fmtTime(e.recorded)),
+          h("td", {}, e.kind + (e.undo ? " (undo)" : "") + (e.steps ? ` (${fmtNum(e.steps)} steps)` : "")),
+          h("td", { class: "num" }, ["StepDone", "StepFailed", "StepAbandoned", "Compensating"].includes(e.kind) ? fmtNum(e.step) : ""),
+          h("td", {}, e.error ? h("div", { class: "error" }, e.error) : ""))))));
+  } catch (e) { out.replaceChildren(errorBox(e)); }
+}
+
 function route() {
   stopPage();
   stopPage = () => {};
@@ -455,6 +525,7 @@ function route() {
     case "event": return eventPage(parts.slice(1, -1).join("/"), parts[parts.length - 1]);
     case "tail": return tail(params);
     case "projections": return projections();
+    case "processes": return processes(parts.slice(1));
     case "subscriptions": return subscriptions();
     case "logs": return logs(params);
   }
