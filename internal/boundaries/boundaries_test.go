@@ -49,7 +49,7 @@ var rules = map[string]rule{
 	"command/commandtest":       {imports: []string{"command"}},
 	"storetest":                 {imports: []string{"."}},
 	"projection/projectiontest": {imports: []string{".", "projection"}, engines: true},
-	"demo/seats":                {imports: []string{".", "codec", "command"}},
+	"demo/seats":                {imports: []string{".", "codec", "command", "process"}},
 	"demo/products":             {imports: []string{".", "codec", "command", "projection"}, engines: true},
 	"cmd/annals": {imports: []string{".", "demo/products", "demo/seats", "embedded", "postgres", "projection", "remote",
 		"server", "server/serveproj", "metrics", "tracing", "alert", "console", "persistent", "process"}, engines: true},
