@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -66,12 +67,18 @@ func runChild(dir string) error {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- purgeManager(process.Policy{InFlight: 8}).Run(ctx, s, d, process.Options{}) }()
-	for !instanceEnded(s, "process.purge-crash") {
+	// Done once the manager's stream records the instance's end (written
+	// after the instance's own Done record).
+	for rep, _ := process.Inspect(ctx, s, "purge"); rep.Finished == 0; rep, _ = process.Inspect(ctx, s, "purge") {
 		select {
 		case err := <-done:
 			return err
 		case <-time.After(time.Millisecond):
 		}
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		return err
 	}
 	fmt.Println(childDone)
 	return nil
