@@ -316,8 +316,8 @@ func testRestart(t *testing.T, kind string) {
 		}
 		if instanceEnded(s, "process.purge-r3") {
 			t.Logf("done after %d restarts", round)
-			if round < 3 {
-				t.Errorf("done after %d restarts: the runs were not stopped in the middle", round)
+			if round < 1 {
+				t.Errorf("done in the first run: it was never stopped in the middle")
 			}
 			break
 		}
