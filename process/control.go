@@ -67,21 +67,8 @@ func (r *run[S, E]) followControl(ctx context.Context, out chan<- annals.Event, 
 	if r.controls > 0 {
 		from = annals.Revision(r.controls)
 	}
-	for msg, err := range r.store.SubscribeToStream(ctx, controlStream(r.m.Name), annals.SubscribeStreamOptions{From: from}) {
-		if err != nil {
-			errs <- err
-			return
-		}
-		if msg.Kind != annals.MessageEvent {
-			continue
-		}
-		select {
-		case out <- msg.Event:
-		case <-ctx.Done():
-			return
-		}
-	}
-	errs <- errors.New("process: the subscription to the control stream ended")
+	sub := r.store.SubscribeToStream(ctx, controlStream(r.m.Name), annals.SubscribeStreamOptions{From: from})
+	forward(ctx, sub, "the control stream", out, errs)
 }
 
 // control takes one control event, then records it taken.

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -232,7 +233,7 @@ func (c *core) dueTimers(now time.Time) []string {
 		if d := c.timers[a].Compare(c.timers[b]); d != 0 {
 			return d
 		}
-		return compareStrings(a, b)
+		return cmp.Compare(a, b)
 	})
 	return due
 }
@@ -250,14 +251,4 @@ func earliest(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"time"
@@ -168,7 +169,13 @@ func (r *run[S, E]) follow(ctx context.Context, out chan<- annals.Event, errs ch
 	if r.position == 0 {
 		opts.From = annals.Start
 	}
-	for msg, err := range r.store.SubscribeToAll(ctx, opts) {
+	forward(ctx, r.store.SubscribeToAll(ctx, opts), "$all", out, errs)
+}
+
+// forward hands a subscription's events to the loop, and its end (an
+// error, or the subscription ending by itself) to errs.
+func forward(ctx context.Context, sub iter.Seq2[annals.Message, error], what string, out chan<- annals.Event, errs chan<- error) {
+	for msg, err := range sub {
 		if err != nil {
 			errs <- err
 			return
@@ -182,7 +189,7 @@ func (r *run[S, E]) follow(ctx context.Context, out chan<- annals.Event, errs ch
 			return
 		}
 	}
-	errs <- errors.New("process: the subscription to $all ended")
+	errs <- fmt.Errorf("process: the subscription to %s ended", what)
 }
 
 // inputs are what the loop waits for besides the sends' answers.

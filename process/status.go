@@ -1,10 +1,12 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -66,7 +68,10 @@ var ErrNoInstance = errors.New("process: no such instance")
 // so it works beside a run, from any process.
 func Inspect(ctx context.Context, store annals.Store, name string) (Report, error) {
 	rep := Report{Manager: name, Active: []InstanceStatus{}, Failed: []InstanceStatus{}}
-	var active []string
+	// By id, with the revision that put them there: a manager's stream
+	// may hold millions of starts and ends, each looked up once.
+	active, failed := map[string]annals.Revision{}, map[string]InstanceStatus{}
+	order := map[string]annals.Revision{}
 	for ev, err := range store.ReadStream(ctx, streamPrefix+name, annals.ReadStreamOptions{}) {
 		if errors.Is(err, annals.ErrStreamNotFound) {
 			break
@@ -79,27 +84,28 @@ func Inspect(ctx context.Context, store annals.Store, name string) (Report, erro
 			return Report{}, fmt.Errorf("process: %s at revision %d: %w", ev.Stream, ev.Revision, err)
 		}
 		switch mr.Kind {
-		case "Started":
-			rep.Started++
-			active = append(active, mr.ID)
-		case "Reopened":
-			active = append(active, mr.ID)
-			rep.Failed = slices.DeleteFunc(rep.Failed, func(st InstanceStatus) bool { return st.ID == mr.ID })
+		case "Started", "Reopened":
+			if mr.Kind == "Started" {
+				rep.Started++
+			}
+			active[mr.ID] = ev.Revision
+			delete(failed, mr.ID)
 		case "Dismissed":
-			rep.Failed = slices.DeleteFunc(rep.Failed, func(st InstanceStatus) bool { return st.ID == mr.ID })
+			delete(failed, mr.ID)
 		case "Finished":
 			rep.Finished++
-			active = slices.DeleteFunc(active, func(id string) bool { return id == mr.ID })
+			delete(active, mr.ID)
 			if mr.Status == Failed {
-				rep.Failed = append(rep.Failed, InstanceStatus{ID: mr.ID, Status: Failed, Error: mr.Error, Updated: ev.Recorded})
+				failed[mr.ID], order[mr.ID] = InstanceStatus{ID: mr.ID, Status: Failed, Error: mr.Error, Updated: ev.Recorded}, ev.Revision
 			}
 		case "Checkpoint":
 			rep.Checkpoint = mr.Position
 		}
 	}
-	slices.Reverse(rep.Failed)
-	rep.Failed = rep.Failed[:min(len(rep.Failed), MaxReported)]
-	for _, id := range active[:min(len(active), MaxReported)] {
+	for _, id := range byRevision(failed, order, true) {
+		rep.Failed = append(rep.Failed, failed[id])
+	}
+	for _, id := range byRevision(active, active, false) {
 		st, _, err := InspectInstance(ctx, store, name, id)
 		if errors.Is(err, ErrNoInstance) {
 			// Started, its first decision not yet written.
@@ -111,6 +117,19 @@ func Inspect(ctx context.Context, store annals.Store, name string) (Report, erro
 		rep.Active = append(rep.Active, st)
 	}
 	return rep, nil
+}
+
+// byRevision lists the ids of set in the order of their revisions (the
+// newest first if newest), at most MaxReported.
+func byRevision[V any](set map[string]V, at map[string]annals.Revision, newest bool) []string {
+	ids := slices.Collect(maps.Keys(set))
+	slices.SortFunc(ids, func(a, b string) int {
+		if newest {
+			a, b = b, a
+		}
+		return cmp.Compare(at[a], at[b])
+	})
+	return ids[:min(len(ids), MaxReported)]
 }
 
 // InspectInstance reports on one instance and its history (the first

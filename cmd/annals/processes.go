@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -133,7 +134,7 @@ func printReport(e *env, r process.Report) error {
 	fmt.Fprintln(tw, "\nINSTANCE\tSTATUS\tSTEPS\tDONE\tUNDONE\tABANDONED\tRETRYING\tUPDATED\tERROR")
 	for _, st := range r.Active {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", oneLine(st.ID, lastErrorColumn), st.Status, st.Steps, st.Done,
-			st.Undone, st.Abandoned, st.Retrying, st.Updated.UTC().Format(time.RFC3339), oneLine(firstOf(st.Error, st.LastError), lastErrorColumn))
+			st.Undone, st.Abandoned, st.Retrying, st.Updated.UTC().Format(time.RFC3339), oneLine(cmp.Or(st.Error, st.LastError), lastErrorColumn))
 	}
 	for _, st := range r.Failed { // listed from their end records: annals processes instance has their steps
 		fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t%s\t%s\n", oneLine(st.ID, lastErrorColumn), st.Status,
@@ -164,11 +165,4 @@ func printInstance(e *env, st process.InstanceStatus, history []process.Entry) e
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", h.Revision, h.Recorded.UTC().Format(time.RFC3339), h.Kind, step, oneLine(h.Error, lastErrorColumn))
 	}
 	return tw.Flush()
-}
-
-func firstOf(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

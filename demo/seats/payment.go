@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/annals/annals"
@@ -68,15 +69,8 @@ func correlatePayment(e annals.Event) (string, bool) {
 		var r SeatsReserved
 		return r.Reservation, json.Unmarshal(e.Data, &r) == nil && r.Reservation != ""
 	}
-	id, ok := cutPrefix(e.Stream, "payment-")
+	id, ok := strings.CutPrefix(e.Stream, "payment-")
 	return id, ok && id != ""
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return "", false
-	}
-	return s[len(prefix):], true
 }
 
 func decidePayment(p payment, in process.Input) ([]paymentAwaited, process.Decision, error) {
