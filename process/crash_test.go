@@ -66,7 +66,11 @@ func runChild(dir string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- purgeManager(process.Policy{InFlight: 8}).Run(ctx, s, d, process.Options{}) }()
+	// A child killed holding the lease is taken over a time to live
+	// after: keep it short.
+	go func() {
+		done <- purgeManager(process.Policy{InFlight: 8}).Run(ctx, s, d, process.Options{LeaseTTL: 300 * time.Millisecond})
+	}()
 	// Done once the manager's stream records the instance's end (written
 	// after the instance's own Done record).
 	for rep, _ := process.Inspect(ctx, s, "purge"); rep.Finished == 0; rep, _ = process.Inspect(ctx, s, "purge") {

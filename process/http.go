@@ -120,10 +120,10 @@ func Managers(ctx context.Context, store annals.Store) ([]string, error) {
 			continue
 		}
 		names = append(names, name)
-		// A name holds letters, digits and '_', all after '-' and '.': the
-		// manager's instances and control stream sort between its stream
-		// and this cursor.
-		after = streamPrefix + name + ".control"
+		// A name holds letters, digits and '_', all after '-' and '.', and
+		// '~' sorts after them: the manager's instances, its control and
+		// lease streams sort between its stream and this cursor.
+		after = streamPrefix + name + ".~"
 	}
 	return names, nil
 }

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/annals/annals"
+	"github.com/google/uuid"
 )
 
 // Options tune a run.
@@ -26,6 +28,14 @@ type Options struct {
 	// SendTimeout bounds one command's send or probe; 0 means
 	// DefaultSendTimeout.
 	SendTimeout time.Duration
+	// LeaseTTL is the time to live of the run's lease (see Run); 0 means
+	// DefaultLeaseTTL. A run killed while it held the lease is taken over
+	// that long after its last renewal.
+	LeaseTTL time.Duration
+	// Holder names the run in its lease, for the others on standby and
+	// for Inspect; empty means the host's name, the process id and a
+	// random suffix.
+	Holder string
 }
 
 // Limits of a run.
@@ -55,6 +65,13 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SendTimeout <= 0 {
 		o.SendTimeout = DefaultSendTimeout
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.Holder == "" {
+		host, _ := os.Hostname()
+		o.Holder = fmt.Sprintf("%s:%d:%s", host, os.Getpid(), uuid.NewString()[:8])
 	}
 	return o
 }
@@ -97,13 +114,63 @@ type result struct {
 
 // Run runs the manager on store until ctx ends or a write fails: it
 // takes the events of $all from its checkpoint on, decides them, sends
-// the commands through d, and fires the timers. One Run of a manager may
-// run at a time: a second one's writes conflict, and it fails.
+// the commands through d, and fires the timers.
+//
+// One Run of a manager works at a time, across processes: Run first takes
+// the manager's lease, and waits on standby while another run holds it.
+// A Run whose lease was taken over (it could not renew it in time) stops
+// working and goes back to standby.
 func (m *Manager[S, E]) Run(ctx context.Context, store annals.Store, d Dispatcher, opts Options) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
-	r := &run[S, E]{m: m, store: store, d: d, opts: opts.withDefaults(), active: map[string]*instance[S]{},
+	opts = opts.withDefaults()
+	if opts.LeaseTTL < MinLeaseTTL || opts.LeaseTTL > MaxLeaseTTL {
+		return ErrLeaseTTL
+	}
+	for {
+		l, err := m.takeLease(ctx, store, opts)
+		if err != nil {
+			return err
+		}
+		err = m.runLeased(ctx, store, d, opts, l)
+		if !errors.Is(err, errLeaseLost) || ctx.Err() != nil {
+			return err
+		}
+		opts.Logger.Warn("process: the lease was lost, back on standby", slog.String("manager", m.Name))
+	}
+}
+
+// runLeased runs the manager while l is kept, and releases it at the end.
+// It fails with errLeaseLost if the lease was lost, or if a write of the
+// run conflicted because another run took the lease over.
+func (m *Manager[S, E]) runLeased(ctx context.Context, store annals.Store, d Dispatcher, opts Options, l *lease) error {
+	lctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	kept := make(chan struct{})
+	go func() {
+		defer close(kept)
+		l.keep(lctx, cancel)
+	}()
+	err := m.runHeld(lctx, store, d, opts)
+	lost := errors.Is(context.Cause(lctx), errLeaseLost)
+	cancel(nil)
+	<-kept
+	if !lost && errors.Is(err, annals.ErrWrongExpectedRevision) {
+		lost = errors.Is(l.write(ctx, false), annals.ErrWrongExpectedRevision)
+	}
+	if lost {
+		return errLeaseLost
+	}
+	if rerr := l.write(ctx, true); rerr != nil {
+		opts.Logger.Warn("process: the lease was not released", slog.String("manager", m.Name), slog.Any("error", rerr))
+	}
+	return err
+}
+
+// runHeld is one run under a held lease.
+func (m *Manager[S, E]) runHeld(ctx context.Context, store annals.Store, d Dispatcher, opts Options) error {
+	r := &run[S, E]{m: m, store: store, d: d, opts: opts, active: map[string]*instance[S]{},
 		next: annals.NoStream, results: make(chan result, MaxInFlight), dirty: map[string]bool{}, starved: map[string]bool{}}
 	if err := r.recover(ctx); err != nil {
 		return err

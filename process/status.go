@@ -51,6 +51,11 @@ type Report struct {
 	// newest first, at most MaxReported, from their end records: ID,
 	// Status, Error and Updated only (InspectInstance has the rest).
 	Failed []InstanceStatus `json:"failed"`
+	// Holder names the run that holds the manager's lease, or held it
+	// last without releasing it (it may have ended since), renewed last
+	// at LeaseRenewed; empty when no run holds it.
+	Holder       string    `json:"holder,omitempty"`
+	LeaseRenewed time.Time `json:"lease_renewed,omitzero"`
 }
 
 // MaxReported bounds the instances a Report details (and MaxHistory the
@@ -68,6 +73,13 @@ var ErrNoInstance = errors.New("process: no such instance")
 // so it works beside a run, from any process.
 func Inspect(ctx context.Context, store annals.Store, name string) (Report, error) {
 	rep := Report{Manager: name, Active: []InstanceStatus{}, Failed: []InstanceStatus{}}
+	lease, err := lastLease(ctx, store, leaseStream(name))
+	if err != nil {
+		return Report{}, err
+	}
+	if lease.found && !lease.rec.Released {
+		rep.Holder, rep.LeaseRenewed = lease.rec.Holder, lease.recorded
+	}
 	// By id, with the revision that put them there: a manager's stream
 	// may hold millions of starts and ends, each looked up once.
 	active, failed := map[string]annals.Revision{}, map[string]InstanceStatus{}

@@ -119,9 +119,10 @@ func runProcessAction(ctx context.Context, e *env, c *projectionsClient, action,
 
 func printReports(e *env, reps []process.Report) error {
 	tw := tabwriter.NewWriter(e.out.w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "MANAGER\tSTARTED\tFINISHED\tACTIVE\tFAILED\tCHECKPOINT")
+	fmt.Fprintln(tw, "MANAGER\tSTARTED\tFINISHED\tACTIVE\tFAILED\tCHECKPOINT\tHELD BY")
 	for _, r := range reps {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", r.Manager, r.Started, r.Finished, len(r.Active), len(r.Failed), r.Checkpoint)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\n", r.Manager, r.Started, r.Finished, len(r.Active), len(r.Failed), r.Checkpoint,
+			cmp.Or(oneLine(r.Holder, lastErrorColumn), "-"))
 	}
 	return tw.Flush()
 }

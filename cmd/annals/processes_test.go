@@ -58,7 +58,7 @@ func TestProcessesCommand(t *testing.T) {
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx, store, d, process.Options{}) }()
+	go func() { done <- m.Run(ctx, store, d, process.Options{Holder: "orders-run"}) }()
 	defer func() {
 		cancel()
 		if err := <-done; !errors.Is(err, context.Canceled) {
@@ -85,7 +85,7 @@ func TestProcessesCommand(t *testing.T) {
 		return ""
 	}
 	finished := func(out string) bool { row := managerRow(out, "orders"); return len(row) > 2 && row[2] == "1" }
-	if row := managerRow(waitOut(finished, "list"), "orders"); strings.Join(row, " ") != "orders 1 1 0 1 0" {
+	if row := managerRow(waitOut(finished, "list"), "orders"); strings.Join(row, " ") != "orders 1 1 0 1 0 orders-run" {
 		t.Errorf("list: %v", row)
 	}
 	select { // the admin is told, once

@@ -452,11 +452,12 @@ async function processes(parts) {
       if (!name) {
         const res = await api("/api/processes");
         if (!res.managers.length) { out.replaceChildren(empty("No process manager has run on this store (package process).")); return; }
-        out.replaceChildren(h("div", { class: "panel" }, table([["Manager"], ["Started", "num"], ["Finished", "num"], ["Active", "num"], ["Failed", "num"], ["Checkpoint", "num"]],
+        out.replaceChildren(h("div", { class: "panel" }, table([["Manager"], ["Started", "num"], ["Finished", "num"], ["Active", "num"], ["Failed", "num"], ["Checkpoint", "num"], ["Held by"]],
           res.managers.map((m) => h("tr", { class: "link", "data-manager": m.manager, onclick: () => { location.hash = `#/processes/${encodeURIComponent(m.manager)}`; } },
             h("td", { class: "mono" }, m.manager), h("td", { class: "num" }, fmtNum(m.started)), h("td", { class: "num" }, fmtNum(m.finished)),
             h("td", { class: "num" }, fmtNum(m.active.length)), h("td", { class: "num" }, m.failed.length ? badge(fmtNum(m.failed.length), "failed") : "0"),
-            h("td", { class: "num" }, fmtNum(m.checkpoint)))))));
+            h("td", { class: "num" }, fmtNum(m.checkpoint)),
+            h("td", { class: "mono" }, m.holder || h("span", { class: "muted" }, "no run")))))));
         return;
       }
       const rep = await api(`/api/processes/${encodeURIComponent(name)}`);
