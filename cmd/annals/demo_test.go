@@ -71,3 +71,28 @@ func TestDemoSeatsServerDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoPurge: the purge demo on a fresh embedded store and through a
+// server, and its flags out of range refused.
+func TestDemoPurge(t *testing.T) {
+	addr, stop := serveCmd(t, io.Discard, io.Discard, "--db", t.TempDir())
+	defer stop()
+	for _, where := range [][]string{nil, {"--server", "kurrentdb://" + addr + "?tls=false"}} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"demo", "purge", "--users", "60", "--todos", "5", "--in-flight", "3"}, where...)
+		if code := run(context.Background(), args, nil, &stdout, &stderr); code != exitOK {
+			t.Fatalf("annals %v: exit %d\nstdout %s\nstderr %s", args, code, stdout.String(), stderr.String())
+		}
+		for _, want := range []string{"seeded 60 lists of 5 todos (180 completed)", "at most ", "(limit 3)", "each purged once, 180 todos purged of 180 completed"} {
+			if !strings.Contains(stdout.String(), want) {
+				t.Errorf("annals %v: the report does not say %q:\n%s", args, want, stdout.String())
+			}
+		}
+	}
+	for _, bad := range [][]string{{"--users", "0"}, {"--todos", "1001"}, {"--in-flight", "0"}, {"--users", "10001"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), append([]string{"demo", "purge"}, bad...), nil, &stdout, &stderr); code != exitUsage {
+			t.Errorf("annals demo purge %v: exit %d, want %d", bad, code, exitUsage)
+		}
+	}
+}

@@ -90,8 +90,9 @@ func commands() []command {
 			"serve the store over KurrentDB's gRPC protocol (and HTTP), until Ctrl-C", setupServe},
 		{"bench", "[--server URL] [--writers 1,8,64,256] [--duration 3s] [--read-events N]",
 			"measure a server with the official Go client (a fresh one by default)", setupBench},
-		{"demo", "seats [--seats N] [--clients M] [--duration D | --reservations N] [--conference ID]",
-			"the seat-booking demo: many clients, one conference, never overbooked", setupDemo},
+		{"demo", "seats [--seats N] [--clients M] [--duration D | --reservations N] [--conference ID]\n" +
+			"                | purge [--users N] [--todos M] [--in-flight K]",
+			"demos: seats never overbooked; a purge across many users' lists", setupDemo},
 		{"projections", "[list] | status|pause|resume|reset|rebuild|replay-parked NAME\n" +
 			"                     | parked NAME [--limit N]   [--server URL] [--json]",
 			"a server's projections: status, pause, resume, reset, rebuild, parked events", setupProjections},
@@ -143,7 +144,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	if cmd.name == "demo" {
 		var err error
-		if rest, err = demoArgs(rest); err != nil {
+		if cmd, rest, err = demoCommand(cmd, rest); err != nil {
 			return report(stderr, name, err)
 		}
 	}
@@ -427,6 +428,13 @@ var commandNotes = map[string]string{
   --db it runs on a fresh embedded store in a temporary directory. Runs
   with the same --conference (against one --server or --postgres) book
   the same seats.
+  purge: --users lists of --todos todos each, the even ones completed, and
+  one PurgeRequested naming every user; the process manager "purges"
+  (package process) sends PurgeAllCompletedTodos to each list, at most
+  --in-flight at a time, each with its idempotency key. Prints the time
+  taken and the most commands in flight, then replays every list and fails
+  (exit 1) unless each was purged once, of exactly its completed todos.
+  ` + "`annals demo purge -h`" + ` lists its flags.
 `,
 	"bench": `  Drives a server with the official KurrentDB Go client: single-event
   appends (each writer its own stream) at each --writers count, a hot

@@ -50,8 +50,9 @@ var rules = map[string]rule{
 	"storetest":                 {imports: []string{"."}},
 	"projection/projectiontest": {imports: []string{".", "projection"}, engines: true},
 	"demo/seats":                {imports: []string{".", "codec", "command", "process"}},
+	"demo/todo":                 {imports: []string{".", "codec", "command", "process"}},
 	"demo/products":             {imports: []string{".", "codec", "command", "projection"}, engines: true},
-	"cmd/annals": {imports: []string{".", "demo/products", "demo/seats", "embedded", "postgres", "projection", "remote",
+	"cmd/annals": {imports: []string{".", "demo/products", "demo/seats", "demo/todo", "embedded", "postgres", "projection", "remote",
 		"server", "server/serveproj", "metrics", "tracing", "alert", "console", "persistent", "process"}, engines: true},
 	"internal/teststores": {imports: []string{".", "embedded", "memory", "postgres", "remote", "server"}, engines: true},
 	"internal/testdisk":   {},
@@ -59,7 +60,7 @@ var rules = map[string]rule{
 	// Examples are read and copied, never imported: they may use anything
 	// but each other.
 	"examples/seats": {imports: []string{".", "demo/seats", "embedded", "postgres", "remote"}, engines: true},
-	"examples/todo":  {imports: []string{".", "codec", "command", "process"}},
+	"examples/todo":  {imports: []string{".", "demo/todo", "embedded", "remote"}, engines: true},
 }
 
 // pkg is one package as go list reports it.

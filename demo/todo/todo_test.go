@@ -12,7 +12,7 @@ import (
 	"github.com/annals/annals"
 	"github.com/annals/annals/command"
 	"github.com/annals/annals/command/commandtest"
-	"github.com/annals/annals/examples/todo"
+	"github.com/annals/annals/demo/todo"
 	"github.com/annals/annals/internal/teststores"
 )
 
