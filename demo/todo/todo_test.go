@@ -77,6 +77,13 @@ func TestPurgeRaces(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// A few completed before the race, so that the first purge has
+			// something to purge however the goroutines are scheduled.
+			for _, id := range []string{"1", "2", "3"} {
+				if _, err := h.Handle(ctx, stream, todo.CompleteTodo{ID: id}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var wg sync.WaitGroup
 			for w := range 4 {
 				wg.Go(func() {
