@@ -129,7 +129,11 @@ func (m *Manager[S, E]) takeLease(ctx context.Context, store annals.Store, opts 
 			l := &lease{store: store, stream: leaseStream(m.Name), holder: opts.Holder, ttl: opts.LeaseTTL, next: st.next}
 			err := l.write(ctx, false)
 			if err == nil {
-				return l, l.limit(ctx, st.next)
+				if err := l.limit(ctx, st.next); err != nil {
+					l.write(ctx, true) // give it back rather than leave it held a time to live
+					return nil, err
+				}
+				return l, nil
 			}
 			if !errors.Is(err, annals.ErrWrongExpectedRevision) {
 				return nil, err
