@@ -85,7 +85,7 @@ func testHTTP(t *testing.T, kind string) {
 			t.Errorf("%s %s: %d %q, want %d saying %q", tc.method, tc.target, code, msg, tc.code, tc.says)
 		}
 	}
-	if got := types(t, s, "process.purge.control"); got != "process.Retry process.Abandon" {
+	if got := teststores.Types(t, s, "process.purge.control"); got != "process.Retry process.Abandon" {
 		t.Errorf("the control stream: %s", got)
 	}
 }

@@ -133,7 +133,7 @@ func TestLeaseTTLRange(t *testing.T) {
 			t.Errorf("LeaseTTL %v: %v", ttl, err)
 		}
 	}
-	if got := types(t, s, "process.purge.lease"); got != "" {
+	if got := teststores.Types(t, s, "process.purge.lease"); got != "" {
 		t.Errorf("the lease stream after refusals: %q", got)
 	}
 }

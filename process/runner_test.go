@@ -179,22 +179,6 @@ func finished(t *testing.T, s annals.Store, id string, runErr <-chan error) {
 	t.Fatalf("instance %s never finished", id)
 }
 
-// types lists the event types of stream, in order.
-func types(t *testing.T, s annals.Store, stream string) string {
-	t.Helper()
-	var out []string
-	for ev, err := range s.ReadStream(context.Background(), stream, annals.ReadStreamOptions{}) {
-		if errors.Is(err, annals.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev.Type)
-	}
-	return strings.Join(out, " ")
-}
-
 func start(t *testing.T, m *process.Manager[purge, purgeEvent], s annals.Store, d process.Dispatcher) (stop func(), errs <-chan error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan error, 1)
@@ -223,11 +207,11 @@ func TestPurge(t *testing.T) {
 	request(t, s, "r1", boxes)
 	finished(t, s, "r1", errs)
 	for _, b := range boxes {
-		if got := types(t, s, b); got != "ItemsDone BoxPurged" {
+		if got := teststores.Types(t, s, b); got != "ItemsDone BoxPurged" {
 			t.Errorf("%s: %s", b, got)
 		}
 	}
-	if got := types(t, s, "process.purge-r1"); !strings.HasPrefix(got, "PurgeStarted process.Decided process.StepDone") || !strings.HasSuffix(got, "process.Done") {
+	if got := teststores.Types(t, s, "process.purge-r1"); !strings.HasPrefix(got, "PurgeStarted process.Decided process.StepDone") || !strings.HasSuffix(got, "process.Done") {
 		t.Errorf("the instance's stream: %s", got)
 	}
 	if sent.Load() != int64(len(boxes)) {
@@ -255,11 +239,11 @@ func testCompensate(t *testing.T, kind string) {
 	finished(t, s, "r2", errs)
 	for b, want := range map[string]string{"box-a": "ItemsDone BoxPurged BoxRestored", "box-b": "ItemsDone BoxPurged BoxRestored",
 		"box-bad": "ItemsDone", "box-c": "ItemsDone"} {
-		if got := types(t, s, b); got != want {
+		if got := teststores.Types(t, s, b); got != want {
 			t.Errorf("%s: %s, want %s", b, got, want)
 		}
 	}
-	got := types(t, s, "process.purge-r2")
+	got := teststores.Types(t, s, "process.purge-r2")
 	if !strings.HasSuffix(got, "process.Compensating process.StepAbandoned process.StepDone process.StepDone process.Failed") {
 		t.Errorf("the instance's stream: %s", got)
 	}
@@ -326,7 +310,7 @@ func testRestart(t *testing.T, kind string) {
 		}
 	}
 	for _, b := range boxes {
-		if got := types(t, s, b); got != "ItemsDone BoxPurged" {
+		if got := teststores.Types(t, s, b); got != "ItemsDone BoxPurged" {
 			t.Errorf("%s: %s", b, got)
 		}
 	}
@@ -400,7 +384,7 @@ func TestDeadlineWhileStopped(t *testing.T) {
 	}
 	s.Append(context.Background(), "reservation-b", annals.Any, annals.EventData{Type: "PaymentConfirmed"})
 	runFor(10*time.Second, func() bool {
-		return instanceEnded(s, "process.seats-b") && strings.Contains(types(t, s, "process.seats-a"), "Decided")
+		return instanceEnded(s, "process.seats-b") && strings.Contains(teststores.Types(t, s, "process.seats-a"), "Decided")
 	})
 	if released.Load() != 0 || confirmed.Load() != 1 {
 		t.Fatalf("before the deadline: %d released, %d confirmed", released.Load(), confirmed.Load())
@@ -468,7 +452,7 @@ func TestInspect(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- seats.Run(ctx, s, process.Routes{}, process.Options{}) }()
 	s.Append(context.Background(), "reservation-w", annals.Any, annals.EventData{Type: "SeatsReserved"})
-	for !strings.Contains(types(t, s, "process.seats-w"), "Decided") {
+	for !strings.Contains(teststores.Types(t, s, "process.seats-w"), "Decided") {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
@@ -519,7 +503,7 @@ func retryAndAbandon(t *testing.T, kind string) {
 	if err := process.Retry(ctx, s, "purge", "x"); err != nil {
 		t.Fatal(err)
 	}
-	for !strings.HasSuffix(types(t, s, "process.purge-x"), "process.Done") {
+	for !strings.HasSuffix(teststores.Types(t, s, "process.purge-x"), "process.Done") {
 		time.Sleep(time.Millisecond)
 	}
 	stop()
@@ -527,7 +511,7 @@ func retryAndAbandon(t *testing.T, kind string) {
 	check := func(when string) {
 		t.Helper()
 		for b, w := range want {
-			if got := types(t, s, b); got != w {
+			if got := teststores.Types(t, s, b); got != w {
 				t.Errorf("%s, %s: %s, want %s", when, b, got, w)
 			}
 		}
@@ -547,7 +531,7 @@ func retryAndAbandon(t *testing.T, kind string) {
 	seats := seatsManager()
 	stopSeats, _ := start(t, seats, s, process.Routes{})
 	s.Append(ctx, "reservation-w", annals.Any, annals.EventData{Type: "SeatsReserved"})
-	for !strings.Contains(types(t, s, "process.seats-w"), "Decided") {
+	for !strings.Contains(teststores.Types(t, s, "process.seats-w"), "Decided") {
 		time.Sleep(time.Millisecond)
 	}
 	if err := process.Abandon(ctx, s, "seats", "w", "the show was cancelled"); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/annals/annals/command"
 	"github.com/annals/annals/demo/todo"
 	"github.com/annals/annals/embedded"
+	"github.com/annals/annals/internal/teststores"
 	"github.com/annals/annals/process"
 	"github.com/google/uuid"
 )
@@ -148,23 +149,7 @@ func completeLate(t *testing.T, dir string, users []string, late map[string]bool
 			late[user] = true
 		}
 	}
-	return purged - strings.Count(types(t, s, "process.purges-"+crashRequest), "process.StepDone")
-}
-
-// types lists the event types of stream, in order.
-func types(t *testing.T, s annals.Store, stream string) string {
-	t.Helper()
-	var out []string
-	for ev, err := range s.ReadStream(context.Background(), stream, annals.ReadStreamOptions{}) {
-		if errors.Is(err, annals.ErrStreamNotFound) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev.Type)
-	}
-	return strings.Join(out, " ")
+	return purged - strings.Count(teststores.Types(t, s, "process.purges-"+crashRequest), "process.StepDone")
 }
 
 // killRuns runs the child kills times, killing each at a random send, and
@@ -249,7 +234,7 @@ func verifyCrash(t *testing.T, dir string, users []string, late map[string]bool)
 			t.Errorf("%s: %d todos left completed, want %d", user, left, want)
 		}
 	}
-	got := types(t, s, "process.purges-"+crashRequest)
+	got := teststores.Types(t, s, "process.purges-"+crashRequest)
 	if !strings.HasSuffix(got, "process.Done") || strings.Count(got, "process.StepDone") != len(users) {
 		t.Errorf("the instance: %d StepDone, ends %q", strings.Count(got, "process.StepDone"), got[max(0, len(got)-40):])
 	}

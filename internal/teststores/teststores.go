@@ -8,10 +8,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -198,4 +200,21 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Types lists the event types of stream, in order, space-separated; an
+// absent stream lists none.
+func Types(t testing.TB, s annals.Store, stream string) string {
+	t.Helper()
+	var out []string
+	for ev, err := range s.ReadStream(context.Background(), stream, annals.ReadStreamOptions{}) {
+		if errors.Is(err, annals.ErrStreamNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev.Type)
+	}
+	return strings.Join(out, " ")
 }
