@@ -146,29 +146,39 @@ func purge(ctx context.Context, store annals.Store, cfg PurgeConfig, users []str
 	}
 	routes[PurgeCommand] = route
 	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
 	done := make(chan error, 1)
 	go func() { done <- Purges(cfg.InFlight).Run(runCtx, store, routes, process.Options{}) }()
-	if err := Request(ctx, store, cfg.Run, users); err != nil {
-		return 0, err
+	ended, err := awaitPurge(ctx, store, cfg.Run, users, done)
+	// The run's writes and sends in flight end before the store is
+	// closed under them.
+	stop()
+	if !ended {
+		if rerr := <-done; err == nil && !errors.Is(rerr, context.Canceled) {
+			err = fmt.Errorf("todo: the purge's run ended: %w", rerr)
+		}
+	}
+	return most.Load(), err
+}
+
+// awaitPurge requests the purge and waits until its instance is done or
+// failed, or the run ended (ended: its error was taken from done).
+func awaitPurge(ctx context.Context, store annals.Store, request string, users []string, done <-chan error) (ended bool, err error) {
+	if err := Request(ctx, store, request, users); err != nil {
+		return false, err
 	}
 	for {
-		st, _, err := process.InspectInstance(ctx, store, "purges", cfg.Run)
+		st, _, err := process.InspectInstance(ctx, store, "purges", request)
 		switch {
 		case err == nil && st.Status == process.Done:
-			stop()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				return 0, err
-			}
-			return most.Load(), nil
+			return false, nil
 		case err == nil && st.Status == process.Failed:
-			return 0, fmt.Errorf("todo: the purge failed: %s", st.Error)
+			return false, fmt.Errorf("todo: the purge failed: %s", st.Error)
 		case err != nil && !errors.Is(err, process.ErrNoInstance):
-			return 0, err
+			return false, err
 		}
 		select {
 		case err := <-done:
-			return 0, fmt.Errorf("todo: the purge's run ended: %w", err)
+			return true, fmt.Errorf("todo: the purge's run ended: %w", err)
 		case <-time.After(pollInterval):
 		}
 	}
