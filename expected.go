@@ -9,6 +9,8 @@ const (
 	expectNoStream
 	expectStreamExists
 	expectExact
+	expectDeleted
+	expectTombstoned
 )
 
 // ExpectedRevision is the state of the stream an append, delete or
@@ -25,6 +27,12 @@ var (
 	NoStream = ExpectedRevision{kind: expectNoStream}
 	// StreamExists accepts a stream that has events and is not deleted.
 	StreamExists = ExpectedRevision{kind: expectStreamExists}
+	// Deleted accepts only a soft-deleted stream, and Tombstoned only a
+	// tombstoned one. They are states a check of a MultiAppend may ask
+	// for (a decision that a deleted stream stays deleted); an append,
+	// delete or tombstone refuses them as invalid input.
+	Deleted    = ExpectedRevision{kind: expectDeleted}
+	Tombstoned = ExpectedRevision{kind: expectTombstoned}
 )
 
 // Exact accepts the stream only if its last event has revision r.
@@ -34,6 +42,8 @@ func Exact(r Revision) ExpectedRevision { return ExpectedRevision{kind: expectEx
 func (e ExpectedRevision) IsAny() bool          { return e.kind == expectAny }
 func (e ExpectedRevision) IsNoStream() bool     { return e.kind == expectNoStream }
 func (e ExpectedRevision) IsStreamExists() bool { return e.kind == expectStreamExists }
+func (e ExpectedRevision) IsDeleted() bool      { return e.kind == expectDeleted }
+func (e ExpectedRevision) IsTombstoned() bool   { return e.kind == expectTombstoned }
 
 // Revision returns the exact revision and true, or 0 and false for the
 // special states.
@@ -47,6 +57,10 @@ func (e ExpectedRevision) String() string {
 		return "no stream"
 	case expectStreamExists:
 		return "stream exists"
+	case expectDeleted:
+		return "deleted"
+	case expectTombstoned:
+		return "tombstoned"
 	case expectExact:
 		return strconv.FormatUint(uint64(e.revision), 10)
 	default:

@@ -1,7 +1,9 @@
 package annals
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 	"unicode/utf8"
@@ -15,7 +17,9 @@ const (
 	DefaultMaxEventSizeBytes  = 1 << 20 // data + metadata + type of one event
 	DefaultMaxAppendSizeBytes = 8 << 20 // all events of one append
 	DefaultMaxAppendEvents    = 10_000
-	DefaultReadBatchEvents    = 256 // events a read or subscription fetches at once
+	DefaultReadBatchEvents    = 256   // events a read or subscription fetches at once
+	DefaultMaxAppendStreams   = 1_000 // streams one MultiAppend writes
+	DefaultMaxAppendChecks    = 1_000 // checks one MultiAppend carries
 	maxContentTypeBytes       = 128
 )
 
@@ -26,6 +30,11 @@ type Limits struct {
 	MaxEventSizeBytes  int
 	MaxAppendSizeBytes int
 	MaxAppendEvents    int
+	// MaxAppendStreams bounds the streams one MultiAppend writes and
+	// MaxAppendChecks its checks; its events and bytes count, all streams
+	// together, against MaxAppendEvents and MaxAppendSizeBytes.
+	MaxAppendStreams int
+	MaxAppendChecks  int
 	// AllowSystemStreams lets appends write $-prefixed streams and event
 	// types. The rule, as in KurrentDB (where admins write system
 	// streams): writing them is the store administrator's act. Whoever
@@ -59,6 +68,8 @@ func (l Limits) WithDefaults() Limits {
 	def(&l.MaxEventSizeBytes, DefaultMaxEventSizeBytes)
 	def(&l.MaxAppendSizeBytes, DefaultMaxAppendSizeBytes)
 	def(&l.MaxAppendEvents, DefaultMaxAppendEvents)
+	def(&l.MaxAppendStreams, DefaultMaxAppendStreams)
+	def(&l.MaxAppendChecks, DefaultMaxAppendChecks)
 	return l
 }
 
@@ -209,4 +220,91 @@ func checkDisguise(field, s string) error {
 		}
 	}
 	return nil
+}
+
+// CheckRecords validates the records of a MultiAppend as CheckEvents does
+// one append's events, all streams together: one record's fields are named
+// "record[i]". Ids must be distinct within each stream (ids are scoped to
+// their stream).
+func (l Limits) CheckRecords(records []Record) error {
+	if len(records) == 0 {
+		return invalid("records", "a multi-stream append needs at least one record")
+	}
+	if len(records) > l.MaxAppendEvents {
+		return tooLarge("records", "%d records in one append, at most %d", len(records), l.MaxAppendEvents)
+	}
+	type streamID struct {
+		stream string
+		id     uuid.UUID
+	}
+	streams := map[string]struct{}{}
+	ids := map[streamID]struct{}{}
+	total := 0
+	for i := range records {
+		r := &records[i]
+		if _, seen := streams[r.Stream]; !seen {
+			if err := l.CheckWritableStream(r.Stream); err != nil {
+				return renameField(err, "stream", fmt.Sprintf("record[%d].stream", i))
+			}
+			if _, meta := IsMetastream(r.Stream); meta {
+				return invalid(fmt.Sprintf("record[%d].stream", i), "metadata is written with SetStreamMetadata, not in a multi-stream append")
+			}
+			streams[r.Stream] = struct{}{}
+			if len(streams) > l.MaxAppendStreams {
+				return tooLarge("records", "the append writes more than %d streams", l.MaxAppendStreams)
+			}
+		}
+		if err := l.CheckEvents([]EventData{r.Event}); err != nil {
+			return renameField(err, "event[0]", fmt.Sprintf("record[%d]", i))
+		}
+		if r.Event.ID != (uuid.UUID{}) {
+			k := streamID{r.Stream, r.Event.ID}
+			if _, dup := ids[k]; dup {
+				return invalid(fmt.Sprintf("record[%d].id", i), "%s appears twice in stream %q of one append", r.Event.ID, r.Stream)
+			}
+			ids[k] = struct{}{}
+		}
+		total += EventSizeBytes(&r.Event)
+	}
+	if total > l.MaxAppendSizeBytes {
+		return tooLarge("records", "append is %d bytes, at most %d", total, l.MaxAppendSizeBytes)
+	}
+	return nil
+}
+
+// CheckChecks validates the checks of a MultiAppend: within the limit,
+// streams named validly, each stream checked once.
+func (l Limits) CheckChecks(checks []StreamCheck) error {
+	if len(checks) > l.MaxAppendChecks {
+		return tooLarge("checks", "%d checks in one append, at most %d", len(checks), l.MaxAppendChecks)
+	}
+	seen := make(map[string]struct{}, len(checks))
+	for i, c := range checks {
+		field := fmt.Sprintf("check[%d].stream", i)
+		if err := l.CheckStreamName(c.Stream); err != nil {
+			return renameField(err, "stream", field)
+		}
+		if _, dup := seen[c.Stream]; dup {
+			return invalid(field, "%q is checked twice in one append", c.Stream)
+		}
+		if c.Expected.IsAny() {
+			return invalid(fmt.Sprintf("check[%d].expected", i), "any is not a check: leave the stream out")
+		}
+		seen[c.Stream] = struct{}{}
+	}
+	return nil
+}
+
+// renameField returns err with its field prefix old replaced by new, so a
+// rule written for one append names the record it found wrong.
+func renameField(err error, old, new string) error {
+	var ie *InvalidInputError
+	if !errors.As(err, &ie) {
+		return err
+	}
+	c := *ie
+	if rest, ok := strings.CutPrefix(c.Field, old); ok {
+		c.Field = new + rest
+	}
+	return &c
 }

@@ -19,6 +19,15 @@ type Store interface {
 	// writes nothing.
 	Append(ctx context.Context, stream string, expected ExpectedRevision, events ...EventData) (AppendResult, error)
 
+	// AppendMulti writes the records of m to their streams if every check
+	// of m holds: all records or none, at consecutive positions of $all in
+	// the order given (see MultiAppend). Failed checks give a
+	// *ConsistencyError naming each one; a tombstoned stream among those
+	// written gives ErrStreamDeleted. Re-appending the same record ids,
+	// all of them, at the place they already occupy is an idempotent retry
+	// as for Append.
+	AppendMulti(ctx context.Context, m MultiAppend) (MultiAppendResult, error)
+
 	// ReadStream reads one stream, honouring its metadata (max count, max
 	// age, truncate-before). A missing or soft-deleted stream yields
 	// ErrStreamNotFound; a tombstoned one ErrStreamDeleted.

@@ -51,6 +51,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 	return s.writes.Append(ctx, stream, expected, events...)
 }
 
+// AppendMulti implements annals.Store: the records of m, to several
+// streams, in one atomic write decided as Append's are (see
+// annals.MultiAppend), with the same durability and errors.
+func (s *Store) AppendMulti(ctx context.Context, m annals.MultiAppend) (annals.MultiAppendResult, error) {
+	return s.writes.AppendMulti(ctx, m)
+}
+
 // Ready implements annals.ReadyChecker: an append of no events to
 // annals.ReadinessStream, which the writer decides and writes nothing for.
 func (s *Store) Ready(ctx context.Context) error {

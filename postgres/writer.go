@@ -72,6 +72,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected annals.Expec
 	return s.writes.Append(ctx, stream, expected, events...)
 }
 
+// AppendMulti implements annals.Store: the records of m, to several
+// streams, in one atomic write decided as Append's are (see
+// annals.MultiAppend), with the same durability and errors.
+func (s *Store) AppendMulti(ctx context.Context, m annals.MultiAppend) (annals.MultiAppendResult, error) {
+	return s.writes.AppendMulti(ctx, m)
+}
+
 // Ready implements annals.ReadyChecker: an append of no events to
 // annals.ReadinessStream, which the writer decides and writes nothing for.
 func (s *Store) Ready(ctx context.Context) error {
@@ -564,19 +571,36 @@ func (v *groupView) begin(reqs []*core.Request) (head annals.Position, lastTime 
 	seen := map[string]struct{}{}
 	var idStreams []string
 	var ids []pgtype.UUID
-	for _, r := range reqs {
-		if _, ok := seen[r.Op.Stream]; !ok {
-			seen[r.Op.Stream] = struct{}{}
-			names = append(names, r.Op.Stream)
+	name := func(stream string) {
+		if _, ok := seen[stream]; !ok {
+			seen[stream] = struct{}{}
+			names = append(names, stream)
 		}
-		for i := range r.Op.Events {
-			if id := r.Op.Events[i].ID; id != (uuid.UUID{}) {
-				if k := (streamID{r.Op.Stream, id}); !hasKey(v.looked, k) {
-					v.looked[k] = struct{}{}
-					idStreams = append(idStreams, r.Op.Stream)
-					ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
-				}
+	}
+	id := func(stream string, id uuid.UUID) {
+		if id == (uuid.UUID{}) {
+			return
+		}
+		if k := (streamID{stream, id}); !hasKey(v.looked, k) {
+			v.looked[k] = struct{}{}
+			idStreams = append(idStreams, stream)
+			ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
+		}
+	}
+	for _, r := range reqs {
+		if m := r.Op.Multi; m != nil {
+			for i := range m.Records {
+				name(m.Records[i].Stream)
+				id(m.Records[i].Stream, m.Records[i].Event.ID)
 			}
+			for i := range m.Checks {
+				name(m.Checks[i].Stream)
+			}
+			continue
+		}
+		name(r.Op.Stream)
+		for i := range r.Op.Events {
+			id(r.Op.Stream, r.Op.Events[i].ID)
 		}
 	}
 	for _, n := range names {

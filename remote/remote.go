@@ -116,17 +116,7 @@ func duplicateOf(st *status.Status) *annals.DuplicateEventError {
 func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
 	data := make([]kurrentdb.EventData, len(events))
 	for i, e := range events {
-		id := e.ID
-		if id == (uuid.UUID{}) {
-			// As the local stores generate them (core's newEvent): the
-			// protocol carries an id, so the server cannot.
-			id = uuid.Must(uuid.NewV7())
-		}
-		ct := kurrentdb.ContentTypeJson
-		if e.ContentType != "" && e.ContentType != annals.ContentTypeJSON {
-			ct = kurrentdb.ContentTypeBinary
-		}
-		data[i] = kurrentdb.EventData{EventID: id, EventType: e.Type, ContentType: ct, Data: e.Data, Metadata: e.Metadata}
+		data[i] = eventData(e)
 	}
 	if err := ctx.Err(); err != nil {
 		return annals.AppendResult{}, err // not sent: certainly not written

@@ -25,6 +25,12 @@ type Limitations struct {
 	// The BadInput cases that expect them refused (systemStreamCases) are
 	// skipped, naming this switch.
 	SystemStreamsWritable bool
+	// PropertyMetadata: a multi-stream append carries metadata as the
+	// KurrentDB protocol's v2 properties (a JSON object of strings, read
+	// back with "$schema.*" properties added), and a violation's state
+	// as its codes (a deleted or tombstoned stream's revision is not
+	// reported). Multi/EveryViolation then expects no revision for them.
+	PropertyMetadata bool
 }
 
 // ExerciseWith runs the conformance suite as Exercise does, without the

@@ -62,6 +62,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) annals.Store) {
 		{"BadInput", exerciseBadInput},
 		{"Concurrency", exerciseConcurrency},
 		{"List", exerciseList},
+		{"Multi", exerciseMulti},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

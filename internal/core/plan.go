@@ -18,6 +18,7 @@ const (
 	OpDelete
 	OpTombstone
 	OpSetMetadata // an append to $$stream made through SetStreamMetadata
+	OpMulti       // a multi-stream append: Multi, not Stream, Expected, Events
 )
 
 // Op is one write request, validated by Validate before it reaches a
@@ -27,11 +28,25 @@ type Op struct {
 	Stream   string
 	Expected annals.ExpectedRevision
 	Events   []annals.EventData
+	Multi    *annals.MultiAppend
+	// Streams is an OpMulti's answer beside the writer's AppendResult:
+	// where it left each stream written. PlanOp sets it; the caller reads
+	// it once its request is answered (which orders the two).
+	Streams []annals.StreamResult
 }
 
 // Validate checks an op against the limits. It runs in the caller's
 // goroutine, before the op reaches a writer.
 func Validate(l annals.Limits, op *Op) error {
+	if op.Kind == OpMulti {
+		if err := l.CheckRecords(op.Multi.Records); err != nil {
+			return err
+		}
+		return l.CheckChecks(op.Multi.Checks)
+	}
+	if op.Expected.IsDeleted() || op.Expected.IsTombstoned() {
+		return &annals.InvalidInputError{Field: "expected", Reason: op.Expected.String() + " is a state only a multi-stream append's check can ask for"}
+	}
 	if of, meta := annals.IsMetastream(op.Stream); meta {
 		if op.Kind == OpSetMetadata || l.AllowSystemStreams {
 			if err := l.CheckNewStreamName(of); err != nil {
@@ -100,6 +115,8 @@ type Plan struct {
 	Events    []annals.Event
 	Updates   []StreamUpdate
 	Result    annals.AppendResult
+	// Streams is where a multi-stream append leaves each stream written.
+	Streams []annals.StreamResult
 }
 
 // PlanOp decides op against v. next is the global position the first new
@@ -109,10 +126,14 @@ func PlanOp(v View, op *Op, next annals.Position, now time.Time) Plan {
 	if err != nil {
 		return Plan{Err: err}
 	}
+	op.Streams = p.Streams
 	return p
 }
 
 func planOp(v View, op *Op, next annals.Position, now time.Time) (Plan, error) {
+	if op.Kind == OpMulti {
+		return planMulti(v, op.Multi, next, now)
+	}
 	st, err := v.State(op.Stream)
 	if err != nil {
 		return Plan{}, err
@@ -311,6 +332,16 @@ func (w Writes) SetStreamMetadata(ctx context.Context, stream string, expected a
 func (w Writes) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
 	r, err := w.Write(ctx, &Op{Kind: OpDelete, Stream: stream, Expected: expected})
 	return annals.DeleteResult{Position: r.LastPosition}, err
+}
+
+// AppendMulti implements annals.Store.
+func (w Writes) AppendMulti(ctx context.Context, m annals.MultiAppend) (annals.MultiAppendResult, error) {
+	op := &Op{Kind: OpMulti, Multi: &m}
+	r, err := w.Write(ctx, op)
+	if err != nil {
+		return annals.MultiAppendResult{}, err
+	}
+	return annals.MultiAppendResult{Streams: op.Streams, FirstPosition: r.FirstPosition, LastPosition: r.LastPosition}, nil
 }
 
 // Tombstone implements annals.Store.

@@ -21,6 +21,11 @@ func Admit(ctx context.Context, l annals.Limits, op *Op) (sizeBytes int, err err
 	for i := range op.Events {
 		sizeBytes += annals.EventSizeBytes(&op.Events[i])
 	}
+	if op.Kind == OpMulti {
+		for i := range op.Multi.Records {
+			sizeBytes += annals.EventSizeBytes(&op.Multi.Records[i].Event)
+		}
+	}
 	return sizeBytes, nil
 }
 
