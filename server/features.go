@@ -12,9 +12,12 @@ import (
 )
 
 // ServerVersion is what Annals tells clients it is. It must parse as
-// numbers (clients enable features by it): 24.x is the protocol generation
-// whose messages Annals sends.
-const ServerVersion = "24.10.0"
+// numbers. The clients enable features by the methods advertised, their
+// test suites by this version: 26.1 is the KurrentDB whose protocol
+// Annals serves (v2's AppendSession and AppendRecords included), and
+// stays below 26.2, whose projection calls carry caller metadata that
+// Annals does not keep.
+const ServerVersion = "26.1.0"
 
 // The services Annals serves, by their full protobuf names.
 const (
@@ -23,6 +26,7 @@ const (
 	projectionsService    = "event_store.client.projections.Projections"
 	gossipService         = "event_store.client.gossip.Gossip"
 	serverFeaturesService = "event_store.client.server_features.ServerFeatures"
+	streamsV2Service      = "kurrentdb.protocol.v2.streams.StreamsService"
 )
 
 // Methods served per service. Projections' other methods answer
@@ -69,6 +73,7 @@ func (f features) GetSupportedMethods(context.Context, *shared.Empty) (*serverfe
 		}
 	}
 	add(streamsService, streamsMethods...)
+	add(streamsV2Service, "AppendSession", "AppendRecords")
 	if f.persistent {
 		add(persistentService, persistentMethods...)
 	}

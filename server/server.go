@@ -35,6 +35,7 @@ import (
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/projections"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/serverfeatures"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/streams"
+	v2 "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/streams"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
@@ -236,6 +237,7 @@ func New(store annals.Store, opts Options) (*Server, error) {
 	)...)
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping, logger: opts.Logger,
 		budget: s.budget})
+	v2.RegisterStreamsServiceServer(s.grpc, &streamsV2Server{store: store, limits: opts.Limits, budget: s.budget})
 	if m != nil {
 		persistent.RegisterPersistentSubscriptionsServer(s.grpc, &persistentServer{m: m, stopping: s.stopping})
 	}
