@@ -300,3 +300,48 @@ func ExampleStreamLister() {
 	// -- next page after order-4
 	// order-5 at revision 0, deleted: false
 }
+
+// A transfer between two warehouses is one decision over two streams:
+// both events or neither, each stream at the revision the decision read.
+// A second transfer decided on the same revisions fails whole, and its
+// error names every stream that moved on.
+func ExampleStore_AppendMulti() {
+	ctx := context.Background()
+	store := memory.New(memory.Options{})
+	defer store.Close()
+	store.Append(ctx, "warehouse-a", annals.NoStream, annals.EventData{Type: "Stocked", Data: []byte(`{"units":10}`)})
+	store.Append(ctx, "warehouse-b", annals.NoStream, annals.EventData{Type: "Stocked", Data: []byte(`{"units":0}`)})
+
+	transfer := annals.Streams(
+		annals.StreamAppend{Stream: "warehouse-a", Expected: annals.Exact(0),
+			Events: []annals.EventData{{Type: "Shipped", Data: []byte(`{"units":4}`)}}},
+		annals.StreamAppend{Stream: "warehouse-b", Expected: annals.Exact(0),
+			Events: []annals.EventData{{Type: "Received", Data: []byte(`{"units":4}`)}}},
+	)
+	res, err := store.AppendMulti(ctx, transfer)
+	if err != nil {
+		panic(err)
+	}
+	for _, s := range res.Streams {
+		fmt.Println(s.Stream, "now at", s.NextExpected, "position", s.LastPosition)
+	}
+
+	// Decided on the same revisions: refused, nothing written.
+	_, err = store.AppendMulti(ctx, annals.Streams(
+		annals.StreamAppend{Stream: "warehouse-a", Expected: annals.Exact(0),
+			Events: []annals.EventData{{Type: "Shipped", Data: []byte(`{"units":4}`)}}},
+		annals.StreamAppend{Stream: "warehouse-b", Expected: annals.Exact(0),
+			Events: []annals.EventData{{Type: "Received", Data: []byte(`{"units":4}`)}}},
+	))
+	var ce *annals.ConsistencyError
+	if errors.As(err, &ce) {
+		for _, v := range ce.Violations {
+			fmt.Println("stale:", v.Stream, "expected", v.Expected, "actual", v.Actual)
+		}
+	}
+	// Output:
+	// warehouse-a now at 1 position 3
+	// warehouse-b now at 1 position 4
+	// stale: warehouse-a expected 0 actual 1
+	// stale: warehouse-b expected 0 actual 1
+}

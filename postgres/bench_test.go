@@ -212,3 +212,40 @@ func BenchmarkBaselineReadAll(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*benchReadEvents)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkMultiAppend: appends of one event to each of 1 (a plain
+// Append), 2 and 10 streams, every stream at the revision its writer last
+// wrote (a check each), each writer on streams of its own. The
+// multi-stream target is measured against the streams=1 line of the same
+// run.
+func BenchmarkMultiAppend(b *testing.B) {
+	for _, streams := range []int{1, 2, 10} {
+		for _, writers := range benchWriters {
+			b.Run(fmt.Sprintf("streams=%d/writers=%d", streams, writers), func(b *testing.B) {
+				s := openTest(b, testSchema(b), Options{})
+				ctx := context.Background()
+				run := uuid.NewString()[:8]
+				runWriters(b, writers, func(w, i int) error {
+					exp := annals.NoStream
+					if i > 0 {
+						exp = annals.Exact(annals.Revision(i - 1))
+					}
+					if streams == 1 {
+						_, err := s.Append(ctx, fmt.Sprintf("bench-%s-%d", run, w), exp, benchEvents(1)...)
+						return err
+					}
+					m := annals.MultiAppend{}
+					for k := range streams {
+						stream := fmt.Sprintf("bench-%s-%d-%d", run, w, k)
+						m.Records = append(m.Records, annals.Record{Stream: stream, Event: benchEvents(1)[0]})
+						m.Checks = append(m.Checks, annals.StreamCheck{Stream: stream, Expected: exp})
+					}
+					_, err := s.AppendMulti(ctx, m)
+					return err
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+				b.ReportMetric(float64(b.N*streams)/b.Elapsed().Seconds(), "events/s")
+			})
+		}
+	}
+}

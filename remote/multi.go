@@ -10,19 +10,18 @@ import (
 	"github.com/annals/annals"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
+	"google.golang.org/grpc/status"
 )
 
 // AppendMulti implements annals.Store with the KurrentDB protocol's
 // AppendRecords (v2, KurrentDB 26.1 and annals serve). The protocol
-// carries metadata as properties of string values: an event's metadata
-// must be empty or a JSON object of strings, and reads give it back with
-// KurrentDB's "$schema.name" and "$schema.format" properties added.
+// carries metadata as properties: an event's metadata must be empty or a
+// JSON object (of strings only through a cluster's URL, where the
+// official client sends it), and reads give it back with KurrentDB's
+// "$schema.name" and "$schema.format" properties added.
 func (s *Store) AppendMulti(ctx context.Context, m annals.MultiAppend) (annals.MultiAppendResult, error) {
 	records := make([]kurrentdb.AppendRecord, len(m.Records))
 	for i, r := range m.Records {
-		if err := checkProperties(r.Event.Metadata); err != nil {
-			return annals.MultiAppendResult{}, &annals.InvalidInputError{Field: fmt.Sprintf("record[%d].metadata", i), Reason: err.Error()}
-		}
 		records[i] = kurrentdb.AppendRecord{Stream: r.Stream, Record: eventData(r.Event)}
 	}
 	checks := make([]kurrentdb.ConsistencyCheck, len(m.Checks))
@@ -36,11 +35,52 @@ func (s *Store) AppendMulti(ctx context.Context, m annals.MultiAppend) (annals.M
 		// The client refuses it before sending; say it as a store does.
 		return annals.MultiAppendResult{}, nameLimits.CheckRecords(nil)
 	}
+	if s.v2 != nil {
+		r, err := s.v2.appendRecords(ctx, m)
+		if err != nil {
+			return annals.MultiAppendResult{}, s.v2Error(ctx, m, err)
+		}
+		resp := &kurrentdb.AppendRecordsResponse{Position: r.GetPosition()}
+		for _, rev := range r.GetRevisions() {
+			resp.Responses = append(resp.Responses, kurrentdb.AppendResponse{Stream: rev.GetStream(), StreamRevision: rev.GetRevision()})
+		}
+		return multiResult(m.Records, resp), nil
+	}
+	for i, r := range m.Records {
+		if err := checkProperties(r.Event.Metadata); err != nil {
+			return annals.MultiAppendResult{}, &annals.InvalidInputError{Field: fmt.Sprintf("record[%d].metadata", i), Reason: err.Error()}
+		}
+	}
 	r, err := s.client.AppendRecords(ctx, records, checks...)
 	if err != nil {
 		return annals.MultiAppendResult{}, s.multiError(ctx, m, err)
 	}
 	return multiResult(m.Records, r), nil
+}
+
+// v2Error maps an error of the direct v2 call.
+func (s *Store) v2Error(ctx context.Context, m annals.MultiAppend, err error) error {
+	var invalid *annals.InvalidInputError
+	if errors.As(err, &invalid) {
+		return err
+	}
+	if ctx.Err() == nil {
+		if ce, tombstoned, ok := v2Violations(err, m); ok {
+			if ce != nil {
+				return ce
+			}
+			return annals.StreamDeleted(tombstoned)
+		}
+	}
+	c := call{ctx: ctx, write: true}
+	mapped := s.mapError(c, err)
+	if st, ok := status.FromError(err); ok && ctx.Err() == nil {
+		mapped = s.fromStatus(c, st)
+	}
+	if mayHaveWritten(err, mapped) {
+		return annals.OutcomeUnknown(mapped)
+	}
+	return mapped
 }
 
 // checkProperties says why metadata cannot travel as v2 properties.

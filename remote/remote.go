@@ -51,7 +51,8 @@ import (
 // Store talks to one server.
 type Store struct {
 	client *kurrentdb.Client
-	addr   string // host:port, or the hosts, for error messages
+	v2     *v2Conn // nil for a cluster's URL (v2.go)
+	addr   string  // host:port, or the hosts, for error messages
 	tls    bool
 }
 
@@ -77,11 +78,23 @@ func Dial(url string) (*Store, error) {
 		}
 		addr = strings.Join(hosts, ",")
 	}
-	return &Store{client: client, addr: addr, tls: !cfg.DisableTLS}, nil
+	s := &Store{client: client, addr: addr, tls: !cfg.DisableTLS}
+	if len(cfg.GossipSeeds) == 0 {
+		if s.v2, err = dialV2(cfg); err != nil {
+			client.Close()
+			return nil, fmt.Errorf("remote: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // Close implements annals.Store.
-func (s *Store) Close() error { return s.client.Close() }
+func (s *Store) Close() error {
+	if s.v2 != nil {
+		s.v2.conn.Close()
+	}
+	return s.client.Close()
+}
 
 func streamState(e annals.ExpectedRevision) kurrentdb.StreamState {
 	if r, ok := e.Revision(); ok {

@@ -171,6 +171,7 @@ func init() {
 	codec.MustRegister[TodoCompleted](Codec, "TodoCompleted")
 	codec.MustRegister[TodoReopened](Codec, "TodoReopened")
 	codec.MustRegister[CompletedTodosPurged](Codec, "CompletedTodosPurged")
+	codec.MustRegister[TodoPurged](Codec, "TodoPurged")
 }
 
 // Stream is the stream of user's list.
