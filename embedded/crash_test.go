@@ -48,6 +48,17 @@ type crashAck struct {
 	First  annals.Position `json:"first"`
 	Last   annals.Position `json:"last"`
 	IDs    []uuid.UUID     `json:"ids"`
+	// Streams, for a multi-stream append, is each event's stream.
+	Streams []string `json:"streams,omitempty"`
+	next    annals.ExpectedRevision
+}
+
+// streamOf is the stream of the ack's event i.
+func (a crashAck) streamOf(i int) string {
+	if a.Streams != nil {
+		return a.Streams[i]
+	}
+	return a.Stream
 }
 
 func TestMain(m *testing.M) {
@@ -88,22 +99,17 @@ func crashChild(dir string) {
 					md, _ := json.Marshal(crashMeta{Append: appendID, Index: i, Count: n})
 					events[i] = annals.EventData{ID: uuid.New(), Type: "Crashed", Data: make([]byte, rand.IntN(400)), Metadata: md}
 				}
-				target, exp := stream, expected
-				if rand.IntN(4) == 0 {
-					target, exp = "crash-shared", annals.Any
+				var ack crashAck
+				switch rand.IntN(4) {
+				case 0:
+					ack = crashAppend(s, "crash-shared", annals.Any, events)
+				case 1:
+					ack, expected = crashMulti(s, stream, expected, events)
+				default:
+					ack = crashAppend(s, stream, expected, events)
+					expected = ack.next
 				}
-				r, err := s.Append(context.Background(), target, exp, events...)
-				if err != nil {
-					fmt.Fprintln(os.Stderr, "append:", err)
-					os.Exit(4)
-				}
-				if target == stream {
-					expected = r.NextExpected
-				}
-				ack := crashAck{Append: appendID, Stream: target, First: r.FirstPosition, Last: r.LastPosition}
-				for _, e := range events {
-					ack.IDs = append(ack.IDs, e.ID)
-				}
+				ack.Append = appendID
 				line, _ := json.Marshal(ack)
 				mu.Lock()
 				out.Write(append(line, '\n'))
@@ -113,6 +119,44 @@ func crashChild(dir string) {
 		}()
 	}
 	wg.Wait()
+}
+
+// crashAppend appends events to stream, or exits.
+func crashAppend(s *Store, stream string, expected annals.ExpectedRevision, events []annals.EventData) crashAck {
+	r, err := s.Append(context.Background(), stream, expected, events...)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "append:", err)
+		os.Exit(4)
+	}
+	ack := crashAck{Stream: stream, First: r.FirstPosition, Last: r.LastPosition, next: r.NextExpected}
+	for _, e := range events {
+		ack.IDs = append(ack.IDs, e.ID)
+	}
+	return ack
+}
+
+// crashMulti appends events across the writer's stream (checked at
+// expected) and the shared multi streams, interleaved, or exits. It
+// returns the ack and the writer's stream's next expected revision.
+func crashMulti(s *Store, stream string, expected annals.ExpectedRevision, events []annals.EventData) (crashAck, annals.ExpectedRevision) {
+	m := annals.MultiAppend{Checks: []annals.StreamCheck{{Stream: stream, Expected: expected}}}
+	ack := crashAck{}
+	for i, e := range events {
+		target := stream
+		if i%2 == 1 {
+			target = fmt.Sprintf("crash-multi-%d", rand.IntN(3))
+		}
+		m.Records = append(m.Records, annals.Record{Stream: target, Event: e})
+		ack.IDs = append(ack.IDs, e.ID)
+		ack.Streams = append(ack.Streams, target)
+	}
+	r, err := s.AppendMulti(context.Background(), m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "multi-stream append:", err)
+		os.Exit(4)
+	}
+	ack.First, ack.Last = r.FirstPosition, r.LastPosition
+	return ack, r.Streams[0].NextExpected
 }
 
 func TestCrashRecovery(t *testing.T) {
@@ -182,6 +226,24 @@ func TestCrashRecovery(t *testing.T) {
 	}
 }
 
+// retryAck appends an acknowledged append's events again, as its writer
+// would after a lost acknowledgement.
+func retryAck(ctx context.Context, s *Store, a crashAck) (annals.AppendResult, error) {
+	if a.Streams == nil {
+		events := make([]annals.EventData, len(a.IDs))
+		for j, id := range a.IDs {
+			events[j] = annals.EventData{ID: id, Type: "Crashed"}
+		}
+		return s.Append(ctx, a.Stream, annals.Any, events...)
+	}
+	m := annals.MultiAppend{}
+	for j, id := range a.IDs {
+		m.Records = append(m.Records, annals.Record{Stream: a.Streams[j], Event: annals.EventData{ID: id, Type: "Crashed"}})
+	}
+	r, err := s.AppendMulti(ctx, m)
+	return annals.AppendResult{FirstPosition: r.FirstPosition, LastPosition: r.LastPosition}, err
+}
+
 // checkCrashedStore reopens the store and checks every invariant a crash
 // must keep. It returns the number of events.
 func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
@@ -218,17 +280,24 @@ func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
 		}
 		appends[m.Append] = append(appends[m.Append], e)
 	}
-	// No partial append: every append's events are all there, contiguous.
+	// No partial append: every append's events are all there, at
+	// consecutive positions, and at consecutive revisions of each stream
+	// (a multi-stream append's events span streams).
 	for id, evs := range appends {
 		var m crashMeta
 		json.Unmarshal(evs[0].Metadata, &m)
 		if len(evs) != m.Count {
 			t.Fatalf("append %s is partial: %d of %d events visible", id, len(evs), m.Count)
 		}
+		last := map[string]annals.Revision{}
 		for i, e := range evs {
-			if e.Position != evs[0].Position+annals.Position(i) || e.Revision != evs[0].Revision+annals.Revision(i) {
-				t.Fatalf("append %s is not contiguous", id)
+			if e.Position != evs[0].Position+annals.Position(i) {
+				t.Fatalf("append %s is not contiguous in $all", id)
 			}
+			if r, seen := last[e.Stream]; seen && e.Revision != r+1 {
+				t.Fatalf("append %s is not contiguous in stream %s", id, e.Stream)
+			}
+			last[e.Stream] = e.Revision
 		}
 	}
 	// Every acknowledged append is there, where the acknowledgement said.
@@ -238,8 +307,8 @@ func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
 			if !ok {
 				t.Fatalf("acknowledged event %s (append %s) is lost", id, a.Append)
 			}
-			if p.pos != a.First+annals.Position(i) || p.stream != a.Stream {
-				t.Fatalf("acknowledged event %s is at %d in %q, acknowledged at %d in %q", id, p.pos, p.stream, a.First+annals.Position(i), a.Stream)
+			if p.pos != a.First+annals.Position(i) || p.stream != a.streamOf(i) {
+				t.Fatalf("acknowledged event %s is at %d in %q, acknowledged at %d in %q", id, p.pos, p.stream, a.First+annals.Position(i), a.streamOf(i))
 			}
 		}
 	}
@@ -264,11 +333,7 @@ func checkCrashedStore(t *testing.T, dir string, acks []crashAck) int {
 	// original place and writes nothing.
 	for i := 0; i < len(acks); i += max(1, len(acks)/50) {
 		a := acks[i]
-		events := make([]annals.EventData, len(a.IDs))
-		for j, id := range a.IDs {
-			events[j] = annals.EventData{ID: id, Type: "Crashed"}
-		}
-		r, err := s.Append(ctx, a.Stream, annals.Any, events...)
+		r, err := retryAck(ctx, s, a)
 		if err != nil {
 			t.Fatalf("retrying acknowledged append %s: %v", a.Append, err)
 		}
