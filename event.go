@@ -63,6 +63,11 @@ type EventData struct {
 	// the like). Both are stored as given.
 	Data     []byte
 	Metadata []byte
+	// Tags are short strings that say what the event is about
+	// ("course:c1", "student:s7"), for the queries of dynamic consistency
+	// boundaries (Query): a set, kept in the order given, each at most
+	// MaxTagBytes, at most MaxTagsPerEvent of them.
+	Tags []string
 }
 
 // Event is a recorded event.
@@ -73,6 +78,7 @@ type Event struct {
 	ContentType string
 	Data        []byte
 	Metadata    []byte
+	Tags        []string
 	// Recorded is when the store accepted the event (UTC). It never
 	// decreases along the global order.
 	Recorded time.Time

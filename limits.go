@@ -141,6 +141,9 @@ func (l Limits) CheckEvents(events []EventData) error {
 		if err := checkText(field("contentType"), e.ContentType); err != nil {
 			return err
 		}
+		if err := CheckTags(field("tags"), e.Tags); err != nil {
+			return err
+		}
 		size := EventSizeBytes(e)
 		if size > l.MaxEventSizeBytes {
 			return tooLarge(field("size"), "event is %d bytes, at most %d", size, l.MaxEventSizeBytes)
@@ -158,7 +161,11 @@ func (l Limits) CheckEvents(events []EventData) error {
 
 // EventSizeBytes is the size an event counts against MaxEventSizeBytes.
 func EventSizeBytes(e *EventData) int {
-	return len(e.Type) + len(e.Data) + len(e.Metadata)
+	n := len(e.Type) + len(e.Data) + len(e.Metadata)
+	for _, t := range e.Tags {
+		n += len(t)
+	}
+	return n
 }
 
 func checkDistinctIDs(events []EventData) error {

@@ -19,6 +19,10 @@ import (
 type MultiAppend struct {
 	Records []Record
 	Checks  []StreamCheck
+	// Condition, if set, fails the append with a *ConditionError if any
+	// event matching its query was appended after its position (dynamic
+	// consistency boundaries, see Condition).
+	Condition *Condition
 }
 
 // Record is one event of a MultiAppend and the stream it goes to.

@@ -38,6 +38,13 @@ type Store interface {
 	// complete record.
 	ReadAll(ctx context.Context, opts ReadAllOptions) iter.Seq2[Event, error]
 
+	// ReadQuery reads the events q matches, of every stream, in global
+	// order (dynamic consistency boundaries: see Query). Stream metadata
+	// does not hide events here, as in ReadAll. A decision reads with it,
+	// then appends with a Condition on the same query after the last
+	// position it read.
+	ReadQuery(ctx context.Context, q Query, opts ReadQueryOptions) iter.Seq2[Event, error]
+
 	// Delete soft-deletes stream: reads say not found, and the stream can be
 	// written again (its revisions continue).
 	Delete(ctx context.Context, stream string, expected ExpectedRevision) (DeleteResult, error)

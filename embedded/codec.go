@@ -20,7 +20,11 @@ import (
 //	'H' stream                      -> head record  (exists, deleted, tombstoned)
 //	'K' stream 0x00 event id(16)    -> position(8) chunk(8)  (idempotency index)
 //	'V'                             -> format version(1)
+//	'G' tag 0x00 position(8)        -> position(8) chunk(8) type  (tag index)
 //
+// Tags never contain 0x00 either (control characters are rejected), and
+// the tag index carries the event's type, so a query item of one tag and
+// some types is answered from the index alone.
 // Format version 1 (no 'V' key) had an idempotency index of global ids,
 // 'I' event id(16); Open rewrites it as 'K' keys (migrate.go).
 // The log ($all) is stored in chunks: one key holds up to chunkEventsMax
@@ -37,6 +41,7 @@ const (
 	tableStream = 'S'
 	tableHead   = 'H'
 	tableID     = 'K'
+	tableTag    = 'G'
 	// tableLegacyID is format 1's id index, removed by the migration.
 	tableLegacyID = 'I'
 	keyFormat     = 'V'
@@ -44,6 +49,10 @@ const (
 
 const (
 	eventRecordVersion = 1
+	// taggedRecordVersion is the record of an event with tags: version 1's
+	// fields, then the tags before the data. Events without tags keep
+	// version 1, so stores written before tags read as they were.
+	taggedRecordVersion = 2
 	chunkVersion       = 1
 	// chunkEventsMax and chunkBytesMax bound one chunk: a point read
 	// decodes one chunk's offset table and one record, but copies the
@@ -251,7 +260,11 @@ func decodeHead(b []byte) (core.StreamState, error) {
 //	version(1) id(16) recorded-unix-nanos(8) revision(uvarint)
 //	len+stream len+type len+contentType len+metadata data(rest)
 func appendEvent(b []byte, e *annals.Event) []byte {
-	b = append(b, eventRecordVersion)
+	version := byte(eventRecordVersion)
+	if len(e.Tags) > 0 {
+		version = taggedRecordVersion
+	}
+	b = append(b, version)
 	b = append(b, e.ID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.Recorded.UnixNano()))
 	b = binary.AppendUvarint(b, uint64(e.Revision))
@@ -261,11 +274,46 @@ func appendEvent(b []byte, e *annals.Event) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Metadata)))
 	b = append(b, e.Metadata...)
+	if version == taggedRecordVersion {
+		// Version 2: count(uvarint) len+tag..., then the data.
+		b = binary.AppendUvarint(b, uint64(len(e.Tags)))
+		for _, t := range e.Tags {
+			b = binary.AppendUvarint(b, uint64(len(t)))
+			b = append(b, t...)
+		}
+	}
 	return append(b, e.Data...)
 }
 
 func eventRecordSize(e *annals.Event) int {
-	return 1 + 16 + 8 + 5*binary.MaxVarintLen64 + len(e.Stream) + len(e.Type) + len(e.ContentType) + len(e.Metadata) + len(e.Data)
+	n := 1 + 16 + 8 + 5*binary.MaxVarintLen64 + len(e.Stream) + len(e.Type) + len(e.ContentType) + len(e.Metadata) + len(e.Data)
+	for _, t := range e.Tags {
+		n += binary.MaxVarintLen64 + len(t)
+	}
+	return n
+}
+
+// appendTagKey appends the tag index key of tag at pos.
+func appendTagKey(b []byte, tag string, pos annals.Position) []byte {
+	b = append(b, tableTag)
+	b = append(b, tag...)
+	b = append(b, 0)
+	return binary.BigEndian.AppendUint64(b, uint64(pos))
+}
+
+// tagPrefix is the prefix of tag's index keys.
+func tagPrefix(tag string) []byte {
+	return append(append([]byte{tableTag}, tag...), 0)
+}
+
+// decodeTagEntry decodes a tag index entry: the event's position, its
+// chunk's key and its type (sharing v's memory).
+func decodeTagEntry(v []byte) (pos, chunk annals.Position, typ []byte, err error) {
+	if len(v) < 16 {
+		return 0, 0, nil, errCorrupt("tag index entry")
+	}
+	pos, chunk, err = decodeLocation(v[:16])
+	return pos, chunk, v[16:], err
 }
 
 // chunkSplits cuts events (in position order) into chunks within the
@@ -293,7 +341,7 @@ func chunkSplits(events []*annals.Event) []int {
 // (the caller's copy of the value) serves the whole event.
 func decodeEvent(pos annals.Position, rec []byte) (annals.Event, error) {
 	e := annals.Event{Position: pos}
-	if len(rec) < 1+16+8 || rec[0] != eventRecordVersion {
+	if len(rec) < 1+16+8 || (rec[0] != eventRecordVersion && rec[0] != taggedRecordVersion) {
 		return e, errCorrupt("event record")
 	}
 	copy(e.ID[:], rec[1:17])
@@ -320,10 +368,35 @@ func decodeEvent(pos annals.Position, rec []byte) (annals.Event, error) {
 	if len(fields[3]) > 0 {
 		e.Metadata = fields[3]
 	}
+	if rec[0] == taggedRecordVersion {
+		var err error
+		if e.Tags, r, err = decodeTags(r); err != nil {
+			return e, err
+		}
+	}
 	if len(r) > 0 {
 		e.Data = r
 	}
 	return e, nil
+}
+
+// decodeTags decodes a version 2 record's tags and returns the rest.
+func decodeTags(r []byte) ([]string, []byte, error) {
+	count, n := binary.Uvarint(r)
+	if n <= 0 || count > uint64(len(r)) {
+		return nil, nil, errCorrupt("event record tags")
+	}
+	r = r[n:]
+	tags := make([]string, count)
+	for i := range tags {
+		l, n := binary.Uvarint(r)
+		if n <= 0 || uint64(len(r)-n) < l {
+			return nil, nil, errCorrupt("event record tags")
+		}
+		tags[i] = bytesToString(r[n : n+int(l)])
+		r = r[n+int(l):]
+	}
+	return tags, r, nil
 }
 
 // bytesToString shares b's memory; b is an immutable copy owned by the event.

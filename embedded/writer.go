@@ -271,6 +271,7 @@ func (w *writer) writeSorted(b *pebble.Batch, events []*annals.Event, heads map[
 		mustSet(b, k, v)
 	}
 	w.arena = arena
+	w.writeTags(b, events, chunkOf)
 	hs := make([]string, 0, len(heads))
 	for stream := range heads {
 		hs = append(hs, stream)
@@ -278,6 +279,23 @@ func (w *writer) writeSorted(b *pebble.Batch, events []*annals.Event, heads map[
 	slices.Sort(hs)
 	for _, stream := range hs {
 		mustSet(b, headKey(stream), encodeHead(heads[stream]))
+	}
+}
+
+// writeTags writes the tag index entries of a group's events, in key
+// order.
+func (w *writer) writeTags(b *pebble.Batch, events []*annals.Event, chunkOf []annals.Position) {
+	type entry struct{ k, v []byte }
+	var entries []entry
+	for i, e := range events {
+		for _, t := range e.Tags {
+			v := appendLocation(nil, e.Position, chunkOf[i])
+			entries = append(entries, entry{appendTagKey(nil, t, e.Position), append(v, e.Type...)})
+		}
+	}
+	slices.SortFunc(entries, func(x, y entry) int { return bytes.Compare(x.k, y.k) })
+	for _, en := range entries {
+		mustSet(b, en.k, en.v)
 	}
 }
 

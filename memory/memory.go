@@ -152,7 +152,7 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 	s.last = now
 	for _, e := range p.Events {
 		// The caller may reuse its buffers once Append returns.
-		e.Data, e.Metadata = bytes.Clone(e.Data), bytes.Clone(e.Metadata)
+		e.Data, e.Metadata, e.Tags = bytes.Clone(e.Data), bytes.Clone(e.Metadata), slices.Clone(e.Tags)
 		s.log = append(s.log, e)
 		s.ids[streamID{e.Stream, e.ID}] = e.Position
 		if e.Revision == annals.RevisionTombstone {
@@ -201,6 +201,15 @@ func (v view) Lookup(stream string, id uuid.UUID) (core.Recorded, error) {
 	}
 	e := &v.s.log[pos-1]
 	return core.Recorded{Found: true, Stream: e.Stream, Revision: e.Revision, Position: e.Position}, nil
+}
+
+func (v view) FirstMatch(q annals.Query, after annals.Position) (annals.Position, error) {
+	for i := int(min(after, annals.Position(len(v.s.log)))); i < len(v.s.log); i++ {
+		if e := &v.s.log[i]; q.Matches(e.Type, e.Tags) {
+			return e.Position, nil
+		}
+	}
+	return 0, nil
 }
 
 func (s *Store) metadataLocked(name string) (annals.StreamMetadata, error) {
@@ -318,6 +327,11 @@ func (s *Store) at(pos annals.Position) (annals.Event, error) {
 }
 
 // ReadAll implements annals.Store.
+// ReadQuery implements annals.Store: a scan of the log.
+func (s *Store) ReadQuery(ctx context.Context, q annals.Query, opts annals.ReadQueryOptions) iter.Seq2[annals.Event, error] {
+	return core.ScanQuery(ctx, s.ReadAll, q, opts)
+}
+
 func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
 	return func(yield func(annals.Event, error) bool) {
 		if err := opts.Filter.Validate(); err != nil {

@@ -298,7 +298,7 @@ func scanEvents(rows pgx.Rows, pageBytesMax int) (page []annals.Event, more bool
 			pos, rev int64
 			id       pgtype.UUID
 		)
-		if err := rows.Scan(&pos, &id, &e.Stream, &rev, &e.Type, &e.ContentType, &e.Data, &e.Metadata, &e.Recorded); err != nil {
+		if err := rows.Scan(&pos, &id, &e.Stream, &rev, &e.Type, &e.ContentType, &e.Data, &e.Metadata, &e.Recorded, &e.Tags); err != nil {
 			return nil, false, err
 		}
 		e.Position, e.Revision, e.ID = annals.Position(pos), annals.Revision(rev), uuid.UUID(id.Bytes)

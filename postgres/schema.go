@@ -14,9 +14,10 @@ import (
 //	migrations (version, applied_at)           the versions applied
 //	head       (position, recorded)            one row: the last position of $all
 //	events     (position, id, stream, revision, type, content_type,
-//	            data, metadata, recorded)      the log
+//	            data, metadata, recorded, tags) the log
 //	streams    (name, has_events, last_revision, last_position,
 //	            soft_deleted, tombstoned)      each stream's head
+//	event_tags (tag, position, type)           the tag index (migration 4)
 //
 // Invariants:
 //
@@ -76,6 +77,20 @@ ALTER TABLE %[1]s.events DROP CONSTRAINT events_id_key;
 	3: `
 CREATE INDEX streams_name_bytes ON %[1]s.streams (name COLLATE "C");
 `,
+	// Tags (dynamic consistency boundaries): kept with the event, in the
+	// order given (NULL when none: adding the column rewrites nothing),
+	// and indexed by a B-tree table of (tag, position) carrying the type,
+	// so a query item of a tag and some types is answered from the
+	// index, in position order.
+	4: `
+ALTER TABLE %[1]s.events ADD COLUMN tags jsonb;
+CREATE TABLE %[1]s.event_tags (
+	tag      text NOT NULL,
+	position bigint NOT NULL,
+	type     text NOT NULL,
+	PRIMARY KEY (tag, position)
+);
+`,
 }
 
 // migrate brings schema up to the latest version. Processes opening the
@@ -120,10 +135,12 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 
 // queries are the store's SQL, with its schema filled in.
 type queries struct {
+	schema                       string // unquoted
 	readHead, lockHead, moveHead string
 
 	streamStates, streamState, upsertStreams string
 	lookupIDs, eventData, insertEvents       string
+	insertTags, firstAfter                   string
 	streamAndMetadata                        string
 	readStreamForwards, readStreamBackwards  string
 	readAllForwards, readAllBackwards        string
@@ -132,12 +149,13 @@ type queries struct {
 }
 
 // eventColumns is what a read selects, in the order scanEvent expects.
-const eventColumns = `position, id, stream, revision, type, content_type, data, metadata, recorded`
+const eventColumns = `position, id, stream, revision, type, content_type, data, metadata, recorded, tags`
 
 func newQueries(schema string) queries {
 	s := ident(schema)
 	r := strings.NewReplacer("$S.", s+".", "$COLS", eventColumns)
 	return queries{
+		schema:   schema,
 		readHead: r.Replace(`SELECT position FROM $S.head`),
 		// FOR UPDATE: every append transaction queues here, so position
 		// assignment is serialised across every process (invariant 1).
@@ -155,9 +173,14 @@ func newQueries(schema string) queries {
 		lookupIDs: r.Replace(`SELECT e.id, e.stream, e.revision, e.position FROM $S.events e
 			JOIN unnest($1::text[], $2::uuid[]) AS k(stream, id) ON e.stream = k.stream AND e.id = k.id`),
 		eventData: r.Replace(`SELECT data FROM $S.events WHERE position = $1`),
-		insertEvents: r.Replace(`INSERT INTO $S.events (position, id, stream, revision, type, content_type, data, metadata, recorded)
-			SELECT p, i, s, r, t, c, d, m, $9 FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[],
-				$5::text[], $6::text[], $7::bytea[], $8::bytea[]) AS u(p, i, s, r, t, c, d, m)`),
+		insertEvents: r.Replace(`INSERT INTO $S.events (position, id, stream, revision, type, content_type, data, metadata, recorded, tags)
+			SELECT p, i, s, r, t, c, d, m, $9, g FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[],
+				$5::text[], $6::text[], $7::bytea[], $8::bytea[], $10::jsonb[]) AS u(p, i, s, r, t, c, d, m, g)`),
+		insertTags: r.Replace(`INSERT INTO $S.event_tags (tag, position, type)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])`),
+		// The first event after $1 of any type ($2, or any if empty).
+		firstAfter: r.Replace(`SELECT position FROM $S.events WHERE position > $1
+			AND (coalesce(cardinality($2::text[]), 0) = 0 OR type = ANY($2)) ORDER BY position LIMIT 1`),
 		hasID: r.Replace(`SELECT EXISTS (SELECT 1 FROM $S.events WHERE position = $1 AND id = $2)`),
 
 		// One statement, so one snapshot: a stream's state and the

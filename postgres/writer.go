@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -753,6 +754,8 @@ func (v *groupView) write(head, last annals.Position, now time.Time, commit bool
 		cts       = make([]string, n)
 		data      = make([][]byte, n)
 		metadata  = make([][]byte, n)
+		tags      = make([]*string, n) // JSON, nil (NULL) for none
+		tagRows   tagRows
 	)
 	for i, e := range v.events {
 		if e.Position != head+1+annals.Position(i) {
@@ -763,6 +766,12 @@ func (v *groupView) write(head, last annals.Position, now time.Time, commit bool
 		streams[i], revisions[i], types[i], cts[i] = e.Stream, int64(e.Revision), e.Type, e.ContentType
 		// The columns are NOT NULL; a nil payload is stored empty.
 		data[i], metadata[i] = nonNil(e.Data), nonNil(e.Metadata)
+		if len(e.Tags) > 0 {
+			js, _ := json.Marshal(e.Tags)
+			tags[i] = new(string)
+			*tags[i] = string(js)
+			tagRows.add(e)
+		}
 	}
 	var (
 		names                    []string
@@ -779,13 +788,30 @@ func (v *groupView) write(head, last annals.Position, now time.Time, commit bool
 		tombstoned = append(tombstoned, st.Tombstoned)
 	}
 	b := &pgx.Batch{}
-	b.Queue(v.q.insertEvents, positions, ids, streams, revisions, types, cts, data, metadata, now)
+	b.Queue(v.q.insertEvents, positions, ids, streams, revisions, types, cts, data, metadata, now, tags)
+	if len(tagRows.tags) > 0 {
+		b.Queue(v.q.insertTags, tagRows.tags, tagRows.positions, tagRows.types)
+	}
 	b.Queue(v.q.upsertStreams, names, has, lastRevs, lastPoss, softDel, tombstoned)
 	b.Queue(v.q.moveHead, int64(last), now)
 	if commit {
 		b.Queue("COMMIT")
 	}
 	return v.conn.SendBatch(v.ctx, b).Close()
+}
+
+// tagRows are the tag index rows of a group, as columns.
+type tagRows struct {
+	tags, types []string
+	positions   []int64
+}
+
+func (t *tagRows) add(e *annals.Event) {
+	for _, tag := range e.Tags {
+		t.tags = append(t.tags, tag)
+		t.positions = append(t.positions, int64(e.Position))
+		t.types = append(t.types, e.Type)
+	}
 }
 
 func nonNil(b []byte) []byte {

@@ -35,6 +35,9 @@ func (s *Store) AppendMulti(ctx context.Context, m annals.MultiAppend) (annals.M
 		// The client refuses it before sending; say it as a store does.
 		return annals.MultiAppendResult{}, nameLimits.CheckRecords(nil)
 	}
+	if needsDCB(m) {
+		return s.appendDCB(ctx, m)
+	}
 	if s.v2 != nil {
 		r, err := s.v2.appendRecords(ctx, m)
 		if err != nil {

@@ -127,6 +127,9 @@ func duplicateOf(st *status.Status) *annals.DuplicateEventError {
 
 // Append implements annals.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected annals.ExpectedRevision, events ...annals.EventData) (annals.AppendResult, error) {
+	if tagged(events) {
+		return s.appendTagged(ctx, stream, expected, events)
+	}
 	data := make([]kurrentdb.EventData, len(events))
 	for i, e := range events {
 		data[i] = eventData(e)

@@ -98,7 +98,7 @@ func TestConformance(t *testing.T) {
 }
 
 // Limitations are what the protocol cannot carry (package doc).
-var limitations = storetest.Limitations{JSONOrBinaryOnly: true, SystemStreamsWritable: true, PropertyMetadata: true}
+var limitations = storetest.Limitations{JSONOrBinaryOnly: true, SystemStreamsWritable: true, PropertyMetadata: true, TagsOnlyInQueries: true}
 
 // A call that ends on its context's deadline is context.DeadlineExceeded,
 // as on a local store; a server that cannot be reached is ErrUnreachable,

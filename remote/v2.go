@@ -9,13 +9,13 @@ import (
 	"fmt"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/internal/dcbpb"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	v2errors "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/errors"
 	v2 "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/streams"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -59,14 +59,10 @@ func (c *v2Conn) appendRecords(ctx context.Context, m annals.MultiAppend) (*v2.A
 	}
 	for _, ch := range m.Checks {
 		req.Checks = append(req.Checks, &v2.ConsistencyCheck{Type: &v2.ConsistencyCheck_StreamState{
-			StreamState: &v2.ConsistencyCheck_StreamStateCheck{Stream: ch.Stream, ExpectedState: int64(rawState(checkRaw(ch.Expected)))},
+			StreamState: &v2.ConsistencyCheck_StreamStateCheck{Stream: ch.Stream, ExpectedState: dcbpb.RawState(ch.Expected)},
 		}})
 	}
-	md := metadata.Pairs("requires-leader", "true")
-	if c.auth != "" {
-		md.Set("authorization", c.auth)
-	}
-	return v2.NewStreamsServiceClient(c.conn).AppendRecords(metadata.NewOutgoingContext(ctx, md), req)
+	return v2.NewStreamsServiceClient(c.conn).AppendRecords(c.outgoing(ctx), req)
 }
 
 // toRecord is an event as a v2 record: its metadata (a JSON object, or
@@ -94,24 +90,6 @@ func toRecord(r annals.Record) (*v2.AppendRecord, error) {
 	id := e.EventID.String()
 	return &v2.AppendRecord{RecordId: &id, Stream: r.Stream, Properties: props, Data: e.Data,
 		Schema: &v2.SchemaInfo{Format: format, Name: e.EventType}}, nil
-}
-
-// checkRaw is a check's state as the protocol writes it.
-func checkRaw(e annals.ExpectedRevision) int64 {
-	if r, ok := e.Revision(); ok {
-		return int64(r)
-	}
-	switch {
-	case e.IsNoStream():
-		return -1
-	case e.IsStreamExists():
-		return -4
-	case e.IsDeleted():
-		return stateDeleted
-	case e.IsTombstoned():
-		return stateTombstoned
-	}
-	return -2
 }
 
 // v2Violations reads the violations out of a status, if it carries them.

@@ -64,6 +64,8 @@ func TestServerFeaturesAsKurrentDB(t *testing.T) {
 		pr + "statistics": "", pr + "disable": "", pr + "enable": "", pr + "reset": "",
 		"event_store.client.gossip.gossip/read":                                 "",
 		"event_store.client.server_features.serverfeatures/getsupportedmethods": "",
+		"kurrentdb.protocol.v2.streams.streamsservice/appendsession":            "",
+		"kurrentdb.protocol.v2.streams.streamsservice/appendrecords":            "",
 	}
 	for _, m := range []string{"create", "update", "delete", "read", "getinfo", "replayparked", "list", "restartsubsystem"} {
 		want[ps+m] = "stream,all"

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/internal/dcbpb"
 	ps "github.com/annals/annals/persistent"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v1/gossip"
@@ -238,6 +239,7 @@ func New(store annals.Store, opts Options) (*Server, error) {
 	streams.RegisterStreamsServer(s.grpc, &streamsServer{store: store, limits: opts.Limits, stopping: s.stopping, logger: opts.Logger,
 		budget: s.budget})
 	v2.RegisterStreamsServiceServer(s.grpc, &streamsV2Server{store: store, limits: opts.Limits, budget: s.budget})
+	dcbpb.RegisterDCBServer(s.grpc, &dcbServer{store: store, limits: opts.Limits, budget: s.budget})
 	if m != nil {
 		persistent.RegisterPersistentSubscriptionsServer(s.grpc, &persistentServer{m: m, stopping: s.stopping})
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/internal/dcbpb"
 	"github.com/google/uuid"
 	v2errors "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/errors"
 	v2 "github.com/kurrent-io/KurrentDB-Client-Go/protos/kurrentdb/protocols/v2/streams/streams"
@@ -132,22 +133,7 @@ func checkFromV2(v int64) (annals.ExpectedRevision, error) {
 }
 
 // rawExpected is an expectation as the protocol writes it.
-func rawExpected(e annals.ExpectedRevision) int64 {
-	if r, ok := e.Revision(); ok {
-		return int64(r)
-	}
-	switch {
-	case e.IsNoStream():
-		return v2NoStream
-	case e.IsStreamExists():
-		return v2Exists
-	case e.IsDeleted():
-		return v2Deleted
-	case e.IsTombstoned():
-		return v2Tombstoned
-	}
-	return v2Any
-}
+func rawExpected(e annals.ExpectedRevision) int64 { return dcbpb.RawState(e) }
 
 // rawActual is a violated stream's state as KurrentDB reports it: -6 for
 // a tombstoned stream, -5 for a soft-deleted one that was expected to

@@ -31,6 +31,10 @@ type Limitations struct {
 	// as its codes (a deleted or tombstoned stream's revision is not
 	// reported). Multi/EveryViolation then expects no revision for them.
 	PropertyMetadata bool
+	// TagsOnlyInQueries: stream and $all reads do not carry events' tags
+	// (the KurrentDB protocol has no field for them); ReadQuery does.
+	// DCB/TagsRoundTrip then checks them through ReadQuery only.
+	TagsOnlyInQueries bool
 }
 
 // ExerciseWith runs the conformance suite as Exercise does, without the

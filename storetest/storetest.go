@@ -63,6 +63,7 @@ func Exercise(t *testing.T, newStore func(t *testing.T) annals.Store) {
 		{"Concurrency", exerciseConcurrency},
 		{"List", exerciseList},
 		{"Multi", exerciseMulti},
+		{"DCB", exerciseDCB},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

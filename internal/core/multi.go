@@ -59,6 +59,15 @@ func planMulti(v View, m *annals.MultiAppend, next annals.Position, now time.Tim
 	if err := checkAll(v, m.Checks, order, states); err != nil {
 		return Plan{}, err
 	}
+	if c := m.Condition; c != nil {
+		pos, err := v.FirstMatch(c.Query, c.After)
+		if err != nil {
+			return Plan{}, err
+		}
+		if pos != 0 {
+			return Plan{}, &annals.ConditionError{Position: pos}
+		}
+	}
 	return planRecords(v, m.Records, order, states, next, now)
 }
 

@@ -42,6 +42,11 @@ func Validate(l annals.Limits, op *Op) error {
 		if err := l.CheckRecords(op.Multi.Records); err != nil {
 			return err
 		}
+		if c := op.Multi.Condition; c != nil {
+			if err := c.Query.Validate(); err != nil {
+				return err
+			}
+		}
 		return l.CheckChecks(op.Multi.Checks)
 	}
 	if op.Expected.IsDeleted() || op.Expected.IsTombstoned() {
@@ -98,6 +103,10 @@ type View interface {
 	// scoped to their stream, as in KurrentDB: an id recorded in another
 	// stream is not found.
 	Lookup(stream string, id uuid.UUID) (Recorded, error)
+	// FirstMatch returns the position of the first event after after
+	// that q matches, the writes planned earlier in the group included,
+	// or 0 if there is none.
+	FirstMatch(q annals.Query, after annals.Position) (annals.Position, error)
 }
 
 // StreamUpdate is a stream's state after a planned write.
@@ -216,7 +225,7 @@ func newEvent(stream string, ed *annals.EventData, revision annals.Revision, pos
 	}
 	return annals.Event{
 		ID: id, Stream: stream, Type: ed.Type, ContentType: ct,
-		Data: ed.Data, Metadata: ed.Metadata,
+		Data: ed.Data, Metadata: ed.Metadata, Tags: ed.Tags,
 		Recorded: now, Revision: revision, Position: position,
 	}
 }

@@ -1,0 +1,36 @@
+package core
+
+import (
+	"context"
+	"iter"
+
+	"github.com/annals/annals"
+)
+
+// ScanQuery reads the events q matches by scanning the log with readAll:
+// the memory store's way, and what the indexed stores do for a query
+// whose items name no tag.
+func ScanQuery(ctx context.Context, readAll func(context.Context, annals.ReadAllOptions) iter.Seq2[annals.Event, error], q annals.Query, opts annals.ReadQueryOptions) iter.Seq2[annals.Event, error] {
+	return func(yield func(annals.Event, error) bool) {
+		if err := q.Validate(); err != nil {
+			yield(annals.Event{}, err)
+			return
+		}
+		var n uint64
+		for e, err := range readAll(ctx, annals.ReadAllOptions{Direction: opts.Direction, From: opts.From}) {
+			if err != nil {
+				yield(annals.Event{}, err)
+				return
+			}
+			if !q.Matches(e.Type, e.Tags) {
+				continue
+			}
+			if !yield(e, nil) {
+				return
+			}
+			if n++; opts.Limit > 0 && n >= opts.Limit {
+				return
+			}
+		}
+	}
+}
