@@ -29,7 +29,7 @@ import (
 // expectation does.
 func CheckHolds(expected annals.ExpectedRevision, s StreamState, written bool) bool {
 	if s.Tombstoned {
-		return !written && (expected.IsTombstoned() || expected.IsNoStream())
+		return !written && (expected.IsTombstoned() || expected.IsNoStream() || expected.IsAny())
 	}
 	switch {
 	case expected.IsAny():

@@ -16,7 +16,8 @@ type fakeView struct {
 	states   map[string]StreamState
 	metadata map[string]annals.StreamMetadata
 	recorded map[uuid.UUID]Recorded
-	err      error // returned by every method when set
+	matchAt  annals.Position // FirstMatch's answer for any query after less than it
+	err      error           // returned by every method when set
 }
 
 func newFakeView() *fakeView {
@@ -36,6 +37,13 @@ func (v *fakeView) Lookup(stream string, id uuid.UUID) (Recorded, error) {
 		return r, v.err
 	}
 	return Recorded{}, v.err
+}
+
+func (v *fakeView) FirstMatch(q annals.Query, after annals.Position) (annals.Position, error) {
+	if v.matchAt > after {
+		return v.matchAt, v.err
+	}
+	return 0, v.err
 }
 
 var planNow = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
