@@ -53,7 +53,7 @@ const (
 	// fields, then the tags before the data. Events without tags keep
 	// version 1, so stores written before tags read as they were.
 	taggedRecordVersion = 2
-	chunkVersion       = 1
+	chunkVersion        = 1
 	// chunkEventsMax and chunkBytesMax bound one chunk: a point read
 	// decodes one chunk's offset table and one record, but copies the
 	// whole value out of the engine.

@@ -18,7 +18,7 @@ func TestCheckHolds(t *testing.T) {
 	tombstoned := StreamState{Exists: true, LastRevision: 2, LastPosition: 10, Tombstoned: true}
 	states := []StreamState{missing, at2, deleted2, tombstoned}
 	cases := []struct {
-		expected annals.ExpectedRevision
+		expected           annals.ExpectedRevision
 		checkOnly, written [4]bool // missing, at2, deleted2, tombstoned
 	}{
 		{annals.Any, [4]bool{true, true, true, true}, [4]bool{true, true, true, false}},
