@@ -52,6 +52,7 @@ var rules = map[string]rule{
 	"projection/projectiontest": {imports: []string{".", "projection"}, engines: true},
 	"demo/seats":                {imports: []string{".", "codec", "command", "process"}},
 	"demo/todo":                 {imports: []string{".", "codec", "command", "process"}},
+	"demo/dcb":                  {imports: []string{".", "command"}},
 	"demo/products":             {imports: []string{".", "codec", "command", "projection"}, engines: true},
 	"cmd/annals": {imports: []string{".", "demo/products", "demo/seats", "demo/todo", "embedded", "postgres", "projection", "remote",
 		"server", "server/serveproj", "metrics", "tracing", "alert", "console", "persistent", "process"}, engines: true},
