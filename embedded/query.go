@@ -227,6 +227,9 @@ func (w *writer) firstApplied(q annals.Query, after annals.Position) (annals.Pos
 	}
 	hi := w.next - 1
 	if indexed(q) {
+		if !w.tags.mayMatch(q, after) {
+			return 0, nil
+		}
 		return w.walkMatches(q, after+1, hi)
 	}
 	var found annals.Position
@@ -284,4 +287,53 @@ func scanLog(db *pebble.DB, lo, hi annals.Position, fn func(*annals.Event) bool)
 		}
 	}
 	return it.Error()
+}
+
+// TagCacheEntries bounds the writer's cache of where each tag was last
+// written: at most this many tags (of at most annals.MaxTagBytes each,
+// so at most about 4 MiB).
+const TagCacheEntries = 1 << 14
+
+// tagCache remembers, for recently written tags, the position of the
+// last event that carried each, so that a condition on a tag nothing
+// carried since its position is decided without reading the index (the
+// common case: a decision nobody raced). It is authoritative above floor:
+// every event after floor is in it, unless evicted, and eviction raises
+// floor to the evicted tag's position. Only the writer uses it.
+type tagCache struct {
+	last  map[string]annals.Position
+	floor annals.Position // events at or before it may be missing
+}
+
+func newTagCache(last annals.Position) *tagCache {
+	return &tagCache{last: map[string]annals.Position{}, floor: last}
+}
+
+// wrote records an applied event's tags.
+func (c *tagCache) wrote(e *annals.Event) {
+	for _, t := range e.Tags {
+		if _, ok := c.last[t]; !ok && len(c.last) >= TagCacheEntries {
+			for old, pos := range c.last { // an arbitrary one
+				c.floor = max(c.floor, pos)
+				delete(c.last, old)
+				break
+			}
+		}
+		c.last[t] = e.Position
+	}
+}
+
+// mayMatch reports whether an applied event after after may match q
+// (every item names a tag): false if no item's first tag was written
+// after after.
+func (c *tagCache) mayMatch(q annals.Query, after annals.Position) bool {
+	if after < c.floor {
+		return true
+	}
+	for _, it := range q.Items {
+		if pos, ok := c.last[it.Tags[0]]; ok && pos > after {
+			return true
+		}
+	}
+	return false
 }

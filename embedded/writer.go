@@ -90,6 +90,7 @@ type writer struct {
 	lastTime time.Time       // recorded times never go backwards
 	heads    *headCache
 	ids      *idFilter // every recorded id (idfilter.go)
+	tags     *tagCache // where each recent tag was last written (query.go)
 	scratch  []byte    // reused encoding buffers
 	arena    []byte
 }
@@ -111,6 +112,7 @@ func newWriter(s *Store, last annals.Position, lastTime time.Time, ids *idFilter
 		s: s, next: last + 1, lastTime: lastTime,
 		heads: newHeadCache(s.opts.StreamCacheEntries),
 		ids:   ids,
+		tags:  newTagCache(last),
 	}
 }
 
@@ -209,6 +211,7 @@ func (w *writer) planAndApply(reqs []*core.Request) *group {
 		}
 		for _, e := range ov.events {
 			w.ids.add(e.Stream, e.ID)
+			w.tags.wrote(e)
 		}
 	}
 	return g

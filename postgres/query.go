@@ -140,18 +140,74 @@ func (v *groupView) FirstMatch(q annals.Query, after annals.Position) (annals.Po
 	return 0, nil
 }
 
+// firstKey names one item's first match after a position.
+func firstKey(it annals.QueryItem, after annals.Position) string {
+	k, _ := json.Marshal([]any{it.Types, it.Tags, after})
+	return string(k)
+}
+
+// itemQuery is the statement of an item's first match after after; an
+// item without tags scans by type (all of them for the empty item, the
+// query without items).
+func (v *groupView) itemQuery(it annals.QueryItem, after annals.Position) (string, []any) {
+	if len(it.Tags) == 0 {
+		return v.q.firstAfter, []any{clamp(after), it.Types}
+	}
+	return itemFirstSQL(ident(v.q.schema), it, clamp(after))
+}
+
+// items are q's items, or the one empty item for a query without any.
+func items(q annals.Query) []annals.QueryItem {
+	if len(q.Items) == 0 {
+		return []annals.QueryItem{{}}
+	}
+	return q.Items
+}
+
+// queueConditions queues the first-match reads of the group's
+// conditions and returns their keys in order.
+func (v *groupView) queueConditions(b *pgx.Batch, reqs []*core.Request) []string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		if r.Op.Multi == nil || r.Op.Multi.Condition == nil || r.Op.Multi.Condition.Query.Validate() != nil {
+			continue
+		}
+		c := r.Op.Multi.Condition
+		for _, it := range items(c.Query) {
+			if k := firstKey(it, c.After); !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+				sql, args := v.itemQuery(it, c.After)
+				b.Queue(sql, args...)
+			}
+		}
+	}
+	return keys
+}
+
+// readConditions reads the answers queueConditions asked for.
+func (v *groupView) readConditions(br pgx.BatchResults, keys []string) error {
+	v.first = make(map[string]annals.Position, len(keys))
+	for _, k := range keys {
+		var p int64
+		if err := br.QueryRow().Scan(&p); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		v.first[k] = annals.Position(p)
+	}
+	return nil
+}
+
 func (v *groupView) firstCommitted(q annals.Query, after annals.Position) (annals.Position, error) {
 	var first int64
-	if len(q.Items) == 0 {
-		return v.scanFirst(after, nil)
-	}
-	for _, it := range q.Items {
+	for _, it := range items(q) {
 		var pos annals.Position
 		var err error
-		if len(it.Tags) == 0 {
-			pos, err = v.scanFirst(after, it.Types)
+		if p, ok := v.first[firstKey(it, after)]; ok {
+			pos = p
 		} else {
-			sql, args := itemFirstSQL(ident(v.q.schema), it, clamp(after))
+			sql, args := v.itemQuery(it, after)
 			var p int64
 			err = v.conn.QueryRow(v.ctx, sql, args...).Scan(&p)
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -167,14 +223,4 @@ func (v *groupView) firstCommitted(q annals.Query, after annals.Position) (annal
 		}
 	}
 	return annals.Position(first), nil
-}
-
-// scanFirst is the first event after after of one of types (any if none).
-func (v *groupView) scanFirst(after annals.Position, types []string) (annals.Position, error) {
-	var p int64
-	err := v.conn.QueryRow(v.ctx, v.q.firstAfter, clamp(after), types).Scan(&p)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
-	}
-	return annals.Position(p), err
 }

@@ -558,6 +558,11 @@ type groupView struct {
 	looked map[streamID]struct{}       // ids already looked up
 	events []*annals.Event             // planned, in position order
 	err    error                       // the first database error
+	// first holds, by firstKey, the first committed event after a
+	// position that one query item matches (0: none), read with the
+	// group's other reads in begin, so that conditions cost no round
+	// trip of their own while the head is locked.
+	first map[string]annals.Position
 }
 
 // begin opens the group's transaction, locks the head of $all, and reads
@@ -615,6 +620,7 @@ func (v *groupView) begin(reqs []*core.Request) (head annals.Position, lastTime 
 	if len(ids) > 0 {
 		b.Queue(v.q.lookupIDs, idStreams, ids)
 	}
+	firstKeys := v.queueConditions(b, reqs)
 	br := v.conn.SendBatch(v.ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil {
@@ -664,6 +670,9 @@ func (v *groupView) begin(reqs []*core.Request) (head annals.Position, lastTime 
 		if err := rows.Err(); err != nil {
 			return 0, time.Time{}, err
 		}
+	}
+	if err := v.readConditions(br, firstKeys); err != nil {
+		return 0, time.Time{}, err
 	}
 	return head, lastTime, nil
 }
