@@ -14,6 +14,7 @@ import (
 	"github.com/annals/annals/embedded"
 	"github.com/annals/annals/metrics"
 	"github.com/annals/annals/server"
+	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -225,4 +226,21 @@ func sumOf(families map[string]*dto.MetricFamily, name string) float64 {
 		return -1
 	}
 	return f.GetMetric()[0].Histogram.GetSampleSum()
+}
+
+// TestMultiAppendCounted: a multi-stream append through the official
+// client's AppendRecords counts as one append of all its records.
+func TestMultiAppendCounted(t *testing.T) {
+	s := serve(t)
+	ctx := context.Background()
+	rec := func(stream string) kurrentdb.AppendRecord {
+		return kurrentdb.AppendRecord{Stream: stream, Record: kurrentdb.EventData{EventID: uuid.New(), EventType: "E", ContentType: kurrentdb.ContentTypeJson, Data: []byte(`{}`)}}
+	}
+	if _, err := s.client.AppendRecords(ctx, []kurrentdb.AppendRecord{rec("a"), rec("b"), rec("a")}); err != nil {
+		t.Fatal(err)
+	}
+	f := s.scrape(t)
+	if ok, events := value(f, "annals_appends_total", "outcome", "ok"), value(f, "annals_appended_events_total"); ok != 1 || events != 3 {
+		t.Fatalf("appends ok %v, events %v; want 1 and 3", ok, events)
+	}
 }

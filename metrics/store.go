@@ -93,6 +93,27 @@ func (s *store) Append(ctx context.Context, stream string, expected annals.Expec
 	return res, err
 }
 
+// AppendMulti counts a multi-stream append as one append of all its
+// records, in the same series as Append.
+func (s *store) AppendMulti(ctx context.Context, ma annals.MultiAppend) (annals.MultiAppendResult, error) {
+	start := time.Now()
+	res, err := s.Store.AppendMulti(ctx, ma)
+	m := s.m
+	m.appendTime.Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.appends.WithLabelValues(outcome(err)).Inc()
+		return res, err
+	}
+	m.appendsOK.Inc()
+	m.appendEvents.Add(float64(len(ma.Records)))
+	n := 0
+	for i := range ma.Records {
+		n += annals.EventSizeBytes(&ma.Records[i].Event)
+	}
+	m.appendBytes.Add(float64(n))
+	return res, err
+}
+
 func (s *store) Delete(ctx context.Context, stream string, expected annals.ExpectedRevision) (annals.DeleteResult, error) {
 	res, err := s.Store.Delete(ctx, stream, expected)
 	s.m.deletes.WithLabelValues("delete", outcome(err)).Inc()
