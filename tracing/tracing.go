@@ -87,6 +87,41 @@ func (s *store) Append(ctx context.Context, stream string, expected annals.Expec
 	return res, err
 }
 
+// AppendMulti traces a multi-stream append as one "annals.append_multi"
+// span, parented and linked by its records' trace contexts as Append's.
+func (s *store) AppendMulti(ctx context.Context, m annals.MultiAppend) (annals.MultiAppendResult, error) {
+	opts := startOptions
+	events := make([]annals.EventData, len(m.Records))
+	for i := range m.Records {
+		events[i] = m.Records[i].Event
+	}
+	if contexts := eventContexts(events); len(contexts) > 0 {
+		opts = append(slices.Clip(opts), linkOptions(ctx, contexts[1:])...)
+		ctx = trace.ContextWithRemoteSpanContext(ctx, contexts[0])
+	}
+	ctx, span := s.tracer.Start(ctx, "annals.append_multi", opts...)
+	res, err := s.Store.AppendMulti(ctx, m)
+	if span.IsRecording() {
+		attrs := []attribute.KeyValue{
+			attribute.String("db.system.name", "annals"),
+			attribute.String("db.operation.name", "append_multi"),
+			attribute.Int("annals.events", len(m.Records)),
+			attribute.Int("annals.streams", len(res.Streams)),
+			attribute.Int("annals.checks", len(m.Checks)),
+		}
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		} else {
+			attrs = append(attrs, attribute.Int64("annals.first_position", int64(res.FirstPosition)),
+				attribute.Int64("annals.last_position", int64(res.LastPosition)))
+		}
+		span.SetAttributes(attrs...)
+	}
+	span.End()
+	return res, err
+}
+
 // linkOptions link an append's span to the call's span and to the trace
 // contexts of its events after the first.
 func linkOptions(ctx context.Context, others []trace.SpanContext) []trace.SpanStartOption {

@@ -165,3 +165,20 @@ func TestSamplingFollowsTheClient(t *testing.T) {
 		t.Errorf("span %v in trace %v, want the client's trace and its attributes", span.Attributes, span.SpanContext.TraceID())
 	}
 }
+
+// TestMultiAppendSpan: a multi-stream append is one span, a child of its
+// first record's client context, with its size in its attributes.
+func TestMultiAppendSpan(t *testing.T) {
+	s, exp, _ := traced(t)
+	_, err := s.AppendMulti(context.Background(), annals.MultiAppend{Records: []annals.Record{
+		{Stream: "a", Event: annals.EventData{Type: "A", Metadata: withContext(clientTrace, clientSpan)}},
+		{Stream: "b", Event: annals.EventData{Type: "B"}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	span := find(t, exp, "annals.append_multi")
+	if span.Parent.SpanID().String() != clientSpan || !hasAttr(span, "annals.streams", "2") || !hasAttr(span, "annals.last_position", "2") {
+		t.Errorf("parent %v, attributes %v", span.Parent, span.Attributes)
+	}
+}
