@@ -93,6 +93,19 @@ func (e *ConditionError) Is(target error) bool {
 	return target == ErrConditionFailed || target == ErrWrongExpectedRevision
 }
 
+// MaxConditionScanEvents bounds the events a condition whose query has an
+// item without tags may pass over: such an item cannot use the tag index,
+// so the store's writer reads the log after the condition's position,
+// while every other append waits. Past it the append is refused with
+// ErrConditionScan (nothing written): give the item a tag, or decide on a
+// later position.
+const MaxConditionScanEvents = 100_000
+
+// ErrConditionScan is returned for a condition over MaxConditionScanEvents.
+// It matches ErrInvalidInput.
+var ErrConditionScan = &InvalidInputError{Field: "condition", TooLarge: true,
+	Reason: fmt.Sprintf("an item of the query names no tag and more than %d events came after the position: give it a tag, or decide on a later position", MaxConditionScanEvents)}
+
 // Tag limits (see Limits.CheckTags).
 const (
 	MaxTagsPerEvent = 32

@@ -233,13 +233,16 @@ func (w *writer) firstApplied(q annals.Query, after annals.Position) (annals.Pos
 		return w.walkMatches(q, after+1, hi)
 	}
 	var found annals.Position
-	err := scanLog(w.s.db, after+1, hi, func(e *annals.Event) bool {
+	err := scanLog(w.s.db, after+1, min(hi, after+annals.MaxConditionScanEvents), func(e *annals.Event) bool {
 		if q.Matches(e.Type, e.Tags) {
 			found = e.Position
 			return false
 		}
 		return true
 	})
+	if err == nil && found == 0 && hi-after > annals.MaxConditionScanEvents {
+		return 0, annals.ErrConditionScan
+	}
 	return found, err
 }
 

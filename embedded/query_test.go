@@ -1,7 +1,10 @@
 package embedded
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 
 	"github.com/annals/annals"
@@ -45,5 +48,36 @@ func TestTagCache(t *testing.T) {
 	}
 	if !c.mayMatch(q("gone"), c.floor-1) {
 		t.Fatal("below the floor must be unknown")
+	}
+}
+
+// TestConditionScanBounded: a condition whose query names no tag reads at
+// most MaxConditionScanEvents events in the writer; past them it is
+// refused, unless a match came within them.
+func TestConditionScanBounded(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	batch := make([]annals.EventData, 10_000)
+	for i := range batch {
+		batch[i] = annals.EventData{Type: "Filler"}
+	}
+	for range annals.MaxConditionScanEvents/len(batch) + 1 {
+		if _, err := s.Append(ctx, "filler", annals.Any, batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cond := func(typ string) *annals.Condition {
+		return &annals.Condition{Query: annals.Query{Items: []annals.QueryItem{{Types: []string{typ}}}}}
+	}
+	rec := []annals.Record{{Stream: "x", Event: annals.EventData{Type: "X"}}}
+	if _, err := s.AppendMulti(ctx, annals.MultiAppend{Records: rec, Condition: cond("Nothing")}); !errors.Is(err, annals.ErrConditionScan) || !errors.Is(err, annals.ErrInvalidInput) {
+		t.Fatalf("a scan past the bound: %v, want ErrConditionScan", err)
+	}
+	if _, err := s.AppendMulti(ctx, annals.MultiAppend{Records: rec, Condition: cond("Filler")}); !errors.Is(err, annals.ErrConditionFailed) {
+		t.Fatalf("a match within the bound: %v, want ErrConditionFailed", err)
 	}
 }

@@ -326,12 +326,12 @@ func (s *Store) at(pos annals.Position) (annals.Event, error) {
 	return e, nil
 }
 
-// ReadAll implements annals.Store.
 // ReadQuery implements annals.Store: a scan of the log.
 func (s *Store) ReadQuery(ctx context.Context, q annals.Query, opts annals.ReadQueryOptions) iter.Seq2[annals.Event, error] {
 	return core.ScanQuery(ctx, s.ReadAll, q, opts)
 }
 
+// ReadAll implements annals.Store.
 func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
 	return func(yield func(annals.Event, error) bool) {
 		if err := opts.Filter.Validate(); err != nil {

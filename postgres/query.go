@@ -132,6 +132,11 @@ func (v *groupView) FirstMatch(q annals.Query, after annals.Position) (annals.Po
 	if first != 0 {
 		return first, nil
 	}
+	if !indexed(q) && v.head > after && v.head-after > annals.MaxConditionScanEvents {
+		// Items without tags looked at the first MaxConditionScanEvents
+		// only: refuse this append (not the group's failure).
+		return 0, annals.ErrConditionScan
+	}
 	for _, e := range v.events {
 		if e.Position > after && q.Matches(e.Type, e.Tags) {
 			return e.Position, nil
@@ -151,7 +156,7 @@ func firstKey(it annals.QueryItem, after annals.Position) string {
 // query without items).
 func (v *groupView) itemQuery(it annals.QueryItem, after annals.Position) (string, []any) {
 	if len(it.Tags) == 0 {
-		return v.q.firstAfter, []any{clamp(after), it.Types}
+		return v.q.firstAfter, []any{clamp(after), it.Types, int64(annals.MaxConditionScanEvents)}
 	}
 	return itemFirstSQL(ident(v.q.schema), it, clamp(after))
 }

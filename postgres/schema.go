@@ -178,8 +178,9 @@ func newQueries(schema string) queries {
 				$5::text[], $6::text[], $7::bytea[], $8::bytea[], $10::jsonb[]) AS u(p, i, s, r, t, c, d, m, g)`),
 		insertTags: r.Replace(`INSERT INTO $S.event_tags (tag, position, type)
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])`),
-		// The first event after $1 of any type ($2, or any if empty).
-		firstAfter: r.Replace(`SELECT position FROM $S.events WHERE position > $1
+		// The first event after $1 of any type ($2, or any if empty),
+		// among the next $3.
+		firstAfter: r.Replace(`SELECT position FROM $S.events WHERE position > $1 AND position <= $1 + $3
 			AND (coalesce(cardinality($2::text[]), 0) = 0 OR type = ANY($2)) ORDER BY position LIMIT 1`),
 		hasID: r.Replace(`SELECT EXISTS (SELECT 1 FROM $S.events WHERE position = $1 AND id = $2)`),
 

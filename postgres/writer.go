@@ -563,6 +563,7 @@ type groupView struct {
 	// group's other reads in begin, so that conditions cost no round
 	// trip of their own while the head is locked.
 	first map[string]annals.Position
+	head  annals.Position // of $all when the group began
 }
 
 // begin opens the group's transaction, locks the head of $all, and reads
@@ -674,6 +675,7 @@ func (v *groupView) begin(reqs []*core.Request) (head annals.Position, lastTime 
 	if err := v.readConditions(br, firstKeys); err != nil {
 		return 0, time.Time{}, err
 	}
+	v.head = head
 	return head, lastTime, nil
 }
 

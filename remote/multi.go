@@ -98,9 +98,11 @@ func checkProperties(md []byte) error {
 	return nil
 }
 
-// eventData is an event as the client sends it, with the id generated
-// here if the caller gave none, as the local stores generate them (core's
-// newEvent): the protocol carries an id, so the server cannot.
+// eventData is an event as the official client sends it, with the id
+// generated here if the caller gave none, as the local stores generate
+// them (core's newEvent): the v1 protocol always carries an id, so the
+// server cannot. (The DCB service takes records without one: the store
+// generates them.)
 func eventData(e annals.EventData) kurrentdb.EventData {
 	id := e.ID
 	if id == (uuid.UUID{}) {

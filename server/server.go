@@ -79,12 +79,15 @@ const (
 
 // MaxMessageBytes is the largest gRPC message the server takes under
 // limits: a whole append in one message, since the Node and .NET clients
-// send an append as one BatchAppend message (KurrentDB takes up to 16 MiB
-// in one). The memory it takes is only what a client actually sends, and
+// send an append as one BatchAppend message and an AppendRecords is one
+// message (KurrentDB takes up to 16 MiB in one, 1.5 times its append size
+// on its v2 service). The memory it takes is only what a client actually sends, and
 // an append is refused once past the store's limits.
 func MaxMessageBytes(limits annals.Limits) int {
 	l := limits.WithDefaults()
-	return max(l.MaxEventSizeBytes, l.MaxAppendSizeBytes) + l.MaxAppendEvents*eventOverheadBytes + messageOverheadBytes
+	// Protocol v2's AppendRecords and the DCB service's Append name the
+	// stream in every record: each may repeat a whole stream name.
+	return max(l.MaxEventSizeBytes, l.MaxAppendSizeBytes) + l.MaxAppendEvents*(eventOverheadBytes+l.MaxStreamNameBytes) + messageOverheadBytes
 }
 
 // Options configure a Server.

@@ -30,9 +30,10 @@ type streamsV2Server struct {
 
 // multiIn is a multi-stream append as received, with the bytes it holds.
 type multiIn struct {
-	m         annals.MultiAppend
-	heldBytes int
-	err       error
+	m           annals.MultiAppend
+	heldBytes   int // taken from the budget: records and stream names
+	recordBytes int // the records', against MaxAppendSizeBytes
+	err         error
 }
 
 // add appends one record to in, refusing it when it is over the limits
@@ -46,18 +47,27 @@ func (s *streamsV2Server) add(ctx context.Context, in *multiIn, stream string, r
 	if size > s.limits.MaxEventSizeBytes {
 		return recordTooLarge(stream, &e, size, s.limits.MaxEventSizeBytes)
 	}
-	if in.heldBytes+size > s.limits.MaxAppendSizeBytes {
-		return transactionTooLarge(in.heldBytes+size, s.limits.MaxAppendSizeBytes, len(in.m.Records)+1)
+	if in.recordBytes+size > s.limits.MaxAppendSizeBytes {
+		return transactionTooLarge(in.recordBytes+size, s.limits.MaxAppendSizeBytes, len(in.m.Records)+1)
 	}
 	if len(in.m.Records)+1 > s.limits.MaxAppendEvents {
 		return v2BadRequest("AppendRequest", fmt.Sprintf("An append holds at most %d records.", s.limits.MaxAppendEvents))
 	}
-	if err := s.budget.acquire(ctx, size); err != nil {
+	if err := s.hold(ctx, in, size); err != nil {
+		return err
+	}
+	in.recordBytes += size
+	in.m.Records = append(in.m.Records, annals.Record{Stream: stream, Event: e})
+	return nil
+}
+
+// hold takes n bytes from the budget for in.
+func (s *streamsV2Server) hold(ctx context.Context, in *multiIn, n int) error {
+	if err := s.budget.acquire(ctx, n); err != nil {
 		st, _ := toStatus(err)
 		return st
 	}
-	in.heldBytes += size
-	in.m.Records = append(in.m.Records, annals.Record{Stream: stream, Event: e})
+	in.heldBytes += n
 	return nil
 }
 
@@ -87,9 +97,16 @@ func (s *streamsV2Server) AppendRecords(ctx context.Context, req *v2.AppendRecor
 		}
 		in.m.Checks = append(in.m.Checks, annals.StreamCheck{Stream: sc.GetStream(), Expected: expected})
 	}
+	named := map[string]bool{}
 	for _, r := range req.GetRecords() {
 		if r.GetStream() == "" {
 			return nil, v2BadRequest("AppendRequest", "Stream must not be empty.")
+		}
+		if !named[r.GetStream()] {
+			if err := s.limits.CheckWritableStream(r.GetStream()); err != nil {
+				return nil, v2BadRequest("AppendRequest", err.Error())
+			}
+			named[r.GetStream()] = true
 		}
 		if err := s.add(ctx, in, r.GetStream(), r); err != nil {
 			return nil, err
@@ -190,8 +207,18 @@ func (s *streamsV2Server) sessionRequest(ctx context.Context, in *multiIn, seen 
 			fmt.Sprintf("Stream '%s' already has a different group of messages in this session. Appends for the same stream must currently be grouped together and not interleaved with appends for other streams.", name),
 			&v2errors.StreamAlreadyInAppendSessionErrorDetails{Stream: name})
 	}
+	if err := s.limits.CheckWritableStream(name); err != nil {
+		return v2BadRequest("AppendRequest", err.Error())
+	}
+	if len(seen) >= s.limits.MaxAppendStreams {
+		return v2BadRequest("AppendRequest", fmt.Sprintf("A session appends to at most %d streams.", s.limits.MaxAppendStreams))
+	}
 	expected, err := expectedFromV2(req.ExpectedRevision)
 	if err != nil {
+		return err
+	}
+	// The name is held until the session ends: it counts as its bytes.
+	if err := s.hold(ctx, in, len(name)); err != nil {
 		return err
 	}
 	seen[name] = true

@@ -206,15 +206,16 @@ func actualText(v annals.Violation) string {
 }
 
 // sessionConflict is AppendSession's answer to failed expectations: as
-// KurrentDB, about the first failure only, and "tombstoned" if any
-// failure is a tombstoned stream or a soft-deleted one expected to exist.
+// KurrentDB, "tombstoned" naming the first failure that is a tombstoned
+// stream or a soft-deleted one expected to exist, else a revision
+// conflict about the first failure.
 func sessionConflict(ce *annals.ConsistencyError) error {
 	first := ce.Violations[0]
 	for _, v := range ce.Violations {
 		if v.Tombstoned || (v.Deleted && v.Expected.IsStreamExists()) {
 			return v2Error(codes.FailedPrecondition, "STREAM_TOMBSTONED", "streams",
-				fmt.Sprintf("Stream '%s' has been tombstoned. It has been permanently removed from the system and cannot be restored.", first.Stream),
-				&v2errors.StreamTombstonedErrorDetails{Stream: first.Stream})
+				fmt.Sprintf("Stream '%s' has been tombstoned. It has been permanently removed from the system and cannot be restored.", v.Stream),
+				&v2errors.StreamTombstonedErrorDetails{Stream: v.Stream})
 		}
 	}
 	actual := int64(v2NoStream)
