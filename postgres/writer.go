@@ -574,24 +574,71 @@ func (v *groupView) begin(reqs []*core.Request) (head annals.Position, lastTime 
 	v.dirty = map[string]struct{}{}
 	v.ids = map[streamID]core.Recorded{}
 	v.looked = map[streamID]struct{}{}
-	var names []string
+	k := v.groupKeys(reqs)
+	for _, n := range k.names {
+		v.states[n] = core.StreamState{} // absent unless a row says otherwise
+	}
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	// The lock first: the reads after it see every commit before it.
+	b.Queue(v.q.lockHead)
+	b.Queue(v.q.streamStates, k.names)
+	if len(k.ids) > 0 {
+		b.Queue(v.q.lookupIDs, k.idStreams, k.ids)
+	}
+	firstKeys := v.queueConditions(b, reqs)
+	br := v.conn.SendBatch(v.ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := br.Exec(); err != nil {
+		return 0, time.Time{}, err
+	}
+	var h int64
+	if err := br.QueryRow().Scan(&h, &lastTime); err != nil {
+		return 0, time.Time{}, err
+	}
+	if err := v.readStates(br); err != nil {
+		return 0, time.Time{}, err
+	}
+	if len(k.ids) > 0 {
+		if err := v.readIDs(br); err != nil {
+			return 0, time.Time{}, err
+		}
+	}
+	if err := v.readConditions(br, firstKeys); err != nil {
+		return 0, time.Time{}, err
+	}
+	v.head = annals.Position(h)
+	return v.head, lastTime, nil
+}
+
+// keys are what a group reads before it plans: the streams it writes or
+// checks, and the caller-given ids it writes (each with its stream).
+type keys struct {
+	names, idStreams []string
+	ids              []pgtype.UUID
+}
+
+func (v *groupView) groupKeys(reqs []*core.Request) keys {
+	var k keys
 	seen := map[string]struct{}{}
-	var idStreams []string
-	var ids []pgtype.UUID
 	name := func(stream string) {
 		if _, ok := seen[stream]; !ok {
 			seen[stream] = struct{}{}
-			names = append(names, stream)
+			k.names = append(k.names, stream)
 		}
 	}
 	id := func(stream string, id uuid.UUID) {
 		if id == (uuid.UUID{}) {
 			return
 		}
-		if k := (streamID{stream, id}); !hasKey(v.looked, k) {
-			v.looked[k] = struct{}{}
-			idStreams = append(idStreams, stream)
-			ids = append(ids, pgtype.UUID{Bytes: id, Valid: true})
+		if key := (streamID{stream, id}); !hasKey(v.looked, key) {
+			v.looked[key] = struct{}{}
+			k.idStreams = append(k.idStreams, stream)
+			k.ids = append(k.ids, pgtype.UUID{Bytes: id, Valid: true})
 		}
 	}
 	for _, r := range reqs {
@@ -610,73 +657,45 @@ func (v *groupView) begin(reqs []*core.Request) (head annals.Position, lastTime 
 			id(r.Op.Stream, r.Op.Events[i].ID)
 		}
 	}
-	for _, n := range names {
-		v.states[n] = core.StreamState{} // absent unless a row says otherwise
-	}
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	// The lock first: the reads after it see every commit before it.
-	b.Queue(v.q.lockHead)
-	b.Queue(v.q.streamStates, names)
-	if len(ids) > 0 {
-		b.Queue(v.q.lookupIDs, idStreams, ids)
-	}
-	firstKeys := v.queueConditions(b, reqs)
-	br := v.conn.SendBatch(v.ctx, b)
-	defer func() {
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	if _, err := br.Exec(); err != nil {
-		return 0, time.Time{}, err
-	}
-	var h int64
-	if err := br.QueryRow().Scan(&h, &lastTime); err != nil {
-		return 0, time.Time{}, err
-	}
-	head = annals.Position(h)
+	return k
+}
+
+// readStates reads the streams' rows begin asked for.
+func (v *groupView) readStates(br pgx.BatchResults) error {
 	rows, err := br.Query()
 	if err != nil {
-		return 0, time.Time{}, err
+		return err
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var name string
 		var st streamRow
 		if err := rows.Scan(&name, &st.hasEvents, &st.lastRevision, &st.lastPosition, &st.softDeleted, &st.tombstoned); err != nil {
-			rows.Close()
-			return 0, time.Time{}, err
+			return err
 		}
 		v.states[name] = st.state()
 	}
-	if err := rows.Err(); err != nil {
-		return 0, time.Time{}, err
+	return rows.Err()
+}
+
+// readIDs reads where the ids begin looked up are recorded.
+func (v *groupView) readIDs(br pgx.BatchResults) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
 	}
-	if len(ids) > 0 {
-		rows, err := br.Query()
-		if err != nil {
-			return 0, time.Time{}, err
+	defer rows.Close()
+	for rows.Next() {
+		var id pgtype.UUID
+		var rec core.Recorded
+		var rev, pos int64
+		if err := rows.Scan(&id, &rec.Stream, &rev, &pos); err != nil {
+			return err
 		}
-		for rows.Next() {
-			var id pgtype.UUID
-			var rec core.Recorded
-			var rev, pos int64
-			if err := rows.Scan(&id, &rec.Stream, &rev, &pos); err != nil {
-				rows.Close()
-				return 0, time.Time{}, err
-			}
-			rec.Found, rec.Revision, rec.Position = true, annals.Revision(rev), annals.Position(pos)
-			v.ids[streamID{rec.Stream, uuid.UUID(id.Bytes)}] = rec
-		}
-		if err := rows.Err(); err != nil {
-			return 0, time.Time{}, err
-		}
+		rec.Found, rec.Revision, rec.Position = true, annals.Revision(rev), annals.Position(pos)
+		v.ids[streamID{rec.Stream, uuid.UUID(id.Bytes)}] = rec
 	}
-	if err := v.readConditions(br, firstKeys); err != nil {
-		return 0, time.Time{}, err
-	}
-	v.head = head
-	return head, lastTime, nil
+	return rows.Err()
 }
 
 func (v *groupView) add(e *annals.Event) {
