@@ -118,35 +118,9 @@ func (l Limits) CheckEvents(events []EventData) error {
 	}
 	total := 0
 	for i := range events {
-		e := &events[i]
-		field := func(f string) string { return fmt.Sprintf("event[%d].%s", i, f) }
-		if e.Type == "" {
-			return invalid(field("type"), "is empty")
-		}
-		if len(e.Type) > l.MaxEventTypeBytes {
-			return invalid(field("type"), "is %d bytes, at most %d", len(e.Type), l.MaxEventTypeBytes)
-		}
-		if err := checkText(field("type"), e.Type); err != nil {
+		size, err := l.checkEvent(fmt.Sprintf("event[%d]", i), &events[i])
+		if err != nil {
 			return err
-		}
-		if err := checkDisguise(field("type"), e.Type); err != nil {
-			return err
-		}
-		if e.Type[0] == '$' && !l.AllowSystemStreams {
-			return invalid(field("type"), "%q: types starting with '$' are reserved for the system", e.Type)
-		}
-		if len(e.ContentType) > maxContentTypeBytes {
-			return invalid(field("contentType"), "is %d bytes, at most %d", len(e.ContentType), maxContentTypeBytes)
-		}
-		if err := checkText(field("contentType"), e.ContentType); err != nil {
-			return err
-		}
-		if err := CheckTags(field("tags"), e.Tags); err != nil {
-			return err
-		}
-		size := EventSizeBytes(e)
-		if size > l.MaxEventSizeBytes {
-			return tooLarge(field("size"), "event is %d bytes, at most %d", size, l.MaxEventSizeBytes)
 		}
 		total += size
 	}
@@ -157,6 +131,41 @@ func (l Limits) CheckEvents(events []EventData) error {
 		return tooLarge("events", "append is %d bytes, at most %d", total, l.MaxAppendSizeBytes)
 	}
 	return nil
+}
+
+// checkEvent validates one event, its fields named prefix.field, and
+// returns its size.
+func (l Limits) checkEvent(prefix string, e *EventData) (int, error) {
+	field := func(f string) string { return prefix + "." + f }
+	if e.Type == "" {
+		return 0, invalid(field("type"), "is empty")
+	}
+	if len(e.Type) > l.MaxEventTypeBytes {
+		return 0, invalid(field("type"), "is %d bytes, at most %d", len(e.Type), l.MaxEventTypeBytes)
+	}
+	if err := checkText(field("type"), e.Type); err != nil {
+		return 0, err
+	}
+	if err := checkDisguise(field("type"), e.Type); err != nil {
+		return 0, err
+	}
+	if e.Type[0] == '$' && !l.AllowSystemStreams {
+		return 0, invalid(field("type"), "%q: types starting with '$' are reserved for the system", e.Type)
+	}
+	if len(e.ContentType) > maxContentTypeBytes {
+		return 0, invalid(field("contentType"), "is %d bytes, at most %d", len(e.ContentType), maxContentTypeBytes)
+	}
+	if err := checkText(field("contentType"), e.ContentType); err != nil {
+		return 0, err
+	}
+	if err := CheckTags(field("tags"), e.Tags); err != nil {
+		return 0, err
+	}
+	size := EventSizeBytes(e)
+	if size > l.MaxEventSizeBytes {
+		return 0, tooLarge(field("size"), "event is %d bytes, at most %d", size, l.MaxEventSizeBytes)
+	}
+	return size, nil
 }
 
 // EventSizeBytes is the size an event counts against MaxEventSizeBytes.
@@ -261,8 +270,9 @@ func (l Limits) CheckRecords(records []Record) error {
 				return tooLarge("records", "the append writes more than %d streams", l.MaxAppendStreams)
 			}
 		}
-		if err := l.CheckEvents([]EventData{r.Event}); err != nil {
-			return renameField(err, "event[0]", fmt.Sprintf("record[%d]", i))
+		size, err := l.checkEvent(fmt.Sprintf("record[%d]", i), &r.Event)
+		if err != nil {
+			return err
 		}
 		if r.Event.ID != (uuid.UUID{}) {
 			k := streamID{r.Stream, r.Event.ID}
@@ -271,7 +281,7 @@ func (l Limits) CheckRecords(records []Record) error {
 			}
 			ids[k] = struct{}{}
 		}
-		total += EventSizeBytes(&r.Event)
+		total += size
 	}
 	if total > l.MaxAppendSizeBytes {
 		return tooLarge("records", "append is %d bytes, at most %d", total, l.MaxAppendSizeBytes)

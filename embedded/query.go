@@ -16,19 +16,6 @@ import (
 // query checked on it. A query with an item that names no tag cannot use
 // the index: it scans the log (ReadAll), as the memory store does.
 
-// indexed reports whether every item of q names a tag.
-func indexed(q annals.Query) bool {
-	if len(q.Items) == 0 {
-		return false
-	}
-	for _, it := range q.Items {
-		if len(it.Tags) == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // candidate is an index entry that may match.
 type candidate struct{ pos, chunk annals.Position }
 
@@ -152,7 +139,7 @@ func compare(a, b annals.Position) int {
 // of q names a tag, else by scanning the log. Only durable events are
 // read.
 func (s *Store) ReadQuery(ctx context.Context, q annals.Query, opts annals.ReadQueryOptions) iter.Seq2[annals.Event, error] {
-	if !indexed(q) {
+	if !core.Indexed(q) {
 		return core.ScanQuery(ctx, s.ReadAll, q, opts)
 	}
 	return func(yield func(annals.Event, error) bool) {
@@ -226,7 +213,7 @@ func (w *writer) firstApplied(q annals.Query, after annals.Position) (annals.Pos
 		return 0, nil
 	}
 	hi := w.next - 1
-	if indexed(q) {
+	if core.Indexed(q) {
 		if !w.tags.mayMatch(q, after) {
 			return 0, nil
 		}

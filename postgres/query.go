@@ -21,19 +21,6 @@ import (
 // that names no tag reads the log (ReadAll for reads; a scan by type for
 // conditions), as the memory store does.
 
-// indexed reports whether every item of q names a tag.
-func indexed(q annals.Query) bool {
-	if len(q.Items) == 0 {
-		return false
-	}
-	for _, it := range q.Items {
-		if len(it.Tags) == 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // itemFirstSQL selects the first event after a position that one item
 // matches, driven by the index of the item's first tag.
 func itemFirstSQL(schema string, it annals.QueryItem, after int64) (string, []any) {
@@ -68,7 +55,7 @@ func querySQL(schema string, q annals.Query, backwards bool, from int64, limit i
 // ReadQuery implements annals.Store: from the tag index when every item
 // of q names a tag, else by reading the log.
 func (s *Store) ReadQuery(ctx context.Context, q annals.Query, opts annals.ReadQueryOptions) iter.Seq2[annals.Event, error] {
-	if !indexed(q) {
+	if !core.Indexed(q) {
 		return core.ScanQuery(ctx, s.ReadAll, q, opts)
 	}
 	return func(yield func(annals.Event, error) bool) {
@@ -132,7 +119,7 @@ func (v *groupView) FirstMatch(q annals.Query, after annals.Position) (annals.Po
 	if first != 0 {
 		return first, nil
 	}
-	if !indexed(q) && v.head > after && v.head-after > annals.MaxConditionScanEvents {
+	if !core.Indexed(q) && v.head > after && v.head-after > annals.MaxConditionScanEvents {
 		// Items without tags looked at the first MaxConditionScanEvents
 		// only: refuse this append (not the group's failure).
 		return 0, annals.ErrConditionScan

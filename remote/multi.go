@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/annals/annals"
+	"github.com/annals/annals/internal/dcbpb"
 	"github.com/google/uuid"
 	"github.com/kurrent-io/KurrentDB-Client-Go/kurrentdb"
 	"google.golang.org/grpc/status"
@@ -115,26 +116,14 @@ func eventData(e annals.EventData) kurrentdb.EventData {
 	return kurrentdb.EventData{EventID: id, EventType: e.Type, ContentType: ct, Data: e.Data, Metadata: e.Metadata}
 }
 
-// The protocol's states a check may ask for besides revisions and the
-// client's NoStream and StreamExists (KurrentDB's ExpectedVersion).
-const (
-	stateDeleted    = -5
-	stateTombstoned = -6
-)
-
 // checkState is the state a check sends. The client has no type for
 // deleted and tombstoned: the raw value travels as a revision.
 func checkState(e annals.ExpectedRevision) kurrentdb.StreamState {
-	switch {
-	case e.IsDeleted():
-		return kurrentdb.StreamRevision{Value: rawState(stateDeleted)}
-	case e.IsTombstoned():
-		return kurrentdb.StreamRevision{Value: rawState(stateTombstoned)}
+	if e.IsDeleted() || e.IsTombstoned() {
+		return kurrentdb.StreamRevision{Value: uint64(dcbpb.RawState(e))}
 	}
 	return streamState(e)
 }
-
-func rawState(v int64) uint64 { return uint64(v) }
 
 // multiResult orders the server's revisions (in no guaranteed order) by
 // each stream's first record, and places each stream's last record: the
@@ -193,9 +182,9 @@ func violation(v kurrentdb.ConsistencyViolation, checks []annals.StreamCheck, wr
 	}
 	if r, ok := v.ActualState.(kurrentdb.StreamRevision); ok {
 		switch raw := int64(r.Value); {
-		case raw == stateDeleted:
+		case raw == dcbpb.StateDeleted:
 			out.Deleted = true
-		case raw == stateTombstoned:
+		case raw == dcbpb.StateTombstoned:
 			out.Tombstoned = true
 		case r.Value <= math.MaxInt64:
 			out.Actual = annals.Exact(annals.Revision(r.Value))

@@ -117,19 +117,11 @@ func expectedFromV2(raw *int64) (annals.ExpectedRevision, error) {
 
 // checkFromV2 maps a check's expected state; Any is not a check.
 func checkFromV2(v int64) (annals.ExpectedRevision, error) {
-	switch {
-	case v >= 0:
-		return annals.Exact(annals.Revision(v)), nil
-	case v == v2NoStream:
-		return annals.NoStream, nil
-	case v == v2Exists:
-		return annals.StreamExists, nil
-	case v == v2Deleted:
-		return annals.Deleted, nil
-	case v == v2Tombstoned:
-		return annals.Tombstoned, nil
+	e, err := dcbpb.FromRawState(v)
+	if err != nil {
+		return annals.Any, v2BadRequest("AppendRecordsRequest", "Expected state must be positive or one of the allowed constants: NoStream (-1), Exists (-4), Deleted (-5), or Tombstoned (-6). Any (-2) is not allowed.")
 	}
-	return annals.Any, v2BadRequest("AppendRecordsRequest", "Expected state must be positive or one of the allowed constants: NoStream (-1), Exists (-4), Deleted (-5), or Tombstoned (-6). Any (-2) is not allowed.")
+	return e, nil
 }
 
 // rawExpected is an expectation as the protocol writes it.

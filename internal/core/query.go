@@ -34,3 +34,18 @@ func ScanQuery(ctx context.Context, readAll func(context.Context, annals.ReadAll
 		}
 	}
 }
+
+// Indexed reports whether every item of q names a tag, so that a store's
+// tag index answers it; a query without items (every event) or with an
+// item of types only is read from the log.
+func Indexed(q annals.Query) bool {
+	if len(q.Items) == 0 {
+		return false
+	}
+	for _, it := range q.Items {
+		if len(it.Tags) == 0 {
+			return false
+		}
+	}
+	return true
+}
