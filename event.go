@@ -87,6 +87,21 @@ type Event struct {
 	// Position is the event's place in the global order: starts at 1,
 	// strictly increasing, gapless, in commit order.
 	Position Position
+	// Link, when a read with ResolveLinks resolved a link, is the link
+	// this event was read through: a $> event of the stream read, or of
+	// an index stream ($ce-, $et-, $streams). The event itself is then
+	// the one pointed at, from its own stream. Nil otherwise.
+	Link *Event
+}
+
+// Original returns the event as the read found it in the stream read:
+// the link when the event was resolved through one (Link), else the event
+// itself. Its Revision (and, in $all, Position) is where to resume.
+func (e *Event) Original() *Event {
+	if e.Link != nil {
+		return e.Link
+	}
+	return e
 }
 
 // Start and End name the two ends of a stream or of the global log in read

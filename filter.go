@@ -54,6 +54,14 @@ func CategoryFilter(category string) *Filter {
 	return &Filter{On: FilterStreamName, category: category}
 }
 
+// Category returns the category of a filter made by CategoryFilter.
+func (f *Filter) Category() (string, bool) {
+	if f == nil || f.category == "" {
+		return "", false
+	}
+	return f.category, true
+}
+
 // ExcludeSystemEventsFilter matches events whose type does not start with
 // '$' (user events only).
 func ExcludeSystemEventsFilter() *Filter {

@@ -105,6 +105,9 @@ func (l Limits) CheckWritableStream(stream string) error {
 	if stream == AllStream {
 		return invalid("stream", "%s is the global log and cannot be written", AllStream)
 	}
+	if IsIndexStream(stream) {
+		return invalid("stream", "%q is an index stream the store maintains; it cannot be written", stream)
+	}
 	if stream[0] == '$' && !l.AllowSystemStreams {
 		return invalid("stream", "%q: names starting with '$' are reserved for the system", stream)
 	}
@@ -149,7 +152,9 @@ func (l Limits) checkEvent(prefix string, e *EventData) (int, error) {
 	if err := checkDisguise(field("type"), e.Type); err != nil {
 		return 0, err
 	}
-	if e.Type[0] == '$' && !l.AllowSystemStreams {
+	// A link ($>) is the one system type users write, as KurrentDB's
+	// clients do: reads with ResolveLinks resolve it.
+	if e.Type[0] == '$' && e.Type != EventTypeLink && !l.AllowSystemStreams {
 		return 0, invalid(field("type"), "%q: types starting with '$' are reserved for the system", e.Type)
 	}
 	if len(e.ContentType) > maxContentTypeBytes {

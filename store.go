@@ -107,6 +107,11 @@ type ReadStreamOptions struct {
 	From Revision
 	// Limit caps the number of events; 0 means no limit.
 	Limit uint64
+	// ResolveLinks answers each link event ($>) with the event it points
+	// at, the link in its Link field, as KurrentDB's resolveLinkTos; a
+	// link whose event is gone (deleted, truncated, expired) is answered
+	// as itself.
+	ResolveLinks bool
 }
 
 // ReadAllOptions select part of the global log.
@@ -118,8 +123,11 @@ type ReadAllOptions struct {
 	// Limit caps the number of events yielded (after filtering); 0 means
 	// no limit.
 	Limit uint64
-	// Filter, if not nil, yields only matching events.
+	// Filter, if not nil, yields only matching events. It looks at the
+	// events as recorded in $all (a link, not what it points at).
 	Filter *Filter
+	// ResolveLinks: as in ReadStreamOptions.
+	ResolveLinks bool
 }
 
 // SubscribeStreamOptions say where a stream subscription starts.
@@ -128,6 +136,8 @@ type SubscribeStreamOptions struct {
 	// events appended after the subscription starts) or a revision. To
 	// resume after a checkpoint r, pass After(r).
 	From Revision
+	// ResolveLinks: as in ReadStreamOptions.
+	ResolveLinks bool
 }
 
 // SubscribeAllOptions say where an $all subscription starts and what it
@@ -138,6 +148,8 @@ type SubscribeAllOptions struct {
 	From Position
 	// Filter, if not nil, delivers only matching events.
 	Filter *Filter
+	// ResolveLinks: as in ReadStreamOptions.
+	ResolveLinks bool
 	// CheckpointEveryEvents is how many events of the log the subscription
 	// reads, matching or not, between checkpoints (as KurrentDB counts
 	// them); one more comes when it catches up. 0 means

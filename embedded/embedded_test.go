@@ -52,3 +52,14 @@ func TestOpenLocked(t *testing.T) {
 		t.Fatalf("second Open of one directory: got %v, want ErrLocked", err)
 	}
 }
+
+func TestIndexes(t *testing.T) {
+	storetest.ExerciseIndexes(t, func(t *testing.T) annals.Store {
+		s, err := embedded.Open(t.TempDir(), embedded.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

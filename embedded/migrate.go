@@ -15,7 +15,7 @@ import (
 //	1: the id index holds global ids ('I' id)
 //	2: the id index is per stream ('K' stream 0x00 id), as KurrentDB's
 //	   idempotency is
-const formatVersion = 2
+const formatVersion = 3
 
 // migrateBatchKeys bounds the keys one migration batch writes, so a large
 // store's migration holds a bounded batch in memory.
@@ -44,7 +44,12 @@ func checkFormat(db *pebble.DB, readOnly bool, logger *slog.Logger) error {
 	if readOnly {
 		return fmt.Errorf("the store needs its format upgraded to version %d, which needs free disk space: %w", formatVersion, annals.ErrDiskFull)
 	}
-	return migrateIDIndex(db, logger)
+	if !ok {
+		if err := migrateIDIndex(db, logger); err != nil {
+			return err
+		}
+	}
+	return migrateIndexes(db, logger)
 }
 
 // migrateIDIndex rebuilds the id index per stream from the log (every event
@@ -92,12 +97,12 @@ func migrateIDIndex(db *pebble.DB, logger *slog.Logger) error {
 	if err := b.DeleteRange([]byte{tableLegacyID}, []byte{tableLegacyID + 1}, nil); err != nil {
 		return err
 	}
-	mustSet(b, []byte{keyFormat}, []byte{formatVersion})
+	mustSet(b, []byte{keyFormat}, []byte{2})
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
 	if events > 0 {
-		logger.Info("embedded store migrated: event ids are now scoped to their stream", "format", formatVersion, "events", events)
+		logger.Info("embedded store migrated: event ids are now scoped to their stream", "format", 2, "events", events)
 	}
 	return nil
 }

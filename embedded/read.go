@@ -8,6 +8,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/internal/core"
+	"github.com/annals/annals/internal/links"
 	"github.com/cockroachdb/pebble/v2"
 )
 
@@ -146,8 +147,17 @@ func (s *Store) StreamMetadata(ctx context.Context, stream string) (annals.Strea
 	return md, ms.Actual(), err
 }
 
-// ReadStream implements annals.Store.
+// ReadStream implements annals.Store: index streams from the indexes
+// (indexes.go), links resolved if opts asks.
 func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error] {
+	if err := s.opts.Limits.CheckStreamName(stream); err != nil {
+		return func(yield func(annals.Event, error) bool) { yield(annals.Event{}, err) }
+	}
+	return links.ReadStream(ctx, s.links(), stream, opts)
+}
+
+// readStream reads an ordinary stream.
+func (s *Store) readStream(ctx context.Context, stream string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error] {
 	return func(yield func(annals.Event, error) bool) {
 		if err := s.opts.Limits.CheckStreamName(stream); err != nil {
 			yield(annals.Event{}, err)
@@ -294,8 +304,14 @@ func (s *Store) scan(bounds *pebble.IterOptions, reverse bool, fn func(k, v []by
 	return it.Close()
 }
 
-// ReadAll implements annals.Store.
+// ReadAll implements annals.Store: a category filter from the category
+// index, links resolved if opts asks.
 func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
+	return links.ReadAll(ctx, s.links(), opts)
+}
+
+// readAll reads the log, filtered by a scan.
+func (s *Store) readAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
 	return func(yield func(annals.Event, error) bool) {
 		if err := opts.Filter.Validate(); err != nil {
 			yield(annals.Event{}, err)
@@ -486,5 +502,5 @@ func (s *Store) SubscribeToAll(ctx context.Context, opts annals.SubscribeAllOpti
 
 // source is what core's subscription loops read.
 func (s *Store) source() core.Source {
-	return core.Source{ReadStream: s.ReadStream, ReadAll: s.ReadAll, DurableState: s.durableState}
+	return core.Source{ReadStream: s.ReadStream, ReadAll: s.ReadAll, DurableState: s.state, Indexed: links.Indexed}
 }

@@ -91,7 +91,8 @@ type writer struct {
 	heads    *headCache
 	ids      *idFilter // every recorded id (idfilter.go)
 	tags     *tagCache // where each recent tag was last written (query.go)
-	scratch  []byte    // reused encoding buffers
+	indexes  *indexHeads
+	scratch  []byte // reused encoding buffers
 	arena    []byte
 }
 
@@ -110,9 +111,10 @@ type group struct {
 func newWriter(s *Store, last annals.Position, lastTime time.Time, ids *idFilter) *writer {
 	return &writer{
 		s: s, next: last + 1, lastTime: lastTime,
-		heads: newHeadCache(s.opts.StreamCacheEntries),
-		ids:   ids,
-		tags:  newTagCache(last),
+		heads:   newHeadCache(s.opts.StreamCacheEntries),
+		ids:     ids,
+		tags:    newTagCache(last),
+		indexes: &indexHeads{db: func() *pebble.DB { return s.db }, next: map[string]annals.Revision{}, limit: IndexHeadCacheEntries},
 	}
 }
 
@@ -275,6 +277,9 @@ func (w *writer) writeSorted(b *pebble.Batch, events []*annals.Event, heads map[
 	}
 	w.arena = arena
 	w.writeTags(b, events, chunkOf)
+	if err := w.indexes.write(b, events, chunkOf); err != nil {
+		panic(fmt.Sprintf("embedded: reading an index head failed, stopping so no index is written wrong: %v", err))
+	}
 	hs := make([]string, 0, len(heads))
 	for stream := range heads {
 		hs = append(hs, stream)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/internal/core"
+	"github.com/annals/annals/internal/links"
 	"github.com/google/uuid"
 )
 
@@ -36,6 +37,7 @@ type Store struct {
 	log     []annals.Event // position p at index p-1
 	streams map[string]*stream
 	ids     map[streamID]annals.Position // (stream, event id) -> position
+	index   map[string][]annals.Position // index stream -> position of revision r at r
 	last    time.Time                    // recorded time never goes backwards
 	closed  bool
 }
@@ -67,6 +69,7 @@ func New(opts Options) *Store {
 		wm:      core.NewWatermark(0),
 		streams: make(map[string]*stream),
 		ids:     make(map[streamID]annals.Position),
+		index:   make(map[string][]annals.Position),
 	}
 	s.writes = core.Writes{Write: s.write}
 	return s
@@ -114,7 +117,7 @@ func (s *Store) Tombstone(ctx context.Context, stream string, expected annals.Ex
 
 // source is what core's subscription loops read.
 func (s *Store) source() core.Source {
-	return core.Source{ReadStream: s.ReadStream, ReadAll: s.ReadAll, DurableState: s.durableState}
+	return core.Source{ReadStream: s.ReadStream, ReadAll: s.ReadAll, DurableState: s.durableState, Indexed: links.Indexed}
 }
 
 // Close implements annals.Store.
@@ -155,6 +158,7 @@ func (s *Store) write(ctx context.Context, op *core.Op) (annals.AppendResult, er
 		e.Data, e.Metadata, e.Tags = bytes.Clone(e.Data), bytes.Clone(e.Metadata), slices.Clone(e.Tags)
 		s.log = append(s.log, e)
 		s.ids[streamID{e.Stream, e.ID}] = e.Position
+		s.indexLocked(&e)
 		if e.Revision == annals.RevisionTombstone {
 			continue
 		}
@@ -246,13 +250,25 @@ func (s *Store) durableState(ctx context.Context, name string) (core.StreamState
 	if s.closed {
 		return core.StreamState{}, annals.ErrClosed
 	}
+	if annals.IsIndexStream(name) {
+		return s.indexStateLocked(name), nil
+	}
 	st, _ := view{s}.State(name)
 	return st, nil
 }
 
-// ReadStream implements annals.Store. It reads in pages so that a slow
-// consumer never holds the lock.
+// ReadStream implements annals.Store: index streams from the store's
+// indexes (see package links), links resolved if opts asks.
 func (s *Store) ReadStream(ctx context.Context, name string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error] {
+	if err := s.limits.CheckStreamName(name); err != nil {
+		return func(yield func(annals.Event, error) bool) { yield(annals.Event{}, err) }
+	}
+	return links.ReadStream(ctx, s.links(), name, opts)
+}
+
+// readStream reads an ordinary stream. It reads in pages so that a slow
+// consumer never holds the lock.
+func (s *Store) readStream(ctx context.Context, name string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error] {
 	return func(yield func(annals.Event, error) bool) {
 		if err := s.limits.CheckStreamName(name); err != nil {
 			yield(annals.Event{}, err)
@@ -331,8 +347,14 @@ func (s *Store) ReadQuery(ctx context.Context, q annals.Query, opts annals.ReadQ
 	return core.ScanQuery(ctx, s.ReadAll, q, opts)
 }
 
-// ReadAll implements annals.Store.
+// ReadAll implements annals.Store: a category filter from the category
+// index, links resolved if opts asks.
 func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
+	return links.ReadAll(ctx, s.links(), opts)
+}
+
+// readAll reads the log, filtered by a scan.
+func (s *Store) readAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
 	return func(yield func(annals.Event, error) bool) {
 		if err := opts.Filter.Validate(); err != nil {
 			yield(annals.Event{}, err)

@@ -15,3 +15,11 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+func TestIndexes(t *testing.T) {
+	storetest.ExerciseIndexes(t, func(t *testing.T) annals.Store {
+		s := memory.New(memory.Options{})
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}

@@ -16,6 +16,9 @@ type Source struct {
 	ReadStream   func(ctx context.Context, stream string, opts annals.ReadStreamOptions) iter.Seq2[annals.Event, error]
 	ReadAll      func(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error]
 	DurableState func(ctx context.Context, stream string) (StreamState, error)
+	// Indexed, if not nil, reports a filter ReadAll answers from an index
+	// rather than a scan: the subscription then passes it to ReadAll.
+	Indexed func(*annals.Filter) bool
 }
 
 // A subscription is a catch-up read that never ends: it reads storage in
@@ -32,71 +35,136 @@ func SubscribeAll(ctx context.Context, src Source, wm *Watermark, opts annals.Su
 			yield(annals.Message{}, err)
 			return
 		}
-		interval := opts.CheckpointEveryEvents
-		if interval == 0 {
-			interval = annals.DefaultCheckpointEveryEvents
+		sub := &allSub{src: src, opts: opts, batch: batch, yield: yield, interval: opts.CheckpointEveryEvents}
+		if sub.interval == 0 {
+			sub.interval = annals.DefaultCheckpointEveryEvents
 		}
-		next := max(opts.From, 1)
+		sub.indexed = src.Indexed != nil && src.Indexed(opts.Filter)
+		sub.next = max(opts.From, 1)
 		if opts.From == annals.End {
-			next = wm.Load() + 1
+			sub.next = wm.Load() + 1
 		}
-		filter := opts.Filter
-		// read counts the events read, matching or not, since the last
-		// checkpoint: as KurrentDB, a filtered subscription checkpoints
-		// every interval events of the log, however many it delivered.
-		var read uint64
-		delivered := false // the last event read was delivered
 		caughtUp := false
 		for {
 			durable := wm.Load()
-			for next <= durable {
-				n := 0
-				for e, err := range src.ReadAll(ctx, annals.ReadAllOptions{From: next, Limit: uint64(batch)}) {
-					if err != nil {
-						yield(annals.Message{}, err)
-						return
-					}
-					n++
-					next = annals.After(e.Position)
-					delivered = filter.Match(&e)
-					if delivered && !yield(annals.Message{Kind: annals.MessageEvent, Event: e}, nil) {
-						return
-					}
-					if filter == nil {
-						continue
-					}
-					if read++; read >= interval {
-						read = 0
-						if !yield(annals.Message{Kind: annals.MessageCheckpoint, Position: e.Position}, nil) {
-							return
-						}
-					}
-				}
-				if n == 0 {
-					break
-				}
+			if !sub.readTo(ctx, durable) {
+				return
 			}
 			if !caughtUp {
 				caughtUp = true
-				// Going live, a checkpoint at the last position read, so
-				// one comes within the interval (as KurrentDB sends it),
-				// unless the consumer has just had that position.
-				if filter != nil && read > 0 && !delivered {
-					read = 0
-					if !yield(annals.Message{Kind: annals.MessageCheckpoint, Position: next - 1}, nil) {
-						return
-					}
-				}
-				if !yield(annals.Message{Kind: annals.MessageCaughtUp, Position: next - 1}, nil) {
+				if !sub.goLive() {
 					return
 				}
 			}
-			if _, err := wm.Wait(ctx, max(next-1, durable)); err != nil {
+			if _, err := wm.Wait(ctx, max(sub.next-1, durable)); err != nil {
 				yield(annals.Message{}, err)
 				return
 			}
 		}
 	}
+}
+
+// allSub is the state of one $all subscription.
+type allSub struct {
+	src      Source
+	opts     annals.SubscribeAllOptions
+	batch    int
+	interval uint64
+	// indexed: the store reads the filter from an index, so the pages
+	// hold only matching events; the events read between two are
+	// counted from their positions (the log has no gaps).
+	indexed bool
+	yield   func(annals.Message, error) bool
+	next    annals.Position
+	// read counts the events read, matching or not, since the last
+	// checkpoint: as KurrentDB, a filtered subscription checkpoints
+	// every interval events of the log, however many it delivered.
+	read      uint64
+	delivered bool // the last event read was delivered
+}
+
+// readTo delivers the log up to durable, page by page; false when the
+// subscription ends.
+func (s *allSub) readTo(ctx context.Context, durable annals.Position) bool {
+	for s.next <= durable {
+		read := annals.ReadAllOptions{From: s.next, Limit: uint64(s.batch), ResolveLinks: s.opts.ResolveLinks}
+		if s.indexed {
+			read.Filter = s.opts.Filter
+		}
+		n := 0
+		for e, err := range s.src.ReadAll(ctx, read) {
+			if err != nil {
+				s.yield(annals.Message{}, err)
+				return false
+			}
+			n++
+			if !s.event(&e) {
+				return false
+			}
+		}
+		if s.indexed && n < s.batch {
+			// Every match up to durable is delivered: the rest of the
+			// log up to it was read too.
+			if s.next > durable {
+				return true
+			}
+			s.read += uint64(durable + 1 - s.next)
+			s.next = durable + 1
+			s.delivered = false
+			return s.checkpointDue(durable)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return true
+}
+
+// event handles one event a page yielded.
+func (s *allSub) event(e *annals.Event) bool {
+	at := e.Original().Position
+	if s.indexed {
+		// The events between the last one and this did not match.
+		if skipped := uint64(at - s.next); skipped > 0 {
+			s.read += skipped
+			s.delivered = false
+			if !s.checkpointDue(at - 1) {
+				return false
+			}
+		}
+	}
+	s.next = annals.After(at)
+	s.delivered = s.indexed || s.opts.Filter.Match(e.Original())
+	if s.delivered && !s.yield(annals.Message{Kind: annals.MessageEvent, Event: *e}, nil) {
+		return false
+	}
+	if s.opts.Filter == nil {
+		return true
+	}
+	s.read++
+	return s.checkpointDue(at)
+}
+
+// checkpointDue sends a checkpoint at p if interval events were read.
+func (s *allSub) checkpointDue(p annals.Position) bool {
+	if s.opts.Filter == nil || s.read < s.interval {
+		return true
+	}
+	s.read = 0
+	return s.yield(annals.Message{Kind: annals.MessageCheckpoint, Position: p}, nil)
+}
+
+// goLive sends, on catching up, a checkpoint at the last position read,
+// so one comes within the interval (as KurrentDB sends it), unless the
+// consumer has just had that position; then caught-up.
+func (s *allSub) goLive() bool {
+	if s.opts.Filter != nil && s.read > 0 && !s.delivered {
+		s.read = 0
+		if !s.yield(annals.Message{Kind: annals.MessageCheckpoint, Position: s.next - 1}, nil) {
+			return false
+		}
+	}
+	return s.yield(annals.Message{Kind: annals.MessageCaughtUp, Position: s.next - 1}, nil)
 }
 
 // SubscribeStream runs a stream subscription. It waits for a stream that
@@ -127,7 +195,7 @@ func SubscribeStream(ctx context.Context, src Source, wm *Watermark, stream stri
 			}
 			for st.Exists && next <= st.LastRevision {
 				n := 0
-				for e, err := range src.ReadStream(ctx, stream, annals.ReadStreamOptions{From: next, Limit: uint64(batch)}) {
+				for e, err := range src.ReadStream(ctx, stream, annals.ReadStreamOptions{From: next, Limit: uint64(batch), ResolveLinks: opts.ResolveLinks}) {
 					if errors.Is(err, annals.ErrStreamNotFound) {
 						break // soft-deleted since: its events are hidden
 					}
@@ -135,11 +203,12 @@ func SubscribeStream(ctx context.Context, src Source, wm *Watermark, stream stri
 						yield(annals.Message{}, err)
 						return
 					}
-					if e.Revision > st.LastRevision {
+					at := e.Original().Revision
+					if at > st.LastRevision {
 						break
 					}
 					n++
-					next = annals.After(e.Revision)
+					next = annals.After(at)
 					if !yield(annals.Message{Kind: annals.MessageEvent, Event: e}, nil) {
 						return
 					}
