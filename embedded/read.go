@@ -153,7 +153,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, opts annals.ReadS
 	if err := s.opts.Limits.CheckStreamName(stream); err != nil {
 		return func(yield func(annals.Event, error) bool) { yield(annals.Event{}, err) }
 	}
-	return links.ReadStream(ctx, s.links(), stream, opts)
+	return links.ReadStream(ctx, s.src, stream, opts)
 }
 
 // readStream reads an ordinary stream.
@@ -307,7 +307,7 @@ func (s *Store) scan(bounds *pebble.IterOptions, reverse bool, fn func(k, v []by
 // ReadAll implements annals.Store: a category filter from the category
 // index, links resolved if opts asks.
 func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
-	return links.ReadAll(ctx, s.links(), opts)
+	return links.ReadAll(ctx, s.src, opts)
 }
 
 // readAll reads the log, filtered by a scan.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/annals/annals"
 	"github.com/annals/annals/internal/core"
+	"github.com/annals/annals/internal/links"
 	"github.com/annals/annals/internal/privfs"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -97,10 +98,11 @@ type Store struct {
 	opts   Options
 	db     *pebble.DB
 	wm     *core.Watermark
-	disk   *diskGuard  // only the writer uses it
-	queue  *core.Queue // to the writer (writer.go)
-	writes core.Writes // the write methods, over queue
-	gate   core.Gate   // readers use db through it; Close shuts it before closing db
+	disk   *diskGuard   // only the writer uses it
+	queue  *core.Queue  // to the writer (writer.go)
+	writes core.Writes  // the write methods, over queue
+	src    links.Source // what package links reads, made once: reads use it
+	gate   core.Gate    // readers use db through it; Close shuts it before closing db
 	once   sync.Once
 }
 
@@ -145,6 +147,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded: reading the id index: %w", err)
 	}
 	s.writes = core.Writes{Write: s.queue.Write}
+	s.src = s.links()
 	w := newWriter(s, last, lastTime, ids)
 	go w.run()
 	opts.Logger.Info("embedded store open", "dir", dir, "position", last, "id-filter-bytes", ids.sizeBytes(),

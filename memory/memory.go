@@ -28,7 +28,8 @@ type Options struct {
 // Store keeps the book of record in memory. One mutex serialises writes;
 // reads share it.
 type Store struct {
-	writes core.Writes // the write methods, over write
+	writes core.Writes  // the write methods, over write
+	src    links.Source // what package links reads, made once: reads use it
 	limits annals.Limits
 	now    func() time.Time
 	wm     *core.Watermark
@@ -72,6 +73,7 @@ func New(opts Options) *Store {
 		index:   make(map[string][]annals.Position),
 	}
 	s.writes = core.Writes{Write: s.write}
+	s.src = s.links()
 	return s
 }
 
@@ -263,7 +265,7 @@ func (s *Store) ReadStream(ctx context.Context, name string, opts annals.ReadStr
 	if err := s.limits.CheckStreamName(name); err != nil {
 		return func(yield func(annals.Event, error) bool) { yield(annals.Event{}, err) }
 	}
-	return links.ReadStream(ctx, s.links(), name, opts)
+	return links.ReadStream(ctx, s.src, name, opts)
 }
 
 // readStream reads an ordinary stream. It reads in pages so that a slow
@@ -350,7 +352,7 @@ func (s *Store) ReadQuery(ctx context.Context, q annals.Query, opts annals.ReadQ
 // ReadAll implements annals.Store: a category filter from the category
 // index, links resolved if opts asks.
 func (s *Store) ReadAll(ctx context.Context, opts annals.ReadAllOptions) iter.Seq2[annals.Event, error] {
-	return links.ReadAll(ctx, s.links(), opts)
+	return links.ReadAll(ctx, s.src, opts)
 }
 
 // readAll reads the log, filtered by a scan.
